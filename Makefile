@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install train test test-fast lint bench clean-data
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+train: install  ## train the student on the embedded synthetic data set (CPU, < 10 min)
+	$(PY) train.py $(ARGS)
+
+test: install  ## the whole test suite, as CI runs it
+	$(PY) -m pytest -n 2 --durations=15 $(ARGS)
+
+test-fast: install  ## the quick loop: everything but the slow tests
+	$(PY) -m pytest -n 2 -m "not slow" $(ARGS)
+
+lint: install
+	$(VENV)/bin/pre-commit run --all-files
+
+bench: install  ## every benchmark; each prints one JSON line of figures last
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,0 +1,436 @@
+"""COCO-WholeBody annotation files as arrays, with validation that names the file and field.
+
+A file holds COCO images and person annotations whose 133 points are split over five fields
+(``keypoints`` 17, ``foot_kpts`` 6, ``face_kpts`` 68, ``lefthand_kpts`` 21, ``righthand_kpts``
+21, each a flat ``[x, y, v, ...]`` list). Pseudo-label files add per-point teacher confidences in
+``keypoints_conf``, ``foot_conf``, ``face_conf``, ``lefthand_conf`` and ``righthand_conf``.
+A plain COCO person file (body only) loads too: its other parts are unlabelled.
+
+:class:`WholeBodySet` keeps each annotation's other fields (segmentation, ...) so that
+``load(path).save(out)`` writes the same JSON back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fullbody.keypoints import (
+    BODY_NAMES,
+    BOX_FIELDS,
+    CONF_FIELDS,
+    NUM_KEYPOINTS,
+    PART_FIELDS,
+    PART_SLICES,
+    SKELETON,
+    VALID_FIELDS,
+)
+
+PARTS = tuple(PART_SLICES)
+BOX_PARTS = tuple(BOX_FIELDS)
+#: Pixels a box may stick out of its image before it counts as malformed (COCO rounding).
+BOX_TOLERANCE = 2.0
+_ARRAY_FIELDS = {"id", "image_id", "bbox", "area", "iscrowd", "num_keypoints"}
+_ARRAY_FIELDS |= set(PART_FIELDS.values()) | set(CONF_FIELDS.values())
+_ARRAY_FIELDS |= set(VALID_FIELDS.values()) | set(BOX_FIELDS.values())
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation or results file; the message names file, record and field."""
+
+    def __init__(self, file: str | os.PathLike | None, record: str, field: str, problem: str):
+        self.file, self.record, self.field, self.problem = str(file), record, field, problem
+        super().__init__(f"{file}: {record}: field '{field}': {problem}")
+
+
+def person_category() -> dict[str, Any]:
+    """The COCO person category with its 17 body keypoint names and 1-based body skeleton."""
+    body = [(a + 1, b + 1) for a, b in SKELETON if a < 17 and b < 17]
+    return {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(BODY_NAMES),
+        "skeleton": [list(link) for link in body],
+    }
+
+
+@dataclass
+class WholeBodySet:
+    """People of one COCO-WholeBody file as arrays; row ``i`` of every array is one person.
+
+    Coordinates are image pixels. ``keypoints[..., 2]`` is COCO visibility (0 unlabelled,
+    1 labelled but occluded, 2 visible; COCO-WholeBody also has fractional values on some hands,
+    which the official metric counts as labelled, v > 0); ``conf`` is 1 for human labels and the teacher's
+    confidence for pseudo-labels, 0 where unlabelled. ``valid[:, p]`` is part ``p``'s validity
+    in :data:`PARTS` order; ``part_boxes[:, b]`` the face/left-hand/right-hand boxes (xywh,
+    zeros when absent) in :data:`BOX_PARTS` order.
+    """
+
+    images: dict[int, dict[str, Any]]
+    ann_ids: np.ndarray  # (N,) int64
+    image_ids: np.ndarray  # (N,) int64
+    keypoints: np.ndarray  # (N, 133, 3) float64
+    conf: np.ndarray  # (N, 133) float64
+    bboxes: np.ndarray  # (N, 4) float64, xywh
+    areas: np.ndarray  # (N,) float64
+    iscrowd: np.ndarray  # (N,) bool
+    valid: np.ndarray  # (N, 5) bool
+    part_boxes: np.ndarray  # (N, 3, 4) float64, xywh
+    has_conf: bool = False
+    extras: list[dict[str, Any]] = field(default_factory=list)
+    header: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.ann_ids)
+
+    @property
+    def num_labelled(self) -> np.ndarray:
+        """Labelled points (v > 0) per person and part, shape (N, 5)."""
+        lab = self.keypoints[..., 2] > 0
+        return np.stack([lab[:, s].sum(1) for s in PART_SLICES.values()], axis=1)
+
+    def image_path(self, image_id: int, root: str | os.PathLike) -> Path:
+        """Path of an image's file under an image folder."""
+        return Path(root) / self.images[int(image_id)]["file_name"]
+
+    def by_image(self) -> dict[int, np.ndarray]:
+        """Row indices of the people of every image (images without people map to empty)."""
+        order = np.argsort(self.image_ids, kind="stable")
+        groups: dict[int, np.ndarray] = {i: np.zeros(0, dtype=np.int64) for i in self.images}
+        ids, starts = np.unique(self.image_ids[order], return_index=True)
+        for img, rows in zip(ids, np.split(order, starts[1:])):
+            groups[int(img)] = rows
+        return groups
+
+    def subset(self, rows: np.ndarray | Sequence[int]) -> WholeBodySet:
+        """A new set holding the given rows (and every image)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return WholeBodySet(
+            images=dict(self.images),
+            ann_ids=self.ann_ids[rows],
+            image_ids=self.image_ids[rows],
+            keypoints=self.keypoints[rows],
+            conf=self.conf[rows],
+            bboxes=self.bboxes[rows],
+            areas=self.areas[rows],
+            iscrowd=self.iscrowd[rows],
+            valid=self.valid[rows],
+            part_boxes=self.part_boxes[rows],
+            has_conf=self.has_conf,
+            extras=[self.extras[r] for r in rows] if self.extras else [],
+            header=dict(self.header),
+            path=self.path,
+        )
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(
+        cls,
+        images: Iterable[Mapping[str, Any]],
+        image_ids: np.ndarray,
+        keypoints: np.ndarray,
+        bboxes: np.ndarray,
+        *,
+        conf: np.ndarray | None = None,
+        ann_ids: np.ndarray | None = None,
+        areas: np.ndarray | None = None,
+        iscrowd: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+        part_boxes: np.ndarray | None = None,
+    ) -> WholeBodySet:
+        """Build a set from arrays; omitted fields get COCO-WholeBody's usual defaults.
+
+        Defaults: ids 1..N, area = box w*h, not crowd, a part valid when it has a labelled
+        point, part boxes = the labelled points' extent, conf = 1 where labelled.
+        """
+        kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
+        n = len(kpts)
+        bboxes = np.asarray(bboxes, dtype=np.float64).reshape(n, 4)
+        lab = kpts[..., 2] > 0
+        if valid is None:
+            valid = np.stack([lab[:, s].any(1) for s in PART_SLICES.values()], axis=1)
+        if part_boxes is None:
+            part_boxes = np.stack([points_box(kpts[:, PART_SLICES[p]]) for p in BOX_PARTS], 1)
+        out = cls(
+            images={int(im["id"]): dict(im) for im in images},
+            ann_ids=np.arange(1, n + 1) if ann_ids is None else np.asarray(ann_ids),
+            image_ids=np.asarray(image_ids, dtype=np.int64).reshape(n),
+            keypoints=kpts,
+            conf=lab.astype(np.float64) if conf is None else np.asarray(conf, np.float64),
+            bboxes=bboxes,
+            areas=bboxes[:, 2] * bboxes[:, 3] if areas is None else np.asarray(areas, float),
+            iscrowd=np.zeros(n, bool) if iscrowd is None else np.asarray(iscrowd, bool),
+            valid=np.asarray(valid, dtype=bool).reshape(n, len(PARTS)),
+            part_boxes=np.asarray(part_boxes, dtype=np.float64).reshape(n, len(BOX_PARTS), 4),
+            has_conf=conf is not None,
+            header={"categories": [person_category()]},
+        )
+        out.ann_ids = out.ann_ids.astype(np.int64)
+        out.validate("<arrays>")
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, path: str | os.PathLike | None = None) -> WholeBodySet:
+        """Parse a loaded COCO-WholeBody JSON object; ``path`` only names it in errors."""
+        src = str(path) if path is not None else "<json>"
+        if not isinstance(data, dict):
+            raise AnnotationError(src, "top level", "(root)", "expected a JSON object")
+        for key in ("images", "annotations"):
+            if not isinstance(data.get(key), list):
+                raise AnnotationError(src, "top level", key, "missing or not a list")
+        images: dict[int, dict[str, Any]] = {}
+        for i, im in enumerate(data["images"]):
+            rec = f"image #{i}"
+            if not isinstance(im, dict):
+                raise AnnotationError(src, rec, "(record)", "expected an object")
+            for key in ("id", "file_name", "width", "height"):
+                if key not in im:
+                    raise AnnotationError(src, rec, key, "missing")
+            rec = f"image {im['id']}"
+            for key in ("width", "height"):
+                if not _is_number(im[key]) or im[key] <= 0:
+                    raise AnnotationError(
+                        src, rec, key, f"must be a positive number, got {im[key]!r}"
+                    )
+            if int(im["id"]) in images:
+                raise AnnotationError(src, rec, "id", "duplicate image id")
+            images[int(im["id"])] = im
+
+        anns = data["annotations"]
+        n = len(anns)
+        kpts = np.zeros((n, NUM_KEYPOINTS, 3))
+        conf = np.zeros((n, NUM_KEYPOINTS))
+        bboxes, areas = np.zeros((n, 4)), np.zeros(n)
+        ann_ids, image_ids = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        iscrowd = np.zeros(n, bool)
+        valid = np.zeros((n, len(PARTS)), bool)
+        part_boxes = np.zeros((n, len(BOX_PARTS), 4))
+        conf_names = set(CONF_FIELDS.values())
+        has_conf = any(isinstance(a, dict) and not conf_names.isdisjoint(a) for a in anns)
+        extras: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for i, ann in enumerate(anns):
+            if not isinstance(ann, dict):
+                raise AnnotationError(src, f"annotation #{i}", "(record)", "expected an object")
+            if "id" not in ann:
+                raise AnnotationError(src, f"annotation #{i}", "id", "missing")
+            rec = f"annotation {ann['id']}"
+            for key in ("image_id", "bbox", "keypoints"):
+                if key not in ann:
+                    raise AnnotationError(src, rec, key, "missing")
+            if ann["id"] in seen:
+                raise AnnotationError(src, rec, "id", "duplicate annotation id")
+            seen.add(ann["id"])
+            ann_ids[i] = ann["id"]
+            if ann["image_id"] not in images:
+                raise AnnotationError(src, rec, "image_id", f"unknown image id {ann['image_id']!r}")
+            image_ids[i] = ann["image_id"]
+            im = images[image_ids[i]]
+            bboxes[i] = _box(ann["bbox"], src, rec, "bbox", im)
+            areas[i] = _number(ann.get("area", bboxes[i, 2] * bboxes[i, 3]), src, rec, "area")
+            iscrowd[i] = bool(ann.get("iscrowd", 0))
+            for p, fld in PART_FIELDS.items():
+                sl = PART_SLICES[p]
+                k = sl.stop - sl.start
+                if fld in ann:
+                    kpts[i, sl] = _flat_points(ann[fld], k, src, rec, fld)
+                lab = kpts[i, sl, 2] > 0
+                cfld = CONF_FIELDS[p]
+                if cfld in ann:
+                    conf[i, sl] = _confidences(ann[cfld], k, src, rec, cfld)
+                else:  # no confidences: human labels
+                    conf[i, sl] = lab
+                vfld = VALID_FIELDS.get(p)
+                pi = PARTS.index(p)
+                valid[i, pi] = bool(ann[vfld]) if vfld and vfld in ann else bool(lab.any())
+            for b, p in enumerate(BOX_PARTS):
+                if BOX_FIELDS[p] in ann:
+                    part_boxes[i, b] = _box(ann[BOX_FIELDS[p]], src, rec, BOX_FIELDS[p], im)
+            extras.append({k: v for k, v in ann.items() if k not in _ARRAY_FIELDS})
+        header = {k: v for k, v in data.items() if k not in ("images", "annotations")}
+        return cls(
+            images=images,
+            ann_ids=ann_ids,
+            image_ids=image_ids,
+            keypoints=kpts,
+            conf=conf,
+            bboxes=bboxes,
+            areas=areas,
+            iscrowd=iscrowd,
+            valid=valid,
+            part_boxes=part_boxes,
+            has_conf=has_conf,
+            extras=extras,
+            header=header,
+            path=Path(path) if path is not None else None,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> WholeBodySet:
+        """Read and validate a COCO-WholeBody (or pseudo-label, or COCO person) JSON file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: annotation file not found")
+        try:
+            with path.open() as f:
+                data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise AnnotationError(
+                path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}"
+            ) from e
+        return cls.from_json(data, path)
+
+    # ---------------------------------------------------------------- output
+    def validate(self, src: str = "<arrays>") -> None:
+        """Check shapes and values of the arrays (what :meth:`from_json` checks per field)."""
+        n = len(self)
+        shapes = {
+            "image_ids": (n,), "keypoints": (n, NUM_KEYPOINTS, 3), "conf": (n, NUM_KEYPOINTS),
+            "bboxes": (n, 4), "areas": (n,), "iscrowd": (n,), "valid": (n, len(PARTS)),
+            "part_boxes": (n, len(BOX_PARTS), 4),
+        }  # fmt: skip
+        for name, shape in shapes.items():
+            if getattr(self, name).shape != shape:
+                raise AnnotationError(
+                    src, "arrays", name, f"shape {getattr(self, name).shape} != {shape}"
+                )
+        for name in ("keypoints", "conf", "bboxes", "areas", "part_boxes"):
+            bad = ~np.isfinite(getattr(self, name)).reshape(n, -1).all(1)
+            if bad.any():
+                raise AnnotationError(
+                    src, f"annotation {self.ann_ids[bad][0]}", name, "NaN or infinity"
+                )
+        bad = (self.conf < 0) | (self.conf > 1)
+        if bad.any():
+            raise AnnotationError(
+                src, f"annotation {self.ann_ids[bad.any(1)][0]}", "conf", "outside [0, 1]"
+            )
+        unknown = ~np.isin(self.image_ids, list(self.images))
+        if unknown.any():
+            raise AnnotationError(
+                src, f"annotation {self.ann_ids[unknown][0]}", "image_id", "unknown image id"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """The COCO-WholeBody JSON object; confidences are written when the set has them."""
+        anns = []
+        for i in range(len(self)):
+            ann: dict[str, Any] = dict(self.extras[i]) if self.extras else {}
+            ann.setdefault("category_id", 1)
+            ann.update(id=_py(self.ann_ids[i]), image_id=_py(self.image_ids[i]))
+            ann["bbox"] = [_py(v) for v in self.bboxes[i]]
+            ann["area"] = _py(self.areas[i])
+            ann["iscrowd"] = int(self.iscrowd[i])
+            ann["num_keypoints"] = int((self.keypoints[i, PART_SLICES["body"], 2] > 0).sum())
+            for p, fld in PART_FIELDS.items():
+                sl = PART_SLICES[p]
+                ann[fld] = [_py(v) for v in self.keypoints[i, sl].ravel()]
+                if self.has_conf:
+                    ann[CONF_FIELDS[p]] = [_py(v) for v in self.conf[i, sl]]
+                if p in VALID_FIELDS:
+                    ann[VALID_FIELDS[p]] = bool(self.valid[i, PARTS.index(p)])
+            for b, p in enumerate(BOX_PARTS):
+                ann[BOX_FIELDS[p]] = [_py(v) for v in self.part_boxes[i, b]]
+            anns.append(ann)
+        header = dict(self.header)
+        header.setdefault("categories", [person_category()])
+        return {**header, "images": list(self.images.values()), "annotations": anns}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the JSON atomically (temporary file + rename), so a reader never sees half."""
+        return write_json_atomic(self.to_json(), path)
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Dump ``obj`` as JSON to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def points_box(points: np.ndarray) -> np.ndarray:
+    """xywh extent of the labelled (v > 0) points of each row of (N, K, 3); zeros if none."""
+    lab = points[..., 2] > 0
+    xy = points[..., :2]
+    big = np.where(lab[..., None], xy, np.inf).min(1)
+    small = np.where(lab[..., None], xy, -np.inf).max(1)
+    box = np.concatenate([big, small - big], axis=1)
+    return np.where(lab.any(1, keepdims=True), box, 0.0)
+
+
+# -------------------------------------------------------------------- field parsing
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number(v: Any, src: str, rec: str, fld: str) -> float:
+    if not _is_number(v) or not math.isfinite(v):
+        raise AnnotationError(src, rec, fld, f"expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
+    if not isinstance(v, list) or len(v) != n:
+        got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
+        raise AnnotationError(src, rec, fld, f"expected a list of {n} numbers, got {got}")
+    if not all(_is_number(x) for x in v):
+        raise AnnotationError(src, rec, fld, "holds a value that is not a number")
+    arr = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise AnnotationError(
+            src, rec, fld, f"NaN or infinity at position {int(np.argmin(np.isfinite(arr)))}"
+        )
+    return arr
+
+
+def _flat_points(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
+    pts = _numbers(v, 3 * k, src, rec, fld).reshape(k, 3)
+    if (pts[:, 2] < 0).any():
+        raise AnnotationError(src, rec, fld, "visibility flags must be >= 0")
+    return pts
+
+
+def _confidences(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
+    c = _numbers(v, k, src, rec, fld)
+    if ((c < 0) | (c > 1)).any():
+        raise AnnotationError(src, rec, fld, "confidences must lie in [0, 1]")
+    return c
+
+
+def _box(v: Any, src: str, rec: str, fld: str, image: Mapping[str, Any]) -> np.ndarray:
+    b = _numbers(v, 4, src, rec, fld)
+    if b[2] < 0 or b[3] < 0:
+        raise AnnotationError(src, rec, fld, f"negative width or height in {list(b)}")
+    w, h = image["width"], image["height"]
+    if b[2] > 0 and (
+        b[0] < -BOX_TOLERANCE
+        or b[1] < -BOX_TOLERANCE
+        or b[0] + b[2] > w + BOX_TOLERANCE
+        or b[1] + b[3] > h + BOX_TOLERANCE
+    ):
+        raise AnnotationError(src, rec, fld, f"box {list(b)} lies outside the {w}x{h} image")
+    return b
+
+
+def _py(v: float) -> int | float:
+    """A JSON number: integral values as ints (flags, zeros of unlabelled points)."""
+    f = float(v)
+    return int(f) if f.is_integer() else f

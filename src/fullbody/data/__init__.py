@@ -1,0 +1,1 @@
+"""Data: synthetic scenes, top-down samples, augmentation, box jitter and the DataModule."""
