@@ -124,7 +124,7 @@ class Predictions:
         """Check values: finite numbers everywhere and, given ``images``, known image ids."""
         m = len(self)
         checks: list[tuple[str, np.ndarray]] = [
-            ("keypoints", self.keypoints.reshape(m, -1)),
+            ("keypoints", self.keypoints.reshape(m, 3 * NUM_KEYPOINTS)),
             ("score", self.scores.reshape(m, 1)),
         ]
         if self.bboxes is not None:
@@ -207,6 +207,15 @@ class Predictions:
                     "keypoints",
                     f"mixed layouts: this record uses the {this} layout, earlier ones the {layout}",
                 )
+            for fld in ("keypoints", *_SPLIT_FIELDS):
+                v = rec.get(fld)
+                if isinstance(v, list) and v and isinstance(v[0], (list, tuple)):
+                    raise AnnotationError(
+                        src,
+                        name,
+                        fld,
+                        "expected a flat list [x, y, c, x, y, c, ...], got nested lists",
+                    )
             if this == "flat":
                 v = rec["keypoints"]
                 if isinstance(v, list) and len(v) != 3 * NUM_KEYPOINTS:

@@ -10,7 +10,8 @@ predictions, and a shuffled file order. The same seed gives the same arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -142,3 +143,35 @@ def _false_positives(
     new_xy = rng.random((n, 2)) * np.maximum(size - new_wh, 1.0)
     kp[..., :2] = new_xy[:, None] + (kp[..., :2] - src[:, None, :2]) / wh[:, None] * new_wh[:, None]
     return kp, img, np.concatenate([new_xy, new_wh], 1)
+
+
+def synthetic_case(
+    num_images: int, gt_seed: int, pred_seed: int, config: SimulationConfig | None = None
+) -> tuple[WholeBodySet, Predictions]:
+    """Ground truth from the synthetic label generator and simulated predictions for it."""
+    from fullbody.data.synthetic import generate_labels
+
+    gt = generate_labels(num_images, seed=gt_seed)
+    return gt, simulate_predictions(gt, seed=pred_seed, config=config)
+
+
+def config_dict(config: SimulationConfig) -> dict:
+    """The config as plain JSON values (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def fingerprint(gt: WholeBodySet, preds: Predictions) -> str:
+    """SHA-256 of every array the metric reads, to tell whether two inputs are identical."""
+    h = hashlib.sha256()
+    arrays = [
+        np.array(sorted(gt.images), dtype=np.int64),
+        gt.image_ids, gt.keypoints, gt.bboxes, gt.areas, gt.iscrowd,
+        preds.image_ids, preds.keypoints, preds.scores,
+        *(preds.part_scores[p] for p in sorted(preds.part_scores)),
+    ]  # fmt: skip
+    for a in arrays:
+        a = np.asarray(a)
+        a = a.astype(np.int64) if a.dtype.kind in "biu" else a.astype(np.float64)
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
