@@ -25,7 +25,10 @@ def _scene():
     people[1][LH.start : LH.start + 8, 2] = 0  # 8/21 unlabelled
     people[3][LH.start : LH.start + 18, 2] = 0  # 18/21 unlabelled
     gt = gt_set([(1, p) for p in people])
-    rows = [(1, as_prediction(p, shift=s), 0.9 - 0.1 * i) for i, (p, s) in enumerate(zip(people, [0, 1, 2, 0.5]))]
+    rows = [
+        (1, as_prediction(p, shift=s), 0.9 - 0.1 * i)
+        for i, (p, s) in enumerate(zip(people, [0, 1, 2, 0.5]))
+    ]
     rows.append((1, as_prediction(pose(1500, 1500, 90)), 0.95))  # background false positive
     return gt, predictions(rows)
 
@@ -70,7 +73,11 @@ def test_unmatched_detections_count_where_they_overlap():
     gt = gt_set([(1, hand_a), (1, hand_b)])
     rows = [
         (1, as_prediction(hand_a), 0.5),
-        (1, as_prediction(hand_a, shift=1.5), 0.9),  # a duplicate of a: false positive in a's bucket
+        (
+            1,
+            as_prediction(hand_a, shift=1.5),
+            0.9,
+        ),  # a duplicate of a: false positive in a's bucket
         (1, as_prediction(hand_b), 0.6),
     ]
     occl = occlusion_breakdown(gt, predictions(rows), ["lefthand"], edges=(0, 0.5, 1))["lefthand"]

@@ -29,7 +29,9 @@ def _body(x: float, y: float, size: float = 200.0, conf: float = 1.0) -> np.ndar
 
 # ------------------------------------------------------------------ OKS-NMS
 def test_oks_matrix_is_symmetric_with_unit_diagonal():
-    kp = np.stack([as_prediction(pose(0, 0)), as_prediction(pose(3, 0)), as_prediction(pose(900, 0))])
+    kp = np.stack(
+        [as_prediction(pose(0, 0)), as_prediction(pose(3, 0)), as_prediction(pose(900, 0))]
+    )
     areas = np.array([1e4, 1e4, 1e4])
     m = oks_matrix(kp, areas)
     assert np.allclose(m, m.T) and np.allclose(np.diag(m), 1.0)

@@ -14,6 +14,8 @@ pose NMS per image, evaluates ONCE on rank 0 against ``trainer.datamodule.val_an
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,13 @@ from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
 _FIELDS = ("image_id", "person_id", "keypoints", "score", "bbox")
 _GT_ATTR = {"val": "val_annotations", "test": "test_annotations"}
 _FILES = {"val": "metrics.json", "test": "test_metrics.json"}
+# Our numbers are broadcast from rank 0, identical on every rank: syncing them again would be
+# 60 useless all-reduces, so Lightning's advice to pass sync_dist=True is silenced for them.
+_SYNC_ADVICE = (
+    r"It is recommended to use `self\.log\('(val|test)/("
+    + "|".join(map(re.escape, EVAL_PARTS))
+    + r")/.*sync_dist=True"
+)
 
 
 def gather_predictions(chunks: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -87,6 +96,7 @@ class WholeBodyEvaluator(pl.Callback):
         self.print_table = print_table
         self.metrics: dict[str, float] = {}
         self.breakdowns: dict[str, Any] = {}
+        self.num_evaluated = 0  # unique predictions of the last evaluation (before NMS)
         self._chunks: dict[str, list[dict[str, np.ndarray]]] = {"val": [], "test": []}
 
     # ------------------------------------------------------------------ collection
@@ -161,6 +171,8 @@ class WholeBodyEvaluator(pl.Callback):
         result = trainer.strategy.broadcast(result, src=0)
         self.metrics = result["metrics"]
         self.breakdowns = result["breakdowns"]
+        self.num_evaluated = result["num_evaluated"]
+        warnings.filterwarnings("ignore", message=_SYNC_ADVICE)
         for key, value in self.metrics.items():
             pl_module.log(f"{stage}/{key}", float(value), sync_dist=False)
 
@@ -171,6 +183,7 @@ class WholeBodyEvaluator(pl.Callback):
                 f"WholeBodyEvaluator needs trainer.datamodule.{_GT_ATTR[stage]} "
                 f"(a WholeBodySet), got {type(gt).__name__}"
             )
+        num = len(arrays["image_id"])
         preds = Predictions(
             image_ids=arrays["image_id"],
             keypoints=arrays["keypoints"],
@@ -195,7 +208,7 @@ class WholeBodyEvaluator(pl.Callback):
         if self.print_table:
             print(f"\n{stage} (epoch {trainer.current_epoch}, {len(preds)} predictions)")
             print(format_table(metrics, self.parts))
-        return {"metrics": metrics, "breakdowns": breakdowns}
+        return {"metrics": metrics, "breakdowns": breakdowns, "num_evaluated": num}
 
 
 def _numpy(x: Any) -> np.ndarray:
