@@ -6,6 +6,7 @@ import numpy as np
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.simulate import simulate_predictions
 from fullbody.keypoints import NUM_KEYPOINTS
 
 _UNIT = np.random.default_rng(12345).uniform(0.05, 0.95, (NUM_KEYPOINTS, 2))
@@ -66,3 +67,36 @@ def as_prediction(kp: np.ndarray, conf: float = 1.0, shift: float = 0.0) -> np.n
     out[:, :2] += shift
     out[:, 2] = conf
     return out
+
+
+def random_case(
+    num_images: int = 30, seed: int = 0, odd: bool = True
+) -> tuple[WholeBodySet, Predictions]:
+    """Random people (30-300 px, some points unlabelled, some crowd, varied areas) and simulated
+    predictions; with ``odd`` an odd number of them (so DistributedSampler repeats one)."""
+    rng = np.random.default_rng(seed)
+    images = [
+        {"id": 10 + i, "file_name": f"{i}.jpg", "width": 1000, "height": 1000}
+        for i in range(num_images)
+    ]
+    ids, kps, boxes = [], [], []
+    for im in images:
+        for _ in range(rng.integers(0, 5)):
+            size = rng.uniform(30, 300)
+            x, y = rng.uniform(0, 1000 - size, 2)
+            kp = np.concatenate([[x, y] + _UNIT * size, np.full((NUM_KEYPOINTS, 1), 2.0)], 1)
+            kp[rng.random(NUM_KEYPOINTS) < 0.2, 2] = 0
+            kp[rng.random(NUM_KEYPOINTS) < 0.2, 2] = 1
+            ids.append(im["id"])
+            kps.append(kp)
+            boxes.append([x, y, size, size])
+    n = len(ids)
+    boxes = np.array(boxes)
+    areas = boxes[:, 2] * boxes[:, 3] * rng.uniform(0.3, 1.0, n)
+    gt = WholeBodySet.from_arrays(
+        images, np.array(ids), np.array(kps), boxes, areas=areas, iscrowd=rng.random(n) < 0.05
+    )
+    preds = simulate_predictions(gt, seed=seed)
+    if odd and len(preds) % 2 == 0:
+        preds = preds.subset(np.arange(len(preds) - 1))
+    return gt, preds

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,33 +24,9 @@ from torch.utils.data import DataLoader
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.callback import WholeBodyEvaluator
 from fullbody.evaluation.results import Predictions
-from fullbody.evaluation.simulate import simulate_predictions
-from fullbody.keypoints import NUM_KEYPOINTS
 
-
-def build_case(num_images: int = 30, seed: int = 0) -> tuple[WholeBodySet, Predictions]:
-    """Random people (sizes 30-300 px, some parts unlabelled) and simulated predictions."""
-    rng = np.random.default_rng(seed)
-    unit = rng.uniform(0.05, 0.95, (NUM_KEYPOINTS, 2))
-    images = [
-        {"id": 10 + i, "file_name": f"{i}.jpg", "width": 1000, "height": 1000}
-        for i in range(num_images)
-    ]
-    ids, kps, boxes = [], [], []
-    for im in images:
-        for _ in range(rng.integers(0, 5)):
-            size = rng.uniform(30, 300)
-            x, y = rng.uniform(0, 1000 - size, 2)
-            kp = np.concatenate([[x, y] + unit * size, np.full((NUM_KEYPOINTS, 1), 2.0)], 1)
-            kp[rng.random(NUM_KEYPOINTS) < 0.2, 2] = 0
-            ids.append(im["id"])
-            kps.append(kp)
-            boxes.append([x, y, size, size])
-    gt = WholeBodySet.from_arrays(images, np.array(ids), np.array(kps), np.array(boxes))
-    preds = simulate_predictions(gt, seed=seed)
-    if len(preds) % 2 == 0:  # odd, so that DistributedSampler repeats a sample on 2 ranks
-        preds = preds.subset(np.arange(len(preds) - 1))
-    return gt, preds
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _builders import random_case
 
 
 class DummyModule(pl.LightningModule):
@@ -106,7 +83,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    gt, preds = build_case()
+    gt, preds = random_case()
     with tempfile.TemporaryDirectory() as tmp:
         callback = WholeBodyEvaluator(metrics_dir=tmp)
         trainer = pl.Trainer(

@@ -19,7 +19,8 @@ from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.wholebody import STATS, evaluate
 from fullbody.keypoints import EVAL_PARTS
 
-from .ddp_case import DummyData, DummyModule, as_float32_predictions, build_case
+from ._builders import random_case
+from .ddp_case import DummyData, DummyModule, as_float32_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def _trainer(callback: WholeBodyEvaluator, tmp_path: Path) -> pl.Trainer:
 
 @pytest.fixture(scope="module")
 def case():
-    return build_case()
+    return random_case()
 
 
 def test_validation_logs_the_exact_metric(case, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.wholebody import evaluate
 
-from .ddp_case import build_case
+from ._builders import random_case
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def _eval(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    gt, preds = build_case()
+    gt, preds = random_case()
     gt.save(tmp / "gt.json")
     preds.save(tmp / "results.json", layout="flat")
     return gt, preds, tmp

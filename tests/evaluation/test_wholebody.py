@@ -21,7 +21,7 @@ from fullbody.evaluation.wholebody import (
 )
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
 
-from ._builders import as_prediction, gt_set, pose, predictions
+from ._builders import as_prediction, gt_set, pose, predictions, random_case
 
 GOLDEN = Path(__file__).parent / "golden"
 TOL = 1e-9
@@ -98,6 +98,16 @@ def test_sample_matches_pycocotools(sample_ann_file):
     golden = json.loads((GOLDEN / "sample_golden.json").read_text())
     gt = WholeBodySet.load(sample_ann_file)
     preds = Predictions.load(GOLDEN / golden["predictions"])
+    ours = evaluate(gt, preds)
+    for part in EVAL_PARTS:
+        ref = _pycocotools_part(gt, preds, part)
+        assert [ours[f"{part}/{s}"] for s in STATS] == pytest.approx(ref, abs=TOL), part
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_scenes_match_pycocotools(seed):
+    gt, preds = random_case(num_images=25, seed=seed, odd=False)
+    gt.areas[:3] = 0.0  # degenerate areas behave as in cocoeval too
     ours = evaluate(gt, preds)
     for part in EVAL_PARTS:
         ref = _pycocotools_part(gt, preds, part)

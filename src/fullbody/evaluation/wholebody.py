@@ -262,7 +262,10 @@ def _may_reach(
     box, for ground truths without labelled points). So the detection's extent must come within
     R of the ground truth's labelled extent; every other pair is below 0.5 and needs no OKS.
     """
-    reach = np.sqrt(2 * np.log(2) * variances.max() * (g_area + _EPS)) * (1 + 1e-6) + 1e-6
+    scale = g_area + _EPS
+    with np.errstate(invalid="ignore"):  # a non-positive area prunes nothing
+        reach = np.where(scale > 0, np.sqrt(2 * np.log(2) * variances.max() * scale), np.inf)
+    reach = reach * (1 + 1e-6) + 1e-6  # slack for rounding
     ok = np.ones(len(pair_det), dtype=bool)
     for d, g, lo, hi in ((d_x, g_x, 0, 1), (d_y, g_y, 2, 3)):
         g_lo = np.where(empty, wide[:, lo], np.where(g_lab, g, np.inf).min(1, initial=np.inf))
