@@ -92,18 +92,15 @@ class HeatmapCodec:
         With ``dark``: DARK's second-order Taylor refinement of the blurred log-heatmap; exact to
         ~0.05 px for a clean Gaussian at least 1.5 sigma inside the border.
         """
-        b, k, h, w = heatmaps.shape
+        b, k, _, w = heatmaps.shape
         hm = heatmaps.float()
         flat = hm.reshape(b, k, -1)
         scores, idx = flat.max(-1)
         x = (idx % w).float()
         y = torch.div(idx, w, rounding_mode="floor").float()
         xy = torch.stack([x, y], -1)
-        if dark:
-            xy = xy + self._dark_offset(hm, idx)
-        else:
-            xy = xy + 0.25 * self._neighbour_sign(hm, idx)
-        return xy, scores
+        offset = self._dark_offset(hm, idx) if dark else 0.25 * self._neighbour_sign(hm, idx)
+        return xy + offset, scores
 
     @staticmethod
     def _gather(padded: Tensor, idx: Tensor, w: int, pad: int, dx: int, dy: int) -> Tensor:
@@ -122,7 +119,7 @@ class HeatmapCodec:
         return torch.stack([sx, sy], -1)
 
     def _dark_offset(self, hm: Tensor, idx: Tensor) -> Tensor:
-        b, k, h, w = hm.shape
+        w = hm.shape[-1]
         log = torch.log(self._blur(hm).clamp_min(1e-10))
         p = F.pad(log, (2, 2, 2, 2), mode="replicate")
 
