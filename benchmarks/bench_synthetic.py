@@ -26,6 +26,17 @@ from fullbody.data.synthetic import generate, generate_labels
 REQUIRED_IMAGES_PER_S = 50.0
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=200)
@@ -63,7 +74,7 @@ def main() -> None:
         "images": args.images,
         "cpu_images_per_s": round(args.images / min(cpu), 1),
         "label_images_per_s": round(args.images / label_s, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores",
+        "machine": f"{_cpu_name()}, {os.cpu_count()} cores",
     }))  # fmt: skip
 
 

@@ -183,9 +183,8 @@ def test_left_and_right_are_distinguishable(labels: WholeBodySet) -> None:
 def _rendered(indices: range, seed: int = 2):
     cfg = SceneConfig()
     for i in indices:
-        scene = syn.sample_scene(i, seed, cfg)
-        img = syn.render(scene, np.random.default_rng([seed, i, 1]), cfg)
-        bg = syn.render_background(np.random.default_rng([seed, i, 1]), cfg)
+        scene, img = syn.render_image(i, seed, cfg)
+        bg = syn.render_background(np.random.default_rng([seed, i, 1]), cfg)  # same stream
         yield scene, img, bg
 
 

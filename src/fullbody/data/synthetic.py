@@ -195,11 +195,13 @@ def _keypoint_layers() -> np.ndarray:
 
 KEYPOINT_LAYER = _keypoint_layers()
 
-# Capsules of one figure: (layer, colour slot). Hands: thumb then four fingers, three segments
-# each, left hand first.
+# Colour slots of a figure (the five finger colours last).
 (C_LLEG, C_RLEG, C_LSHOE, C_RSHOE, C_SHIRT, C_LARM, C_RARM, C_SKIN, C_HAIR, C_LPALM, C_RPALM,
  C_LIPS, C_FINGER) = range(13)  # fmt: skip
 _NUM_SLOTS = C_FINGER + 5
+# Capsules of a figure, by draw layer: left thigh, left shin, right thigh, right shin, neck,
+# left upper arm, forearm, right upper arm, forearm, then the fingers' segments (thumb to little
+# finger, three each; left hand first).
 _CAP_LAYER = np.array([LEGS] * 4 + [TORSO] + [ARMS] * 4 + [HANDS] * 30)
 _NUM_CAPS = len(_CAP_LAYER)
 _CAP_FINGERS = slice(9, 39)
@@ -321,7 +323,7 @@ class People(NamedTuple):
     kp: np.ndarray  # (n, 133, 2) every keypoint, labelled or not
     caps: np.ndarray  # (n, 39, 5) capsules x0, y0, x1, y1, radius
     polys: np.ndarray  # (n, 9, 26, 2) polygons (padded by repeating the last vertex)
-    drawn: np.ndarray  # (n, 9) bool: polygon drawn (hair of the bald, skin of the back view)
+    drawn: np.ndarray  # (n, 9) bool: False for the hair of the bald, the face of a back view
     back: np.ndarray  # (n,) bool seen from behind
     height: np.ndarray  # (n,) standing height, px
     face_unit: np.ndarray  # (n,) jaw half-width, px
