@@ -52,7 +52,7 @@ AREA_RANGES: tuple[tuple[str, float, float], ...] = (
 MAX_DETS = 20
 _EPS = np.spacing(1)
 #: Pair-block size (pairs x keypoints) for the OKS computation, to bound memory.
-_BLOCK = 1 << 20
+_BLOCK = 1 << 15
 
 
 @dataclass
@@ -142,7 +142,8 @@ class Planes:
 
     @classmethod
     def of(cls, points: np.ndarray) -> Planes:
-        return cls(*(np.ascontiguousarray(points[..., i], dtype=np.float64) for i in range(3)))
+        xyv = np.ascontiguousarray(np.moveaxis(np.asarray(points, dtype=np.float64), -1, 0))
+        return cls(xyv[0], xyv[1], xyv[2])
 
 
 def body_extent_area(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -184,8 +185,7 @@ def prepare_part(
     g_img_all = np.searchsorted(image_ids, gt.image_ids)
     gt_rows = np.argsort(g_img_all, kind="stable")
     g_img = g_img_all[gt_rows]
-    g_x, g_y = gp.x[gt_rows, sl], gp.y[gt_rows, sl]
-    g_lab = gp.v[gt_rows, sl] > 0
+    g_lab = gp.v[gt_rows, sl] > 0  # (copies: cheap next to the pair arithmetic)
     g_nlab = g_lab.sum(1)
     g_crowd = gt.iscrowd[gt_rows].astype(bool)
     g_area = gt.areas[gt_rows].astype(np.float64)
@@ -202,7 +202,6 @@ def prepare_part(
     d_rank = np.arange(len(d_rows)) - d_start[d_img]
     top = d_rank < max_dets
     d_rows, d_score, d_img, d_rank = d_rows[top], d_score[top], d_img[top], d_rank[top]
-    d_x, d_y = dp.x[d_rows, sl], dp.y[d_rows, sl]
 
     # every same-image (detection, ground truth) pair, detection-major, ground truths in order
     g_cnt, g_start = _group_starts(g_img, n_img)
@@ -218,11 +217,11 @@ def prepare_part(
         [g_box[:, 0] - g_box[:, 2], g_box[:, 0] + g_box[:, 2] * 2,
          g_box[:, 1] - g_box[:, 3], g_box[:, 1] + g_box[:, 3] * 2], 1
     )  # fmt: skip
-    near = _may_reach(d_x, d_y, g_x, g_y, g_lab, empty, wide, g_area, variances, pair_det, pair_gt)
+    in_order = bool(np.all(gt_rows == np.arange(len(gt_rows))))  # usual: files list by image
+    gt = _GtPart(gp, sl, None if in_order else gt_rows, g_lab, g_nlab, empty, wide, g_area)
+    near = _may_reach(dp, sl, d_rows, gt, variances, pair_det, pair_gt)
     pair_oks = np.full(len(pair_det), -1.0)
-    pair_oks[near] = _pair_oks(
-        d_x, d_y, g_x, g_y, g_lab, g_nlab, wide, g_area, variances, pair_det[near], pair_gt[near]
-    )
+    pair_oks[near] = _pair_oks(dp, sl, d_rows, gt, variances, pair_det[near], pair_gt[near])
     return PartMatch(
         part=part,
         image_ids=image_ids,
@@ -235,22 +234,32 @@ def prepare_part(
         det_image=d_img,
         det_rank=d_rank,
         det_score=d_score,
-        det_area=body_extent_area(dp.x[d_rows], dp.y[d_rows]),
+        det_area=body_extent_area(dp.x, dp.y)[d_rows],
         pair_det=pair_det,
         pair_gt=pair_gt,
         pair_oks=pair_oks,
     )
 
 
+@dataclass
+class _GtPart:
+    """One part of the ground truths, in matching order (rows ``rows`` of the planes)."""
+
+    planes: Planes
+    sl: slice
+    rows: np.ndarray | None  # None: the planes are already in matching order
+    lab: np.ndarray  # (G, K) labelled points
+    nlab: np.ndarray  # (G,)
+    empty: np.ndarray  # (G,) no labelled point
+    wide: np.ndarray  # (G, 4) x0, x1, y0, y1 of the enlarged box
+    area: np.ndarray  # (G,)
+
+
 def _may_reach(
-    d_x: np.ndarray,
-    d_y: np.ndarray,
-    g_x: np.ndarray,
-    g_y: np.ndarray,
-    g_lab: np.ndarray,
-    empty: np.ndarray,
-    wide: np.ndarray,
-    g_area: np.ndarray,
+    dp: Planes,
+    sl: slice,
+    d_rows: np.ndarray,
+    gt: _GtPart,
     variances: np.ndarray,
     pair_det: np.ndarray,
     pair_gt: np.ndarray,
@@ -262,54 +271,66 @@ def _may_reach(
     box, for ground truths without labelled points). So the detection's extent must come within
     R of the ground truth's labelled extent; every other pair is below 0.5 and needs no OKS.
     """
-    scale = g_area + _EPS
+    scale = gt.area + _EPS
     with np.errstate(invalid="ignore"):  # a non-positive area prunes nothing
         reach = np.where(scale > 0, np.sqrt(2 * np.log(2) * variances.max() * scale), np.inf)
     reach = reach * (1 + 1e-6) + 1e-6  # slack for rounding
     ok = np.ones(len(pair_det), dtype=bool)
-    for d, g, lo, hi in ((d_x, g_x, 0, 1), (d_y, g_y, 2, 3)):
-        g_lo = np.where(empty, wide[:, lo], np.where(g_lab, g, np.inf).min(1, initial=np.inf))
-        g_hi = np.where(empty, wide[:, hi], np.where(g_lab, g, -np.inf).max(1, initial=-np.inf))
-        gap = np.maximum(d.min(1)[pair_det] - g_hi[pair_gt], g_lo[pair_gt] - d.max(1)[pair_det])
+    for d_plane, g_plane, lo, hi in ((dp.x, gt.planes.x, 0, 1), (dp.y, gt.planes.y, 2, 3)):
+        d = d_plane[:, sl]
+        d_lo, d_hi = d.min(1)[d_rows], d.max(1)[d_rows]
+        g = g_plane[:, sl] if gt.rows is None else g_plane[gt.rows, sl]
+        g_lo = np.where(gt.lab, g, np.inf).min(1, initial=np.inf)
+        g_hi = np.where(gt.lab, g, -np.inf).max(1, initial=-np.inf)
+        g_lo = np.where(gt.empty, gt.wide[:, lo], g_lo)
+        g_hi = np.where(gt.empty, gt.wide[:, hi], g_hi)
+        gap = np.maximum(d_lo[pair_det] - g_hi[pair_gt], g_lo[pair_gt] - d_hi[pair_det])
         ok &= gap <= reach[pair_gt]
     return ok
 
 
 def _pair_oks(
-    d_x: np.ndarray,
-    d_y: np.ndarray,
-    g_x: np.ndarray,
-    g_y: np.ndarray,
-    g_lab: np.ndarray,
-    g_nlab: np.ndarray,
-    wide: np.ndarray,
-    g_area: np.ndarray,
+    dp: Planes,
+    sl: slice,
+    d_rows: np.ndarray,
+    gt: _GtPart,
     variances: np.ndarray,
     pair_det: np.ndarray,
     pair_gt: np.ndarray,
 ) -> np.ndarray:
-    """OKS of each (detection, ground truth) pair, with cocoeval's computeOks arithmetic."""
+    """OKS of each (detection, ground truth) pair, with cocoeval's computeOks arithmetic.
+
+    Blocks of pairs small enough to stay in cache; every operation in place, in cocoeval's order:
+    e = (dx² + dy²) / variances / (area + eps) / 2, OKS = Σ exp(-e) / count.
+    """
     k = len(variances)
     out = np.empty(len(pair_det))
     step = max(1, _BLOCK // k)
+    g_area = gt.area + _EPS
     for s in range(0, len(pair_det), step):
         pd, pg = pair_det[s : s + step], pair_gt[s : s + step]
-        xd, yd = d_x[pd], d_y[pd]
-        dx = xd - g_x[pg]
-        dy = yd - g_y[pg]
-        empty = g_nlab[pg] == 0
+        rd, rg = d_rows[pd], pg if gt.rows is None else gt.rows[pg]
+        xd, yd = dp.x[rd, sl], dp.y[rd, sl]
+        dx = xd - gt.planes.x[rg, sl]
+        dy = yd - gt.planes.y[rg, sl]
+        empty = gt.empty[pg]
         if empty.any():
             ge, xe, ye = pg[empty], xd[empty], yd[empty]
-            dx[empty] = np.maximum(0, wide[ge, 0, None] - xe) + np.maximum(
-                0, xe - wide[ge, 1, None]
-            )
-            dy[empty] = np.maximum(0, wide[ge, 2, None] - ye) + np.maximum(
-                0, ye - wide[ge, 3, None]
-            )
-        e = (dx**2 + dy**2) / variances / (g_area[pg, None] + _EPS) / 2
-        use = g_lab[pg] | empty[:, None]
-        count = np.where(empty, k, g_nlab[pg])
-        out[s : s + step] = np.where(use, np.exp(-e), 0.0).sum(1) / count
+            w = gt.wide[ge]
+            dx[empty] = np.maximum(0, w[:, 0, None] - xe) + np.maximum(0, xe - w[:, 1, None])
+            dy[empty] = np.maximum(0, w[:, 2, None] - ye) + np.maximum(0, ye - w[:, 3, None])
+        np.square(dx, out=dx)
+        np.square(dy, out=dy)
+        dx += dy
+        dx /= variances
+        dx /= g_area[pg, None]
+        dx /= 2
+        np.negative(dx, out=dx)
+        np.exp(dx, out=dx)
+        use = gt.lab[pg]
+        use[empty] = True
+        np.copyto(dx, 0.0, where=~use)
+        out[s : s + step] = dx.sum(1) / np.where(empty, k, gt.nlab[pg])
     return out
 
 
@@ -343,22 +364,26 @@ def match(
         co = np.full((len(dets), width), -np.inf)
         cg[row, slot], co[row, slot] = c_gt, c_oks
         matched = np.zeros((n_ranges, n_thr, n_gt + 1), dtype=bool)
+        # Detections of one rank lie in different images: they are matched in one step. Each
+        # step is split by candidate count, so that a few crowded images don't pad every row.
         ranks = pm.det_rank[dets]
-        by_rank = np.argsort(ranks, kind="stable")
-        bounds = np.searchsorted(ranks[by_rank], np.arange(ranks.max() + 2))
-        for r in range(len(bounds) - 1):
-            sel = by_rank[bounds[r] : bounds[r + 1]]
-            if not len(sel):
-                continue
-            g, o = cg[sel], co[sel]  # (n, C)
+        order = np.lexsort((counts, ranks))
+        key = ranks[order] * (width + 1) + counts[order]
+        bounds = np.flatnonzero(np.diff(key)) + 1
+        for sel in np.split(order, bounds):
+            c = counts[sel[0]]
+            g, o = cg[sel, :c], co[sel, :c]  # (n, C)
             free = ~(matched[:, :, g] & ~crowd_x[g])  # (A, T, n, C)
             ok = (o >= thr[:, None, None]) & free
-            pref = ok & ~gt_ig_x[:, None, g]
-            ok = np.where(pref.any(-1, keepdims=True), pref, ok)
-            val = np.where(ok, o, -np.inf)
-            hit = ok & (val == val.max(-1, keepdims=True))
-            last = hit.shape[-1] - 1 - np.argmax(hit[..., ::-1], axis=-1)  # (A, T, n)
-            chosen = np.where(ok.any(-1), g[np.arange(len(sel)), last], -1)
+            if c > 1:
+                pref = ok & ~gt_ig_x[:, None, g]
+                ok = np.where(pref.any(-1, keepdims=True), pref, ok)
+                val = np.where(ok, o, -np.inf)
+                hit = ok & (val == val.max(-1, keepdims=True))
+                last = c - 1 - np.argmax(hit[..., ::-1], axis=-1)  # (A, T, n): the later on ties
+                chosen = np.where(ok.any(-1), g[np.arange(len(sel)), last], -1)
+            else:
+                chosen = np.where(ok[..., 0], g[:, 0], -1)
             dt_gt[:, :, dets[sel]] = chosen
             a, t, _ = np.nonzero(chosen >= 0)
             matched[a, t, chosen[chosen >= 0]] = True
