@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    gt, preds = synthetic_case(args.images, SYNTHETIC["gt_seed"], SYNTHETIC["pred_seed"])
+    gt, preds = synthetic_case(**{**SYNTHETIC, "num_images": args.images})
     print(f"{len(gt.images)} images, {len(gt)} people, {len(preds)} predictions", file=sys.stderr)
     line: dict = {"figure": "wholebody_eval_speedup", "images": len(gt.images)}
     line.update(

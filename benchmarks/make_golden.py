@@ -46,7 +46,7 @@ SAMPLE = Path(
 SAMPLE_SEED = 7
 #: The sample is tiny: more duplicates and false positives exercise more rules.
 SAMPLE_CONFIG = SimulationConfig(duplicate_rate=0.4, false_positives=2.0, part_drop=0.15)
-SYNTHETIC = {"num_images": 5000, "gt_seed": 2024, "pred_seed": 7}
+SYNTHETIC = {"num_images": 5000, "gt_seed": 2024, "pred_seed": 7, "crowd_rate": 0.02}
 COMMAND = "PYTHONPATH=src python benchmarks/make_golden.py"
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from fullbody.annotations import AnnotationError, WholeBodySet
 from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.simulate import SimulationConfig, fingerprint, synthetic_case
 from fullbody.evaluation.wholebody import (
     STATS,
     body_extent_area,
@@ -41,6 +42,25 @@ def test_sample_matches_xtcocotools(sample_ann_file, sigmas):
     gt = WholeBodySet.load(sample_ann_file)
     preds = Predictions.load(GOLDEN / golden["predictions"], images=gt.images)
     _assert_all_close(evaluate(gt, preds, sigmas=sigmas), golden[sigmas])
+
+
+@pytest.mark.slow
+def test_synthetic_5000_matches_xtcocotools():
+    golden = json.loads((GOLDEN / "synthetic_golden.json").read_text())
+    config = SimulationConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in golden["simulation"].items()}
+    )
+    gt, preds = synthetic_case(
+        golden["num_images"], golden["gt_seed"], golden["pred_seed"], config, golden["crowd_rate"]
+    )
+    assert (len(gt.images), len(gt), len(preds)) == (
+        golden["num_images"], golden["num_people"], golden["num_predictions"],
+    )  # fmt: skip
+    assert fingerprint(gt, preds) == golden["fingerprint"], (
+        "the synthetic inputs changed (label generator or simulation): regenerate the golden "
+        f"values with `{golden['regenerate']}`"
+    )
+    _assert_all_close(evaluate(gt, preds), golden["stats"])
 
 
 def _pycocotools_part(gt: WholeBodySet, preds: Predictions, part: str) -> list[float]:

@@ -146,12 +146,24 @@ def _false_positives(
 
 
 def synthetic_case(
-    num_images: int, gt_seed: int, pred_seed: int, config: SimulationConfig | None = None
+    num_images: int,
+    gt_seed: int,
+    pred_seed: int,
+    config: SimulationConfig | None = None,
+    crowd_rate: float = 0.02,
 ) -> tuple[WholeBodySet, Predictions]:
-    """Ground truth from the synthetic label generator and simulated predictions for it."""
+    """Ground truth from the synthetic label generator and simulated predictions for it.
+
+    ``crowd_rate`` of the people become crowd annotations (half of them without any labelled
+    point, as COCO's crowds), so that the case exercises every ground-truth rule.
+    """
     from fullbody.data.synthetic import generate_labels
 
     gt = generate_labels(num_images, seed=gt_seed)
+    rng = np.random.default_rng([gt_seed, pred_seed])
+    crowd = rng.random(len(gt)) < crowd_rate
+    gt.iscrowd = gt.iscrowd | crowd
+    gt.keypoints[crowd & (rng.random(len(gt)) < 0.5)] = 0.0
     return gt, simulate_predictions(gt, seed=pred_seed, config=config)
 
 
