@@ -25,7 +25,13 @@ import numpy as np
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
-from fullbody.evaluation.wholebody import PartMatch, Planes, evaluate_ranges, prepare_part
+from fullbody.evaluation.wholebody import (
+    PartMatch,
+    PartResult,
+    Planes,
+    evaluate_ranges,
+    prepare_part,
+)
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES_WITH_WHOLE
 
 #: Default size buckets, sqrt(area) in pixels.
@@ -52,17 +58,17 @@ def _bucket_of(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return np.where((values < e[0]) | (values > e[-1]) | np.isnan(values), -1, b)
 
 
-def _stats(res, n: int) -> list[dict[str, float]]:
-    return [
-        {
+def _stats(res: PartResult) -> dict[str, dict[str, float]]:
+    return {
+        label: {
             "AP": res.ap(label),
             "AP50": res.ap(label, 0.5),
             "AP75": res.ap(label, 0.75),
             "AR": res.ar(label),
             "num_gt": float(res.num_gt[i]),
         }
-        for i, label in enumerate(res.labels[:n])
-    ]
+        for i, label in enumerate(res.labels)
+    }
 
 
 def _extent_size(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -104,7 +110,7 @@ def size_breakdown(
             )
         gb, db = _bucket_of(g_size, edges), _bucket_of(d_size, edges)
         ranges = [(lab, gb != b, db != b) for b, lab in enumerate(labels)]
-        out[part] = dict(zip(labels, _stats(evaluate_ranges(pm, ranges), len(labels))))
+        out[part] = _stats(evaluate_ranges(pm, ranges))
     return out
 
 
@@ -146,7 +152,7 @@ def occlusion_breakdown(
         owner = _attribute(pm)
         db = np.where(owner >= 0, gb[np.maximum(owner, 0)], -2)  # -2: overlaps no ground truth
         ranges = [(lab, gb != b, (db != b) & (db != -2)) for b, lab in enumerate(labels)]
-        out[part] = dict(zip(labels, _stats(evaluate_ranges(pm, ranges), len(labels))))
+        out[part] = _stats(evaluate_ranges(pm, ranges))
     return out
 
 

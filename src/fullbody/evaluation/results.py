@@ -42,6 +42,22 @@ SCORE_FIELDS: dict[str, str] = {p: f"{p}_score" for p in EVAL_PARTS if p != "bod
 _SPLIT_FIELDS = tuple(PART_FIELDS[p] for p in PART_SLICES if p != "body")
 PERSON_CATEGORY = 1
 Layout = Literal["split", "flat"]
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
+def _nested(v: list) -> bool:
+    return bool(v) and isinstance(v[0], (list, tuple))
+
+
+def _checked(v: Any, n: int, src: str, rec: str, fld: str) -> list:
+    """A JSON list of ``n`` plain numbers (finiteness is checked later, for all at once)."""
+    if isinstance(v, list) and len(v) == n and _PLAIN_NUMBERS.issuperset(map(type, v)):
+        return v
+    if isinstance(v, list) and _nested(v):
+        raise AnnotationError(
+            src, rec, fld, "expected a flat list [x, y, c, x, y, c, ...], got nested lists"
+        )
+    return _numbers(v, n, src, rec, fld).tolist()  # raises the precise error
 
 
 @dataclass
@@ -171,7 +187,7 @@ class Predictions:
         known = set(int(i) for i in images) if images is not None else None
         m = len(data)
         image_ids = np.zeros(m, np.int64)
-        kpts = np.zeros((m, NUM_KEYPOINTS, 3))
+        flat: list[list] = [[]] * m  # every record's 399 values, converted in one go below
         scores = np.zeros(m)
         part_scores = {p: np.full(m, np.nan) for p in SCORE_FIELDS}
         boxes = np.zeros((m, 4))
@@ -197,7 +213,7 @@ class Predictions:
                 raise AnnotationError(
                     src, name, "category_id", f"expected {PERSON_CATEGORY} (person), got {cat!r}"
                 )
-            this = "split" if any(f in rec for f in _SPLIT_FIELDS) else "flat"
+            this: Layout = "split" if any(f in rec for f in _SPLIT_FIELDS) else "flat"
             if layout is None:
                 layout = this
             elif this != layout:
@@ -207,18 +223,9 @@ class Predictions:
                     "keypoints",
                     f"mixed layouts: this record uses the {this} layout, earlier ones the {layout}",
                 )
-            for fld in ("keypoints", *_SPLIT_FIELDS):
-                v = rec.get(fld)
-                if isinstance(v, list) and v and isinstance(v[0], (list, tuple)):
-                    raise AnnotationError(
-                        src,
-                        name,
-                        fld,
-                        "expected a flat list [x, y, c, x, y, c, ...], got nested lists",
-                    )
             if this == "flat":
                 v = rec["keypoints"]
-                if isinstance(v, list) and len(v) != 3 * NUM_KEYPOINTS:
+                if isinstance(v, list) and len(v) != 3 * NUM_KEYPOINTS and not _nested(v):
                     raise AnnotationError(
                         src,
                         name,
@@ -227,15 +234,15 @@ class Predictions:
                         f"layout (17 body points plus {', '.join(_SPLIT_FIELDS)}), "
                         f"got {len(v)} values",
                     )
-                flat = _numbers(rec["keypoints"], 3 * NUM_KEYPOINTS, src, name, "keypoints")
-                kpts[i] = flat.reshape(NUM_KEYPOINTS, 3)
+                flat[i] = _checked(v, 3 * NUM_KEYPOINTS, src, name, "keypoints")
             else:
+                values: list = []
                 for p, fld in PART_FIELDS.items():
-                    sl = PART_SLICES[p]
                     if fld not in rec:
                         raise AnnotationError(src, name, fld, "missing (split layout)")
-                    n = 3 * (sl.stop - sl.start)
-                    kpts[i, sl] = _numbers(rec[fld], n, src, name, fld).reshape(-1, 3)
+                    n = 3 * (PART_SLICES[p].stop - PART_SLICES[p].start)
+                    values += _checked(rec[fld], n, src, name, fld)
+                flat[i] = values
             scores[i] = _number(rec["score"], src, name, "score")
             for p, fld in SCORE_FIELDS.items():
                 if fld in rec:
@@ -248,9 +255,17 @@ class Predictions:
         if has_box.any() and not has_box.all():
             i = int(np.argmin(has_box))
             raise AnnotationError(src, f"result #{i}", "bbox", "missing (other records have one)")
+        kpts = np.array(flat, dtype=np.float64).reshape(m, NUM_KEYPOINTS, 3) if m else None
+        bad = ~np.isfinite(kpts).reshape(m, -1).all(1) if m else np.zeros(0, bool)
+        if bad.any():  # name the field and position
+            i = int(np.argmax(bad))
+            rec = data[i]
+            for fld in ("keypoints", *_SPLIT_FIELDS):
+                if fld in rec:
+                    _numbers(rec[fld], len(rec[fld]), src, f"result #{i}", fld)
         return cls(
             image_ids=image_ids,
-            keypoints=kpts,
+            keypoints=kpts if m else np.zeros((0, NUM_KEYPOINTS, 3)),
             scores=scores,
             part_scores={p: v for p, v in part_scores.items() if not np.isnan(v).all()},
             bboxes=boxes if m and has_box.all() else None,
