@@ -25,8 +25,11 @@ from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.callback import WholeBodyEvaluator
 from fullbody.evaluation.results import Predictions
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _builders import random_case
+if __package__:  # imported by the tests
+    from ._builders import random_case
+else:  # run as a script (every DDP rank)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _builders import random_case
 
 
 class DummyModule(pl.LightningModule):
