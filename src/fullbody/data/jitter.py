@@ -33,6 +33,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -112,12 +113,18 @@ class GaussianMixture:
     means: np.ndarray
     covariances: np.ndarray
 
+    @cached_property
+    def cholesky(self) -> np.ndarray:
+        """Lower Cholesky factors of the covariances, (M, D, D)."""
+        return np.linalg.cholesky(self.covariances)
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws, shape (n, D)."""
-        comp = rng.choice(len(self.weights), size=n, p=self.weights)
         z = rng.standard_normal((n, self.means.shape[1]))
-        chol = np.linalg.cholesky(self.covariances)
-        return self.means[comp] + np.einsum("nij,nj->ni", chol[comp], z)
+        if len(self.weights) == 1:
+            return self.means[0] + z @ self.cholesky[0].T
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)
+        return self.means[comp] + np.einsum("nij,nj->ni", self.cholesky[comp], z)
 
     def log_likelihood(self, x: np.ndarray) -> np.ndarray:
         """Log density of each row of (n, D) ``x``."""
@@ -125,7 +132,7 @@ class GaussianMixture:
 
     def _component_log_prob(self, x: np.ndarray) -> np.ndarray:
         d = x.shape[1]
-        chol = np.linalg.cholesky(self.covariances)  # (M, D, D)
+        chol = self.cholesky
         out = np.empty((len(x), len(self.weights)))
         for m in range(len(self.weights)):
             diff = np.linalg.solve(chol[m], (x - self.means[m]).T)  # (D, n)
@@ -505,7 +512,9 @@ def _summary(model: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``fit``: learn a PGPG jitter file; ``show``: summarise one."""
-    parser = argparse.ArgumentParser(prog="python -m fullbody.data.jitter", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fullbody.data.jitter", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="learn detector box errors from detections + labels")
     f.add_argument("--annotations", required=True, help="COCO(-WholeBody) keypoint labels")
