@@ -267,6 +267,15 @@ class SyntheticDataModule(WholeBodyDataModule):
         }
         super().__init__(train, val, test, **kwargs)
 
+    def setup(self, stage: str | None = None) -> None:
+        for d in (self.train_dir, self.val_dir):
+            if not (d / "annotations.json").is_file():
+                raise FileNotFoundError(
+                    f"{d}: synthetic data not generated yet: call prepare_data() first (the "
+                    f"Trainer does), or point {self.prefix}.root at a generated set"
+                )
+        super().setup(stage)
+
     def prepare_data(self) -> None:
         from fullbody.data.synthetic import generate
 

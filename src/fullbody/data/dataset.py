@@ -312,7 +312,7 @@ class TopDownDataset(Dataset):
         self._cache = (image_id, factor, image)
         return image, factor
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         matrix, flip, box = self.crop_params(i)
         image, factor = self.cached_image(int(self.image_ids[i]), self.decode_factor(matrix))
         crop = warp(image, compose_affine(matrix, reduced_to_full(factor)), self.input_size)
@@ -330,16 +330,17 @@ class TopDownDataset(Dataset):
         else:
             xy = np.zeros((NUM_KEYPOINTS, 2))
             weight = np.zeros(NUM_KEYPOINTS, dtype=np.float32)
+        # Scalars as NumPy scalars: default_collate turns each field into one tensor a batch.
         return {
             "image": torch.from_numpy(self.normalize(crop)),
-            "target_xy": torch.from_numpy(xy.astype(np.float32)),
-            "target_weight": torch.from_numpy(np.asarray(weight, dtype=np.float32)),
-            "crop_to_image": torch.from_numpy(invert_affine(matrix)),
-            "bbox": torch.from_numpy(np.asarray(box, dtype=np.float32)),
-            "box_score": torch.tensor(self.scores[i], dtype=torch.float32),
-            "image_id": torch.tensor(int(self.image_ids[i]), dtype=torch.int64),
-            "person_id": torch.tensor(int(self.person_ids[i]), dtype=torch.int64),
-            "flipped": torch.tensor(flip),
+            "target_xy": xy.astype(np.float32),
+            "target_weight": np.asarray(weight, dtype=np.float32),
+            "crop_to_image": invert_affine(matrix),
+            "bbox": np.asarray(box, dtype=np.float32),
+            "box_score": np.float32(self.scores[i]),
+            "image_id": np.int64(self.image_ids[i]),
+            "person_id": np.int64(self.person_ids[i]),
+            "flipped": np.bool_(flip),
         }
 
 

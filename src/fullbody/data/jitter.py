@@ -362,7 +362,9 @@ class LearnedJitter:
         self, box: np.ndarray, rng: np.random.Generator, keypoints: np.ndarray | None = None
     ) -> np.ndarray:
         """A jittered copy of the xywh ``box`` of a person with (133, 3) ``keypoints``."""
-        cluster = None if keypoints is None else self.cluster_of(keypoints, box)
+        # Poses only matter when some cluster has a mixture of its own.
+        posed = keypoints is not None and any(m is not None for m in self.mixtures)
+        cluster = self.cluster_of(keypoints, box) if posed else None
         return apply_offsets(box, self.sample_offsets(rng, 1, cluster)[0])
 
     def __repr__(self) -> str:
