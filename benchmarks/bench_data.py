@@ -157,6 +157,39 @@ def timed(fn, orders, batch_size) -> float:
     return n / (time.process_time() - t0)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def loader_throughput(ds, codec, device, batch_size, order, workers) -> float:
+    """Wall-clock samples/s through a DataLoader with ``workers`` processes (pinned memory and
+    the encode on ``device``) over the training order ``order``: what the loader can feed a
+    training step."""
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(ds, order), batch_size=batch_size, num_workers=workers,
+        drop_last=True, pin_memory=device.type == "cuda", prefetch_factor=4,
+    )  # fmt: skip
+    n, t0 = 0, None
+    for batch in loader:
+        xy = batch["target_xy"].to(device, non_blocking=True)
+        weight = batch["target_weight"].to(device, non_blocking=True)
+        batch["image"].to(device, non_blocking=True)
+        codec.encode(xy, weight)
+        if t0 is None:  # start the clock once the workers are up
+            t0 = time.perf_counter()
+            continue
+        n += len(xy)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sample-dir", type=Path, default=DEFAULT_SAMPLE)
@@ -164,7 +197,11 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=384, help="samples per timed repeat")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--group-size", type=int, default=4, help="people of one image in a row")
-    p.add_argument("--device", default="cpu", help="where the batched encode runs (cpu, cuda)")
+    p.add_argument(
+        "--device", default="auto", help="where the batched encode runs: auto, cpu, cuda"
+    )
+    p.add_argument("--workers", type=int, default=0,
+                   help="also measure a DataLoader with this many workers (wall clock)")  # fmt: skip
     p.add_argument("--no-photometric", action="store_true")
     args = p.parse_args(argv)
 
@@ -181,14 +218,16 @@ def main(argv=None) -> int:
     )
     ref = ReferencePipeline(ds, photometric)
     codec = HeatmapCodec(ds.input_size, ds.heatmap_size)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     epochs = max(1, args.samples // len(ds))
 
-    def orders(group_size: int) -> list[list[int]]:
+    def orders(group_size: int, n_epochs: int = epochs) -> list[list[int]]:
         """An epoch-after-epoch training order from the sampler the DataModule uses."""
         sampler = ImageGroupedSampler(ds.image_ids, group_size, seed=0)
         out = []
-        for e in range(epochs):
+        for e in range(n_epochs):
             sampler.set_epoch(e)
             out += list(sampler)
         return [out]
@@ -204,30 +243,38 @@ def main(argv=None) -> int:
             lambda i: default_collate([ds[j] for j in i]), grouped, args.batch_size
         ),
     }
-    for run in runs.values():  # warm-up: file cache, lazy imports, allocator
+    for run in runs.values():  # warm-up: file cache, lazy imports, allocator, CUDA context
         run()
     results: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
         for k, run in runs.items():
             results[k].append(run())
     for k, v in results.items():
-        print(f"{k:>15}: " + " ".join(f"{x:7.1f}" for x in v) + " samples/s")
-    value, refv = statistics.median(results["ours"]), statistics.median(results["reference"])
-    ungrouped = statistics.median(results["ours_ungrouped"])
-    print(json.dumps({
-        "figure": "train samples/s per CPU core (JPEG -> normalised 256x192 crops + 133 heatmaps 64x48)",
-        "value": round(value, 1),
-        "reference": round(refv, 1),
-        "ratio": round(value / refv, 2),
+        print(f"{k:>15}: " + " ".join(f"{x:7.1f}" for x in v) + " samples/s per core")
+    med = {k: statistics.median(v) for k, v in results.items()}
+    out = {
+        "figure": "train samples/s per CPU core, JPEG -> normalised 256x192 crops + 133 heatmaps 64x48",
+        "value": round(med["ours"], 1),
+        "reference": round(med["reference"], 1),
+        "ratio": round(med["ours"] / med["reference"], 2),
         "group_size": args.group_size,
-        "value_ungrouped": round(ungrouped, 1),
-        "ratio_ungrouped": round(ungrouped / refv, 2),
+        "value_ungrouped": round(med["ours_ungrouped"], 1),
+        "ratio_ungrouped": round(med["ours_ungrouped"] / med["reference"], 2),
+        "loader_only": round(med["ours_no_encode"], 1),
+        "encode_device": str(device),
         "batch_size": args.batch_size,
         "people": len(ds),
         "photometric": photometric is not None,
-        "encode_device": str(device),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.node()}",
-    }))  # fmt: skip
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores"
+        + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
+    }
+    if args.workers:
+        long = orders(args.group_size, 8 * epochs * args.workers)[0]
+        sps = loader_throughput(ds, codec, device, args.batch_size, long, args.workers)
+        print(f"DataLoader, {args.workers} workers: {sps:.1f} samples/s (wall clock)")
+        out["loader_workers"] = args.workers
+        out["loader_samples_per_s"] = round(sps, 1)
+    print(json.dumps(out))
     return 0
 
 

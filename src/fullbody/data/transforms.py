@@ -49,12 +49,10 @@ def box_to_center_scale(
     Works on (4,) or (N, 4) arrays; returns arrays of shape (..., 2).
     """
     box = np.asarray(box, dtype=np.float64)
-    x, y, w, h = np.moveaxis(box, -1, 0)
-    center = np.stack([x + w * 0.5, y + h * 0.5], axis=-1)
-    w_fixed = np.maximum(w, h * aspect_ratio)
-    h_fixed = np.maximum(h, w / aspect_ratio)
-    scale = np.stack([w_fixed, h_fixed], axis=-1) * padding
-    return center, scale
+    xy, wh = box[..., :2], box[..., 2:]
+    # w' = max(w, h * ar), h' = max(h, w / ar): one elementwise maximum.
+    scale = np.maximum(wh, wh[..., ::-1] * (aspect_ratio, 1.0 / aspect_ratio)) * padding
+    return xy + wh * 0.5, scale
 
 
 def affine_matrix(
@@ -77,20 +75,25 @@ def affine_matrix(
         raise ValueError(f"crop scale must be positive, got {(sw, sh)}")
     a = math.radians(rotation)
     cos, sin = math.cos(a), math.sin(a)
-    # Rotation counter-clockwise on screen in y-down coordinates.
-    rot = np.array([[cos, sin], [-sin, cos]])
-    lin = np.diag([out_w / sw, out_h / sh]) @ rot
+    sx, sy = out_w / sw, out_h / sh
+    # S @ R with R = [[cos, sin], [-sin, cos]]: counter-clockwise on screen (y down).
+    a00, a01, a10, a11 = sx * cos, sx * sin, -sy * sin, sy * cos
     if flip:
-        lin[0] = -lin[0]
-    offset = np.array([(out_w - 1) * 0.5, (out_h - 1) * 0.5]) - lin @ np.asarray(center, float)
-    return np.concatenate([lin, offset[:, None]], axis=1)
+        a00, a01 = -a00, -a01
+    cx, cy = float(center[0]), float(center[1])
+    tx = (out_w - 1) * 0.5 - (a00 * cx + a01 * cy)
+    ty = (out_h - 1) * 0.5 - (a10 * cx + a11 * cy)
+    return np.array([[a00, a01, tx], [a10, a11, ty]])
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a (2, 3) affine (crop -> image for a matrix from :func:`affine_matrix`)."""
-    lin = np.asarray(matrix, dtype=np.float64)[:, :2]
-    inv = np.linalg.inv(lin)
-    return np.concatenate([inv, -(inv @ matrix[:, 2])[:, None]], axis=1)
+    (a, b, tx), (c, d, ty) = np.asarray(matrix, dtype=np.float64).tolist()
+    det = a * d - b * c
+    if det == 0:
+        raise ValueError("affine matrix is singular")
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
 
 
 def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -193,7 +196,7 @@ def half_body_box(
 
 def truncated_normal(rng: np.random.Generator, sd: float, limit: float) -> float:
     """A draw of N(0, sd²) clipped to ``[-limit, limit]`` (the SimpleBaseline/HRNet recipe)."""
-    return float(np.clip(rng.normal(0.0, sd), -limit, limit))
+    return min(max(sd * float(rng.standard_normal()), -limit), limit)
 
 
 def inside(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
