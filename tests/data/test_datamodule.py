@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,11 +22,22 @@ from fullbody.data.dataset import ImageGroupedSampler
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _hydra():
+    """One Hydra initialisation for the module (it is the slow part of composing)."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        yield
+
+
+@functools.cache
+def _data_key() -> str:
+    """``data`` once conf/train.yaml has a data default, ``+data`` before."""
+    return "data" if "data" in compose("train") else "+data"
+
+
 def data_config(name: str, *overrides: str):
     """The composed ``data`` node of conf/train.yaml with ``data=name`` and overrides."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        key = "data" if "data" in compose("train") else "+data"
-        return compose("train", overrides=[f"{key}={name}", *overrides]).data
+    return compose("train", overrides=[f"{_data_key()}={name}", *overrides]).data
 
 
 def check_batch(batch: dict, size: tuple[int, int] = (256, 192)) -> None:
@@ -163,6 +175,7 @@ def test_trainer_runs_epochs_over_the_datamodule(tiny_set):
     assert first != second  # Lightning set the sampler's epoch
 
 
+@pytest.mark.slow
 def test_synthetic_config(tmp_path):
     over = [f"data.root={tmp_path}", "data.train_images=3", "data.val_images=2",
             "data.num_workers=0", "data.batch_size=2"]  # fmt: skip
@@ -189,8 +202,10 @@ def test_synthetic_config(tmp_path):
     assert pseudo.train_dataset.ann.has_conf
     w = pseudo.train_dataset.weights
     assert ((w > 0) & (w < 1)).any()  # teacher confidences, not ones
-    with pytest.raises(DataConfigError, match="train_labels"):
-        instantiate(data_config("synthetic", *over, "data.train_labels=teacher"))
+    with pytest.raises(DataConfigError, match="train_labels must be 'exact' or 'pseudo'"):
+        SyntheticDataModule(tmp_path, train_labels="teacher")
+    with pytest.raises(DataConfigError, match="data.generator: .*colour"):
+        SyntheticDataModule(tmp_path / "other", generator={"colour": 1}).prepare_data()
 
 
 def test_every_data_config_composes_with_every_jitter():

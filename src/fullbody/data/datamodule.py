@@ -224,6 +224,8 @@ class SyntheticDataModule(WholeBodyDataModule):
     (other seed, other folder) under ``root`` with :func:`fullbody.data.synthetic.generate`;
     a second run finds them and returns at once. ``train_labels``: ``exact`` trains on the
     generator's exact labels, ``pseudo`` on its simulated pseudo-labels (with confidences).
+    ``generator``: fields of :class:`fullbody.data.synthetic.SceneConfig` (image size, people
+    per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
     """
 
     def __init__(
@@ -277,17 +279,15 @@ class SyntheticDataModule(WholeBodyDataModule):
         super().setup(stage)
 
     def prepare_data(self) -> None:
-        from fullbody.data.synthetic import generate
+        """Generate the training and validation scenes unless they are there already."""
+        from fullbody.data.synthetic import SceneConfig, generate
 
+        try:
+            config = SceneConfig(**self.generator)
+        except TypeError as e:
+            raise DataConfigError(f"{self.prefix}.generator: {e}") from None
         for out, n, seed, pseudo in (
             (self.train_dir, self.train_images, self.data_seed, True),
             (self.val_dir, self.val_images, self.data_seed + 1, False),
         ):
-            generate(
-                out,
-                n,
-                seed,
-                pseudo=pseudo,
-                config=self.generator or None,
-                workers=self.generate_workers,
-            )
+            generate(out, n, seed, pseudo=pseudo, config=config, workers=self.generate_workers)

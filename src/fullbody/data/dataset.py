@@ -43,6 +43,10 @@ from fullbody.data.transforms import (
 )
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
+# albumentations checks PyPI for a newer version when imported; a training run makes no such
+# network calls (set NO_ALBUMENTATIONS_UPDATE=0 to have it back).
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
 #: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
