@@ -65,10 +65,9 @@ class ReferencePipeline:
 
     def sample(self, i: int) -> dict:
         ds, rng = self.ds, self.rng
-        rec = ds.ann.images[int(ds.image_ids[i])]
-        image = cv2.imread(str(ds.image_dir / rec["file_name"]), cv2.IMREAD_COLOR)  # BGR
-        kpts = ds.ann.keypoints[ds.rows[i]].copy()
-        weight = ds.weights[ds.rows[i]].copy()
+        image = cv2.imread(str(ds.image_path(ds.image_ids[i])), cv2.IMREAD_COLOR)  # BGR
+        kpts = ds.keypoints[i].astype(np.float64)
+        weight = ds.weights[i].copy()
         box = ds.jitter(ds.boxes[i], rng, kpts) if ds.jitter is not None else ds.boxes[i]
         center, scale = box_to_center_scale(box, ds.aspect_ratio, ds.padding)
         flip = rng.random() < ds.flip_prob

@@ -194,12 +194,12 @@ def test_synthetic_config(tmp_path):
     check_batch(next(iter(dm.val_dataloader())))
     train_imgs = {im["file_name"] for im in WholeBodySet.load(ann_file).images.values()}
     assert len(train_imgs) == 3 and len(dm.val_annotations.images) == 2
-    assert not dm.train_dataset.ann.has_conf
+    assert not dm.train_dataset.has_conf
 
     pseudo = instantiate(data_config("synthetic", *over, "data.train_labels=pseudo"))
     pseudo.prepare_data()
     pseudo.setup("fit")
-    assert pseudo.train_dataset.ann.has_conf
+    assert pseudo.train_dataset.has_conf
     w = pseudo.train_dataset.weights
     assert ((w > 0) & (w < 1)).any()  # teacher confidences, not ones
     with pytest.raises(DataConfigError, match="train_labels must be 'exact' or 'pseudo'"):

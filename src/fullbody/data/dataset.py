@@ -170,7 +170,6 @@ class TopDownDataset(Dataset):
         min_keypoints: int = 1,
         reduced_decode: bool = True,
     ) -> None:
-        self.ann = ann
         self.image_dir = Path(image_dir)
         self.train = train
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -186,13 +185,15 @@ class TopDownDataset(Dataset):
         self.photometric = photometric
         self.reduced_decode = reduced_decode
         self.normalize = ImageNormalizer()
-        self.weights = keypoint_weights(
+        weights = keypoint_weights(
             ann.keypoints[..., 2],
             ann.conf,
             pseudo=ann.has_conf,
             conf_floor=conf_floor,
             part_weights=part_weights,
         )
+        self.source = ann.path
+        self.has_conf = ann.has_conf
         src = str(ann.path or "<annotations>")
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"{self.image_dir}: image folder not found")
@@ -214,7 +215,7 @@ class TopDownDataset(Dataset):
         elif boxes == "gt":
             keep = ~ann.iscrowd & (ann.bboxes[:, 2] > 1) & (ann.bboxes[:, 3] > 1)
             if train:
-                keep &= (self.weights > 0).sum(1) >= min_keypoints
+                keep &= (weights > 0).sum(1) >= min_keypoints
             self.rows = np.flatnonzero(keep)
             self.image_ids = ann.image_ids[self.rows]
             self.boxes = ann.bboxes[self.rows]
@@ -227,6 +228,23 @@ class TopDownDataset(Dataset):
             raise ValueError(f"boxes must be 'gt' or PersonDetections, got {boxes!r}")
         if not len(self.rows):
             raise ValueError(f"{src}: no samples: the file has no {what}")
+        # Only NumPy arrays from here on (no per-person Python objects): DataLoader workers
+        # share them copy-on-write, where Python lists and dicts would be copied into every
+        # worker as soon as they are touched.
+        labelled = self.rows >= 0
+        self.keypoints = np.zeros((len(self.rows), NUM_KEYPOINTS, 3), np.float32)
+        self.keypoints[labelled] = ann.keypoints[self.rows[labelled]]
+        self.weights = np.zeros((len(self.rows), NUM_KEYPOINTS), np.float32)
+        self.weights[labelled] = weights[self.rows[labelled]]
+        self._image_table = np.array(sorted(ann.images), dtype=np.int64)
+        self._file_names = np.array(
+            [str(ann.images[i]["file_name"]) for i in self._image_table.tolist()]
+        )
+        self._image_sizes = np.array(
+            [(int(ann.images[i]["height"]), int(ann.images[i]["width"]))
+             for i in self._image_table.tolist()],
+            dtype=np.int64,
+        ).reshape(-1, 2)  # fmt: skip
         self._rng: np.random.Generator | None = None
         self._rng_seed: int | None = None
         self._cache: tuple[int, int, np.ndarray] | None = None
@@ -250,12 +268,11 @@ class TopDownDataset(Dataset):
     def crop_params(self, i: int) -> tuple[np.ndarray, bool, np.ndarray]:
         """Affine (image -> crop px), mirror flag and the (jittered) box of item ``i``."""
         box = self.boxes[i]
-        row = self.rows[i]
         if not self.train:
             c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
             return affine_matrix(c, s, 0.0, self.input_size), False, box
         rng = self.rng
-        kpts = self.ann.keypoints[row]
+        kpts = self.keypoints[i]
         if self.jitter is not None:
             box = self.jitter(box, rng, kpts)
         half = half_body_box(kpts, rng) if rng.random() < self.half_body_prob else None
@@ -282,26 +299,33 @@ class TopDownDataset(Dataset):
                 return f
         return 1
 
+    def image_path(self, image_id: int) -> Path:
+        """The file of an image (by COCO image id)."""
+        return self.image_dir / str(self._file_names[self._image_index(image_id)])
+
+    def _image_index(self, image_id: int) -> int:
+        return int(np.searchsorted(self._image_table, image_id))
+
     def load_image(self, image_id: int, factor: int = 1) -> np.ndarray:
         """RGB uint8 image, decoded at 1/``factor`` size (checked against the record's size)."""
-        rec = self.ann.images[int(image_id)]
-        path = self.image_dir / rec["file_name"]
+        j = self._image_index(image_id)
+        path = self.image_dir / str(self._file_names[j])
         try:
             buf = np.fromfile(path, dtype=np.uint8)
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"{path}: image file not found (image {image_id} of {self.ann.path}; "
+                f"{path}: image file not found (image {image_id} of {self.source}; "
                 f"is the image folder right?)"
             ) from None
         flag = _FULL_FLAG if factor == 1 else _REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION
         image = cv2.imdecode(buf, flag) if buf.size else None
         if image is None:
             raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
-        expect = (-(-int(rec["height"]) // factor), -(-int(rec["width"]) // factor))
-        if image.shape[:2] != expect:
+        height, width = self._image_sizes[j].tolist()
+        if image.shape[:2] != (-(-height // factor), -(-width // factor)):
             raise AnnotationError(
-                self.ann.path, f"image {image_id}", "width/height",
-                f"the record says {rec['width']}x{rec['height']} but {path} is "
+                self.source, f"image {image_id}", "width/height",
+                f"the record says {width}x{height} but {path} is "
                 f"{image.shape[1] * factor}x{image.shape[0] * factor}",
             )  # fmt: skip
         return image
@@ -326,11 +350,9 @@ class TopDownDataset(Dataset):
         crop = cv2.cvtColor(warp(image, to_crop, self.input_size), cv2.COLOR_RGBA2RGB)
         if self.train and self.photometric is not None:
             crop = self.photometric(image=crop)["image"]
-        row = self.rows[i]
-        if row >= 0:
-            kpts = self.ann.keypoints[row]
-            weight = self.weights[row]
-            xy = transform_points(kpts[:, :2], matrix)
+        if self.rows[i] >= 0:
+            weight = self.weights[i]
+            xy = transform_points(self.keypoints[i, :, :2], matrix)
             if flip:
                 xy, weight = flip_index_points(xy), flip_index_points(weight[:, None])[:, 0]
             xy = self.codec.input_to_heatmap(xy)
