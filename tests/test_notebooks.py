@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +26,46 @@ def _outputs(nb) -> tuple[str, int]:
             figures += "image/png" in data
             text.append(data.get("text/plain", ""))
     return "".join(text), figures
+
+
+_CHECK = "import os, sys\nassert X == 2, X\nprint(os.getcwd(), sys.executable)"
+
+
+def _tiny(path: Path, tagged: bool = True) -> Path:
+    cells = [
+        nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"] if tagged else []}),
+        nbformat.v4.new_code_cell(_CHECK),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_parameters_are_injected_after_the_tagged_cell(tmp_path):
+    from fullbody.notebooks import inject_parameters
+
+    nb = nbformat.read(_tiny(tmp_path / "t.ipynb"), as_version=4)
+    inject_parameters(nb, {"X": 2, "NAME": "a b"})
+    assert nb.cells[1].source == "X = 2\nNAME = 'a b'"
+    assert nb.cells[1].metadata["tags"] == ["injected-parameters"]
+    untagged = nbformat.read(_tiny(tmp_path / "u.ipynb", tagged=False), as_version=4)
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        inject_parameters(untagged, {"X": 2})
+
+
+@pytest.mark.slow
+def test_execute_notebook_runs_in_this_interpreter_and_reports_failures(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    from fullbody.notebooks import execute_notebook
+
+    path = _tiny(tmp_path / "t.ipynb")
+    (tmp_path / "work").mkdir()
+    nb = execute_notebook(path, {"X": 2}, cwd=tmp_path / "work")
+    cwd, python = nb.cells[2].outputs[0]["text"].split()
+    assert cwd == str(tmp_path / "work") and python == sys.executable
+    assert nbformat.read(path, as_version=4).cells[1].source == _CHECK  # the file is untouched
+    with pytest.raises(CellExecutionError, match=r"assert X == 2(.|\n)*AssertionError"):
+        execute_notebook(path, {"X": 3})
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
