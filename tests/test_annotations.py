@@ -181,6 +181,8 @@ def test_points_box_and_atomic_write(tmp_path):
         write_json_atomic({"bad": object()}, target)
     assert json.loads(target.read_text()) == {"keep": True}  # the old file survives a failed write
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    write_json_atomic({"ok": 1}, target)
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others, as open() would make it
 
 
 def test_from_arrays_with_no_people(tmp_path):
