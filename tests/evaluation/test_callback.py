@@ -127,15 +127,19 @@ def _run(devices: int, out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_two_ddp_processes_give_what_one_gives(tmp_path):
-    one = _run(1, tmp_path / "one.json")
-    two = _run(2, tmp_path / "two.json")
-    assert (one["world_size"], two["world_size"]) == (1, 2)
-    assert two["num_predictions"] % 2 == 1  # the sampler repeated one sample ...
-    assert two["num_evaluated"] == one["num_evaluated"] == two["num_predictions"]  # ... dropped
-    assert two["callback"] == one["callback"]
-    assert two["written"] == one["written"] == one["callback"]
-    assert two["logged"] == one["logged"] and len(one["logged"]) == 60
+def test_two_ddp_processes_give_what_one_gives(case, tmp_path):
+    two = _run(2, tmp_path / "two.json")  # strategy="ddp", gloo, as train.py would run it
+    gt, preds = case
+    callback = WholeBodyEvaluator()
+    trainer = _trainer(callback, tmp_path)
+    trainer.validate(DummyModule(preds), datamodule=DummyData(gt, len(preds)), verbose=False)
+    one = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert two["world_size"] == 2 and two["num_predictions"] == len(preds)
+    assert len(preds) % 2 == 1  # the sampler repeated one sample ...
+    assert two["num_evaluated"] == callback.num_evaluated == len(preds)  # ... and it was dropped
+    assert two["callback"] == callback.metrics
+    assert two["written"] == callback.metrics
+    assert two["logged"] == one and len(one) == 60
 
 
 def test_callback_config_instantiates(tmp_path):
