@@ -1,0 +1,88 @@
+"""How good are pseudo-labels? Score them against human whole-body labels of the same people.
+
+Every pseudo-labelled person becomes one prediction: its points with their teacher confidences
+(the human body with confidence 1), ranked per part by the mean confidence of the part's
+labelled points; a part with no labelled point counts as not predicted. The project's metric
+(:func:`fullbody.evaluation.wholebody.evaluate`, the official COCO-WholeBody protocol) then
+gives AP/AR per part, and :func:`coverage` how many human-labelled parts got a label at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fullbody.annotations import PARTS, AnnotationError, WholeBodySet, write_json_atomic
+from fullbody.keypoints import PART_SLICES_WITH_WHOLE
+
+Metric = Callable[[WholeBodySet, Any], dict[str, float]]
+
+
+def as_predictions(labels: WholeBodySet) -> Any:
+    """The pseudo-labels as the metric's predictions (crowd regions left out)."""
+    from fullbody.evaluation.results import Predictions
+
+    rows = np.flatnonzero(~labels.iscrowd)
+    kpts = labels.keypoints[rows].copy()
+    lab = kpts[..., 2] > 0
+    conf = np.where(lab, labels.conf[rows], 0.0)
+    kpts[..., 2] = conf
+    part_scores = {}
+    for part, sl in PART_SLICES_WITH_WHOLE.items():
+        if part == "body":
+            continue
+        n = lab[:, sl].sum(1)
+        part_scores[part] = np.where(n > 0, conf[:, sl].sum(1) / np.maximum(n, 1), np.nan)
+    return Predictions(
+        image_ids=labels.image_ids[rows],
+        keypoints=kpts,
+        scores=np.ones(len(rows)),
+        part_scores=part_scores,
+        bboxes=labels.bboxes[rows],
+    )
+
+
+def coverage(labels: WholeBodySet, human: WholeBodySet) -> dict[str, dict[str, int]]:
+    """Per part: human-valid parts, how many of them got a pseudo-label, and pseudo-labels on
+    parts the humans marked invalid (people matched by annotation id)."""
+    row = {int(a): i for i, a in enumerate(human.ann_ids)}
+    idx = np.array([row[int(a)] for a in labels.ann_ids])
+    h, p = human.valid[idx], labels.valid
+    return {
+        part: {
+            "human": int(h[:, j].sum()),
+            "labelled": int((h[:, j] & p[:, j]).sum()),
+            "extra": int((~h[:, j] & p[:, j]).sum()),
+        }
+        for j, part in enumerate(PARTS)
+    }
+
+
+def quality_report(
+    labels: WholeBodySet, human: WholeBodySet, metric: Metric | None = None
+) -> dict[str, Any]:
+    """AP/AR per part (``"<part>/<stat>"``) of ``labels`` against ``human``, plus coverage."""
+    if not human.valid[:, 1:].any():
+        raise AnnotationError(
+            human.path, "all annotations", "foot/face/hand keypoints",
+            "the quality report needs human whole-body labels, and this file has none",
+        )  # fmt: skip
+    if set(labels.ann_ids.tolist()) != set(human.ann_ids.tolist()):
+        raise ValueError("pseudo-labels and human labels must hold the same annotation ids")
+    if metric is None:
+        from fullbody.evaluation.wholebody import evaluate as metric
+    return {"metrics": metric(human, as_predictions(labels)), "coverage": coverage(labels, human)}
+
+
+def write_report(
+    labels: WholeBodySet, ann_file: str | os.PathLike, out_file: Path, metric: Metric | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Score ``labels`` against the human labels of ``ann_file``; write ``<out>.report.json``."""
+    report = quality_report(labels, WholeBodySet.load(ann_file), metric)
+    path = out_file.with_name(out_file.stem + ".report.json")
+    write_json_atomic(report, path)
+    return path, report
