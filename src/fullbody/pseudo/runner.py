@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,14 +161,11 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(specs, image_dir, part_boxes, min_conf, shard_dir, threads) -> None:
     cv2.setNumThreads(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
+    teachers = assign_parts(build_teachers(specs))
+    if "torch" in sys.modules:  # only teachers that use torch pay for importing it
+        sys.modules["torch"].set_num_threads(threads)
     _WORKER.update(
-        teachers=assign_parts(build_teachers(specs)),
+        teachers=teachers,
         image_dir=image_dir,
         part_boxes=part_boxes,
         min_conf=min_conf,
