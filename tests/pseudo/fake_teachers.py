@@ -42,4 +42,3 @@ class RegionTeacher:
         if self.delay:
             time.sleep(self.delay * len(people))
         return out
-

@@ -28,7 +28,9 @@ def test_body_stays_human_and_confident_points_keep_their_confidence():
     np.testing.assert_array_equal(kpts[:, :17], body)
     np.testing.assert_array_equal(conf[:, :17], body_conf)
     assert (kpts[0, FACE.start] == 0).all() and conf[0, FACE.start] == 0
-    assert (kpts[:, FACE.start + 1 : FACE.stop, 2] == 2).all() and (conf[:, FACE.start + 1 : FACE.stop] == 0.8).all()
+    assert (kpts[:, FACE.start + 1 : FACE.stop, 2] == 2).all() and (
+        conf[:, FACE.start + 1 : FACE.stop] == 0.8
+    ).all()
     np.testing.assert_array_equal(kpts[1, FACE, :2], p.xy[1, FACE])
     assert valid.tolist() == [[True, False, True, False, False]] * 2
     np.testing.assert_allclose(boxes[:, 0], points_box(kpts[:, FACE]))
@@ -53,7 +55,9 @@ def test_occluded_points_get_v1_and_outside_or_nan_points_are_dropped():
 def test_parts_without_a_teacher_or_confidence_are_invalid_and_empty():
     p = _pred()
     p.conf[:, LH] = 0.49
-    kpts, conf, valid, boxes = merge_predictions(skeleton(2), np.ones((2, 17)), {"lefthand": p}, (100, 100))
+    kpts, conf, valid, boxes = merge_predictions(
+        skeleton(2), np.ones((2, 17)), {"lefthand": p}, (100, 100)
+    )
     assert not valid[:, 1:].any() and (kpts[:, 17:] == 0).all() and (conf[:, 17:] == 0).all()
     assert (boxes == 0).all()
 

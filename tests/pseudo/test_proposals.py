@@ -8,8 +8,8 @@ from fullbody.pseudo.proposals import (
     REGION_PARTS,
     box_iou,
     human_region_boxes,
-    propose,
     proposal_quality,
+    propose,
     with_human_boxes,
 )
 
@@ -50,7 +50,9 @@ def test_proposals_rotate_and_scale_with_the_skeleton():
     np.testing.assert_allclose(b.up, a.up @ rot.T, atol=1e-9)
     # the face and hand boxes are squares: centres move with the skeleton, sides scale by 3
     for j in range(3):
-        np.testing.assert_allclose(_centre(b.boxes[0, j]), 3 * (_centre(a.boxes[0, j]) - 50) @ rot.T + 200, atol=1e-6)
+        np.testing.assert_allclose(
+            _centre(b.boxes[0, j]), 3 * (_centre(a.boxes[0, j]) - 50) @ rot.T + 200, atol=1e-6
+        )
         np.testing.assert_allclose(b.boxes[0, j, 2], 3 * a.boxes[0, j, 2])
 
 
@@ -116,7 +118,9 @@ def test_quality_is_perfect_for_human_boxes_and_drops_with_misses():
     r.ok[1, 0] = False
     assert proposal_quality(r, ws)["face"]["recall@0.5"] == 0.5
     assert human_region_boxes(ws)[1][:, 0].all()
-    assert box_iou(np.array([[0, 0, 2, 2.0]]), np.array([[1, 1, 2, 2.0]]))[0] == pytest.approx(1 / 7)
+    assert box_iou(np.array([[0, 0, 2, 2.0]]), np.array([[1, 1, 2, 2.0]]))[0] == pytest.approx(
+        1 / 7
+    )
 
 
 @pytest.mark.needs_sample

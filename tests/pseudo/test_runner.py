@@ -40,7 +40,9 @@ def test_labels_follow_the_merge_rules(dataset, tmp_path):
     assert (back.conf[:, PART_SLICES["face"]] == 0.9).all()
     heels = back.keypoints[:, [19, 22], 2]
     assert ((heels == 1) | (heels == 0)).all() and (heels == 1).any()
-    np.testing.assert_allclose(back.part_boxes[:, 0], points_box(back.keypoints[:, PART_SLICES["face"]]))
+    np.testing.assert_allclose(
+        back.part_boxes[:, 0], points_box(back.keypoints[:, PART_SLICES["face"]])
+    )
     raw = json.loads(out.read_text())["annotations"][0]
     assert len(raw["face_conf"]) == 68 and raw["lefthand_valid"] is False
 
@@ -125,11 +127,15 @@ def test_kill_and_resume_gives_the_uninterrupted_output(dataset, tmp_path):
     assert not out.exists()
     before = {p.name: p.stat().st_mtime_ns for p in shards.glob("shard-*.json")}
     assert 2 <= len(before) < 5
-    PseudoLabeller(dataset, images, out, teachers, workers=1, shard_size=2, keep_shards=True, progress=False).run()
+    PseudoLabeller(
+        dataset, images, out, teachers, workers=1, shard_size=2, keep_shards=True, progress=False
+    ).run()
     after = {p.name: p.stat().st_mtime_ns for p in shards.glob("shard-*.json")}
     assert len(after) == 5 and all(after[k] == v for k, v in before.items())  # nothing redone
     reference = tmp_path / "reference.json"
-    PseudoLabeller(dataset, images, reference, teachers, workers=2, shard_size=2, progress=False).run()
+    PseudoLabeller(
+        dataset, images, reference, teachers, workers=2, shard_size=2, progress=False
+    ).run()
     assert out.read_bytes() == reference.read_bytes()
 
 

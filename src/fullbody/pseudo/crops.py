@@ -64,9 +64,7 @@ def transform_points(affines: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.einsum("nij,nkj->nki", a[:, :, :2], p) + a[:, None, :, 2]
 
 
-def warp_crops(
-    image: np.ndarray, affines: np.ndarray, size: int | tuple[int, int]
-) -> np.ndarray:
+def warp_crops(image: np.ndarray, affines: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Cut (n, H, W, C) crops out of an (H, W, C) image; outside the image is black.
 
     ``size`` is the side of square crops or ``(width, height)``.

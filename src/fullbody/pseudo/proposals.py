@@ -191,7 +191,9 @@ def foot_region(body: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np
     corners = (
         ankle[0][:, None]
         + np.array([-0.5, 0.5, -0.5, 0.5])[None, :, None] * FOOT_ACROSS * s * across
-        + np.array([FOOT_ABOVE_ANKLE] * 2 + [-FOOT_BELOW_ANKLE] * 2)[None, :, None] * s * up[:, None]
+        + np.array([FOOT_ABOVE_ANKLE] * 2 + [-FOOT_BELOW_ANKLE] * 2)[None, :, None]
+        * s
+        * up[:, None]
     )
     lo, hi = corners.min(1), corners.max(1)
     box = np.where(ok[:, None], np.concatenate([lo, hi - lo], axis=1), 0.0)
@@ -280,7 +282,7 @@ def proposal_quality(regions: Regions, ws: WholeBodySet) -> dict[str, dict[str, 
         inside = ((pts[..., :2] >= lo) & (pts[..., :2] <= hi)).all(-1) & lab
         inside &= regions.ok[rows, j, None]
         out[part] = {
-            "n": int(len(rows)),
+            "n": len(rows),
             "mean_iou": float(iou.mean()) if len(rows) else float("nan"),
             "recall@0.5": float((iou >= 0.5).mean()) if len(rows) else float("nan"),
             "proposed": float(regions.ok[rows, j].mean()) if len(rows) else float("nan"),

@@ -71,7 +71,9 @@ def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
             continue
         for part in teacher.parts:
             if part in by_part:
-                raise ValueError(f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'")
+                raise ValueError(
+                    f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'"
+                )
             by_part[part], owner[part] = teacher, slot
     whole = teachers.get(WHOLEBODY_SLOT)
     if whole is not None:
@@ -181,7 +183,13 @@ def _run_shard(job: tuple[int, list[ImageTask]]) -> tuple[int, int]:
     """Label one shard and write it atomically; returns (shard index, people labelled)."""
     index, tasks = job
     w = _WORKER
-    rows: dict[str, list] = {"ann_ids": [], "keypoints": [], "conf": [], "valid": [], "part_boxes": []}
+    rows: dict[str, list] = {
+        "ann_ids": [],
+        "keypoints": [],
+        "conf": [],
+        "valid": [],
+        "part_boxes": [],
+    }
     for task in tasks:
         if not len(task.ann_ids):
             continue
@@ -346,9 +354,12 @@ class PseudoLabeller:
                     _WORKER.clear()
             elif todo:
                 ctx = multiprocessing.get_context("spawn")
-                with _thread_env(self.threads), ctx.Pool(
-                    min(self.workers, len(todo)), initializer=_init_worker, initargs=args
-                ) as pool:
+                with (
+                    _thread_env(self.threads),
+                    ctx.Pool(
+                        min(self.workers, len(todo)), initializer=_init_worker, initargs=args
+                    ) as pool,
+                ):
                     for _, n in pool.imap_unordered(_run_shard, todo):
                         bar.update(n)
         out = self._merge(ws, len(shard_tasks))

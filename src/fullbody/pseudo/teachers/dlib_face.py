@@ -67,14 +67,16 @@ class DlibFace:
         try:
             import dlib
         except ImportError as e:
-            raise TeacherError("the dlib face teacher needs dlib-bin: pip install -e '.[teachers]'") from e
+            raise TeacherError(
+                "the dlib face teacher needs dlib-bin: pip install -e '.[teachers]'"
+            ) from e
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise TeacherError(f"dlib model file {path} not found: pip install -e '.[teachers]'")
         self._dlib = dlib
         self.predictor = dlib.shape_predictor(str(path))
         self.box_scale, self.flip_sigma = box_scale, flip_sigma
-        size = int(round(_MARGIN * _BOX_PX))
+        size = round(_MARGIN * _BOX_PX)
         lo = (size - _BOX_PX) // 2
         self.size, self.rect = size, dlib.rectangle(lo, lo, lo + _BOX_PX - 1, lo + _BOX_PX - 1)
 

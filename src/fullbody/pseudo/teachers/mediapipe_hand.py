@@ -94,7 +94,9 @@ class MediaPipeHand:
                     centre = centre + ROI_SHIFT * extent[:, None] * u
                     crop_side = np.maximum(ROI_SCALE * extent, 1.0)
             wrist = people.body[rows, NAME_TO_INDEX[f"{side}_wrist"]]
-            far = np.linalg.norm(pts[:, 0] - wrist[:, :2], axis=1) > self.wrist_tolerance * crop_side
+            far = (
+                np.linalg.norm(pts[:, 0] - wrist[:, :2], axis=1) > self.wrist_tolerance * crop_side
+            )
             presence = np.where((wrist[:, 2] > 0) & far, 0.0, presence)
             sl = PART_SLICES[part]
             out.xy[rows, sl] = pts
