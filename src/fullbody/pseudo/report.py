@@ -5,6 +5,8 @@ Every pseudo-labelled person becomes one prediction: its points with their teach
 labelled points; a part with no labelled point counts as not predicted. The project's metric
 (:func:`fullbody.evaluation.wholebody.evaluate`, the official COCO-WholeBody protocol) then
 gives AP/AR per part, and :func:`coverage` how many human-labelled parts got a label at all.
+The report also measures the body-based part proposals against the human part boxes
+(:func:`fullbody.pseudo.proposals.proposal_quality`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from fullbody.annotations import PARTS, AnnotationError, WholeBodySet, write_json_atomic
-from fullbody.keypoints import PART_SLICES_WITH_WHOLE
+from fullbody.keypoints import PART_SLICES, PART_SLICES_WITH_WHOLE
+from fullbody.pseudo.proposals import proposal_quality, propose
 
 Metric = Callable[[WholeBodySet, Any], dict[str, float]]
 
@@ -65,7 +68,8 @@ def coverage(labels: WholeBodySet, human: WholeBodySet) -> dict[str, dict[str, i
 def quality_report(
     labels: WholeBodySet, human: WholeBodySet, metric: Metric | None = None
 ) -> dict[str, Any]:
-    """AP/AR per part (``"<part>/<stat>"``) of ``labels`` against ``human``, plus coverage."""
+    """AP/AR per part (``"<part>/<stat>"``) of ``labels`` against ``human``, coverage, and the
+    quality of the body-based proposals."""
     if not human.valid[:, 1:].any():
         raise AnnotationError(
             human.path, "all annotations", "foot/face/hand keypoints",
@@ -75,7 +79,11 @@ def quality_report(
         raise ValueError("pseudo-labels and human labels must hold the same annotation ids")
     if metric is None:
         from fullbody.evaluation.wholebody import evaluate as metric
-    return {"metrics": metric(human, as_predictions(labels)), "coverage": coverage(labels, human)}
+    return {
+        "metrics": metric(human, as_predictions(labels)),
+        "coverage": coverage(labels, human),
+        "proposals": proposal_quality(propose(human.keypoints[:, PART_SLICES["body"]]), human),
+    }
 
 
 def write_report(
