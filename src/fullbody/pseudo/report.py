@@ -5,8 +5,11 @@ Every pseudo-labelled person becomes one prediction: its points with their teach
 labelled points; a part with no labelled point counts as not predicted. The project's metric
 (:func:`fullbody.evaluation.wholebody.evaluate`, the official COCO-WholeBody protocol) then
 gives AP/AR per part, and :func:`coverage` how many human-labelled parts got a label at all.
-The report also measures the body-based part proposals against the human part boxes
-(:func:`fullbody.pseudo.proposals.proposal_quality`).
+The metric counts a human-labelled point that no teacher predicts (the small toes) as a miss,
+which caps the foot AP; ``metrics_predicted_points`` repeats the evaluation with the human labels
+of such points (unlabelled in every pseudo-label of the set) removed, to judge the teachers on
+what they do predict. The report also measures the body-based part proposals against the human
+part boxes (:func:`fullbody.pseudo.proposals.proposal_quality`).
 """
 
 from __future__ import annotations
@@ -79,8 +82,16 @@ def quality_report(
         raise ValueError("pseudo-labels and human labels must hold the same annotation ids")
     if metric is None:
         from fullbody.evaluation.wholebody import evaluate as metric
+    preds = as_predictions(labels)
+    row = {int(a): i for i, a in enumerate(labels.ann_ids)}
+    order = np.array([row[int(a)] for a in human.ann_ids])
+    never = ~(labels.keypoints[order, :, 2] > 0).any(0)  # points no pseudo-label has
+    covered = human.subset(np.arange(len(human)))
+    covered.keypoints[:, never] = 0.0
     return {
-        "metrics": metric(human, as_predictions(labels)),
+        "metrics": metric(human, preds),
+        "metrics_predicted_points": metric(covered, preds),
+        "never_predicted": np.flatnonzero(never).tolist(),
         "coverage": coverage(labels, human),
         "proposals": proposal_quality(propose(human.keypoints[:, PART_SLICES["body"]]), human),
     }
