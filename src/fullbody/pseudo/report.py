@@ -7,8 +7,8 @@ labelled points; a part with no labelled point counts as not predicted. The proj
 gives AP/AR per part, and :func:`coverage` how many human-labelled parts got a label at all.
 The metric counts a human-labelled point that no teacher predicts (the small toes) as a miss,
 which caps the foot AP; ``metrics_predicted_points`` repeats the evaluation with the human labels
-of such points (unlabelled in every pseudo-label of the set) removed, to judge the teachers on
-what they do predict. The report also measures the body-based part proposals against the human
+of such points removed (points unlabelled in every pseudo-label of the set although their part
+is labelled in some), to judge the teachers on what they do predict. The report also measures the body-based part proposals against the human
 part boxes (:func:`fullbody.pseudo.proposals.proposal_quality`).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from fullbody.annotations import PARTS, AnnotationError, WholeBodySet, write_json_atomic
-from fullbody.keypoints import PART_SLICES, PART_SLICES_WITH_WHOLE
+from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE
 from fullbody.pseudo.proposals import proposal_quality, propose
 
 Metric = Callable[[WholeBodySet, Any], dict[str, float]]
@@ -85,7 +85,10 @@ def quality_report(
     preds = as_predictions(labels)
     row = {int(a): i for i, a in enumerate(labels.ann_ids)}
     order = np.array([row[int(a)] for a in human.ann_ids])
-    never = ~(labels.keypoints[order, :, 2] > 0).any(0)  # points no pseudo-label has
+    # Points never labelled although their part is labelled somewhere: what no teacher predicts.
+    part_labelled = {p: labels.valid[:, j].any() for j, p in enumerate(PARTS)}
+    in_labelled_part = np.array([part_labelled[str(p)] for p in KEYPOINT_PART])
+    never = ~(labels.keypoints[order, :, 2] > 0).any(0) & in_labelled_part
     covered = human.subset(np.arange(len(human)))
     covered.keypoints[:, never] = 0.0
     return {
