@@ -6,9 +6,6 @@ out_file=pseudo.json [teacher/face=dlib] [part_boxes=gt] [workers=2] [report=tru
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,15 +29,15 @@ def main(cfg: DictConfig) -> None:
         overwrite=cfg.overwrite,
         keep_shards=cfg.keep_shards,
         progress=cfg.progress,
+        report=cfg.report,
     )
     labels = job.run()
     print(f"wrote {len(labels)} people to {cfg.out_file}")
-    if cfg.report:
-        from fullbody.pseudo.report import write_report
+    if job.report_table is not None:
+        from fullbody.evaluation.wholebody import format_table
 
-        path, table = write_report(labels, cfg.ann_file, Path(cfg.out_file))
-        print(json.dumps(table, indent=1))
-        print(f"report: {path}")
+        print(format_table(job.report_table["metrics"]))
+        print(f"report: {job.report_file}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import AnnotationError, WholeBodySet
-from fullbody.pseudo.report import coverage, quality_report, write_report
+from fullbody.pseudo.report import coverage, quality_report
 
 
 def _copy(ws: WholeBodySet) -> WholeBodySet:
@@ -24,23 +24,38 @@ def test_coverage_counts_labelled_missing_and_extra_parts(sample_ann_file):
 
 
 @pytest.mark.needs_sample
-def test_report_calls_the_metric_and_writes_next_to_the_output(
-    sample_ann_file, tmp_path, monkeypatch
-):
+def test_report_feeds_the_metric_and_measures_proposals(sample_ann_file, monkeypatch):
     human = WholeBodySet.load(sample_ann_file)
-    seen = {}
+    calls = []
 
     def metric(gt, preds):
-        seen["gt"], seen["preds"] = gt, preds
-        return {"face/AP": 0.5}
+        calls.append((gt, preds))
+        return {"foot/AP": float(len(calls))}
 
     import fullbody.pseudo.report as report
 
     monkeypatch.setattr(report, "as_predictions", lambda labels: ("preds", len(labels)))
-    path, table = write_report(_copy(human), sample_ann_file, tmp_path / "p.json", metric)
-    assert path == tmp_path / "p.report.json" and path.is_file()
-    assert table["metrics"] == {"face/AP": 0.5} and seen["preds"] == ("preds", 14)
+    labels = _copy(human)
+    labels.keypoints[:, [18, 21]] = 0  # small toes never labelled: left out of the second call
+    table = quality_report(labels, human, metric)
+    assert table["metrics"] == {"foot/AP": 1.0} and table["metrics_predicted_points"] == {
+        "foot/AP": 2.0
+    }
+    assert table["never_predicted"] == [18, 21]
+    assert calls[0][0] is human and (calls[1][0].keypoints[:, [18, 21]] == 0).all()
+    assert (calls[1][0].keypoints[:, 17] == human.keypoints[:, 17]).all()
     assert table["proposals"]["face"]["n"] == 4
+
+
+def test_runner_refuses_report_without_human_whole_body_labels(dataset, tmp_path):
+    from fullbody.pseudo.runner import PseudoLabeller
+
+    job = PseudoLabeller(dataset, dataset.parent / "images", tmp_path / "p.json",
+                         {"fake": {"_target_": "fake_teachers.RegionTeacher"}}, workers=0,
+                         report=True, progress=False)  # fmt: skip
+    with pytest.raises(AnnotationError, match="report=true needs human whole-body labels"):
+        job.run()
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.shards").exists()
 
 
 def test_report_needs_human_whole_body_labels(tmp_path):

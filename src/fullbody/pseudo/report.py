@@ -14,14 +14,12 @@ part boxes (:func:`fullbody.pseudo.proposals.proposal_quality`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fullbody.annotations import PARTS, AnnotationError, WholeBodySet, write_json_atomic
+from fullbody.annotations import PARTS, AnnotationError, WholeBodySet
 from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE
 from fullbody.pseudo.proposals import proposal_quality, propose
 
@@ -98,13 +96,3 @@ def quality_report(
         "coverage": coverage(labels, human),
         "proposals": proposal_quality(propose(human.keypoints[:, PART_SLICES["body"]]), human),
     }
-
-
-def write_report(
-    labels: WholeBodySet, ann_file: str | os.PathLike, out_file: Path, metric: Metric | None = None
-) -> tuple[Path, dict[str, Any]]:
-    """Score ``labels`` against the human labels of ``ann_file``; write ``<out>.report.json``."""
-    report = quality_report(labels, WholeBodySet.load(ann_file), metric)
-    path = out_file.with_name(out_file.stem + ".report.json")
-    write_json_atomic(report, path)
-    return path, report

@@ -9,6 +9,8 @@ that folder with the same manifest skips the shards already written, so a killed
 without redoing or losing work; a different manifest is refused. When every shard is there
 they are merged, in shard order, into the output file (written atomically; an existing output is
 never replaced unless ``overwrite``), and the shard folder is removed unless ``keep_shards``.
+With ``report``, the output is then scored against the input's human whole-body labels
+(:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``.
 Shards depend only on their images, so the output is the same byte for byte however the work
 was split, interrupted or resumed.
 """
@@ -35,7 +37,7 @@ from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomi
 from fullbody.keypoints import PART_SLICES
 from fullbody.pseudo.merge import merge_predictions
 from fullbody.pseudo.proposals import propose, with_human_boxes
-from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Teacher
+from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Prediction, Teacher
 
 MANIFEST_VERSION = 1
 PART_BOX_MODES = ("proposals", "gt")
@@ -122,18 +124,22 @@ def label_image(
     ``teachers`` maps parts to teachers (:func:`assign_parts`); each distinct teacher runs once
     on the image's non-crowd people. Crowd regions keep their body and nothing else.
     """
-    n = len(task.ann_ids)
-    regions = propose(task.body)
+    people_rows = np.flatnonzero(~task.iscrowd.astype(bool))
+    regions = propose(task.body[people_rows])
     if part_boxes == "gt":
-        regions = with_human_boxes(regions, task.part_boxes)
-    regions.ok[task.iscrowd.astype(bool)] = False
-    people = People(task.body, task.bboxes, regions)
-    predictions = {}
+        regions = with_human_boxes(regions, task.part_boxes[people_rows])
+    people = People(task.body[people_rows], task.bboxes[people_rows], regions)
+    predictions: dict[str, Prediction] = {}
     for teacher in {id(t): t for t in teachers.values()}.values():
-        pred = teacher.predict(image, people) if n else None
+        if not len(people_rows):
+            break
+        pred = teacher.predict(image, people)
+        full = Prediction.empty(len(task.ann_ids))
+        full.xy[people_rows], full.conf[people_rows] = pred.xy, pred.conf
+        full.occluded[people_rows] = pred.occluded
         for part, t in teachers.items():
-            if t is teacher and pred is not None:
-                predictions[part] = pred
+            if t is teacher:
+                predictions[part] = full
     size = (float(task.image["width"]), float(task.image["height"]))
     return merge_predictions(task.body, task.body_conf, predictions, size, min_conf)
 
@@ -243,6 +249,7 @@ class PseudoLabeller:
         overwrite: bool = False,
         keep_shards: bool = False,
         progress: bool = True,
+        report: bool = False,
     ):
         if part_boxes not in PART_BOX_MODES:
             raise ValueError(f"part_boxes must be one of {PART_BOX_MODES}, got {part_boxes!r}")
@@ -262,6 +269,10 @@ class PseudoLabeller:
         self.part_boxes, self.min_conf = part_boxes, min_conf
         self.workers, self.shard_size, self.threads = workers, shard_size, threads_per_worker
         self.overwrite, self.keep_shards, self.progress = overwrite, keep_shards, progress
+        self.report = report
+        #: Where ``report=True`` writes the quality report, and what it held (after :meth:`run`).
+        self.report_file = self.out_file.with_name(self.out_file.stem + ".report.json")
+        self.report_table: dict[str, Any] | None = None
         self.shard_dir = self.out_file.with_name(self.out_file.stem + ".shards")
 
     # ----------------------------------------------------------------- planning
@@ -324,6 +335,11 @@ class PseudoLabeller:
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"{self.image_dir}: image folder not found")
         ws = WholeBodySet.load(self.ann_file)
+        if self.report and not ws.valid[:, 1:].any():
+            raise AnnotationError(
+                self.ann_file, "all annotations", "foot/face/hand keypoints",
+                "report=true needs human whole-body labels to score against, and this file has none",
+            )  # fmt: skip
         if self.part_boxes == "gt" and not (ws.part_boxes[..., 2:].prod(-1) > 0).any():
             raise AnnotationError(
                 self.ann_file, "all annotations", "face_box/lefthand_box/righthand_box",
@@ -366,6 +382,11 @@ class PseudoLabeller:
         out.save(self.out_file)
         if not self.keep_shards:
             shutil.rmtree(self.shard_dir)
+        if self.report:
+            from fullbody.pseudo.report import quality_report
+
+            self.report_table = quality_report(out, ws)
+            write_json_atomic(self.report_table, self.report_file)
         return out
 
     def _merge(self, ws: WholeBodySet, n_shards: int) -> WholeBodySet:
