@@ -96,3 +96,30 @@ def quality_report(
         "coverage": coverage(labels, human),
         "proposals": proposal_quality(propose(human.keypoints[:, PART_SLICES["body"]]), human),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fullbody.pseudo.report PSEUDO.json HUMAN.json [--out REPORT.json]``."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from fullbody.annotations import write_json_atomic
+    from fullbody.evaluation.wholebody import format_table
+
+    ap = argparse.ArgumentParser(description="Score pseudo-labels against human labels.")
+    ap.add_argument("pseudo", type=Path, help="pseudo-label JSON (pseudo_label.py output)")
+    ap.add_argument("human", type=Path, help="COCO-WholeBody JSON with human labels")
+    ap.add_argument("--out", type=Path, default=None, help="default: <pseudo stem>.report.json")
+    args = ap.parse_args(argv)
+    table = quality_report(WholeBodySet.load(args.pseudo), WholeBodySet.load(args.human))
+    out = args.out or args.pseudo.with_name(args.pseudo.stem + ".report.json")
+    write_json_atomic(table, out)
+    print(format_table(table["metrics"]))
+    print(json.dumps(table["coverage"]))
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
