@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,39 @@ def test_report_needs_human_whole_body_labels(tmp_path):
     )
     with pytest.raises(AnnotationError, match="needs human whole-body labels"):
         quality_report(body_only, body_only, metric=lambda g, p: {})
+
+
+@pytest.mark.needs_sample
+def test_human_labels_score_perfectly_and_perturbed_ones_do_not(sample_ann_file):
+    human = WholeBodySet.load(sample_ann_file)
+    perfect = quality_report(_copy(human), human)["metrics"]
+    for part in ("body", "foot", "face", "lefthand", "righthand", "wholebody"):
+        assert perfect[f"{part}/AP"] == pytest.approx(1.0), part
+    moved = _copy(human)
+    face = slice(23, 91)
+    moved.keypoints[:, face, :2] += np.where(moved.keypoints[:, face, 2:] > 0, 6.0, 0.0)
+    worse = quality_report(moved, human)["metrics"]
+    assert worse["face/AP"] < 0.9 and worse["body/AP"] == pytest.approx(1.0)
+    assert worse["lefthand/AP"] == pytest.approx(1.0)
+
+
+@pytest.mark.needs_sample
+def test_job_and_cli_write_the_report(sample_dir, sample_ann_file, tmp_path, capsys):
+    from fullbody.pseudo.report import main
+    from fullbody.pseudo.runner import PseudoLabeller
+
+    out = tmp_path / "pseudo.json"
+    job = PseudoLabeller(sample_ann_file, sample_dir / "images", out,
+                         {"fake": {"_target_": "fake_teachers.RegionTeacher"}}, workers=0,
+                         report=True, progress=False)  # fmt: skip
+    job.run()
+    written = job.report_file
+    assert written == tmp_path / "pseudo.report.json" and written.is_file()
+    table = job.report_table
+    assert table["metrics"]["body/AP"] == pytest.approx(1.0)
+    assert 0.0 <= table["metrics"]["face/AP"] < 0.5  # ring points are no face
+    assert table["coverage"]["lefthand"]["labelled"] == 0  # the fake's hands are unconfident
+    cli_out = tmp_path / "cli.json"
+    assert main([str(out), str(sample_ann_file), "--out", str(cli_out)]) == 0
+    assert json.loads(cli_out.read_text()) == json.loads(written.read_text())
+    assert "wholebody" in capsys.readouterr().out
