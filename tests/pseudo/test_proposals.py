@@ -115,6 +115,7 @@ def test_quality_is_perfect_for_human_boxes_and_drops_with_misses():
     q = proposal_quality(with_human_boxes(r, boxes), ws)
     assert q["face"]["mean_iou"] == 1.0 and q["face"]["recall@0.5"] == 1.0
     assert q["lefthand"]["n"] == 2 and q["leftfoot"]["n"] == 0
+    assert q["leftfoot"]["mean_iou"] is None and q["leftfoot"]["point_recall"] is None
     r.ok[1, 0] = False
     assert proposal_quality(r, ws)["face"]["recall@0.5"] == 0.5
     assert human_region_boxes(ws)[1][:, 0].all()

@@ -268,10 +268,11 @@ def proposal_quality(regions: Regions, ws: WholeBodySet) -> dict[str, dict[str, 
     """Proposals against the human part boxes of ``ws``: per region part, over the people who
     have a human box, ``n``, ``mean_iou``, ``recall@0.5`` (IoU >= 0.5), ``proposed`` (fraction
     with a proposal) and ``point_recall`` (fraction of the part's labelled points inside the
-    proposed box; a missing proposal counts as missing all of them).
+    proposed box; a missing proposal counts as missing all of them). A part without any human
+    box gets ``n`` 0 and None for the rest.
     """
     human, has = human_region_boxes(ws)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | None]] = {}
     for j, part in enumerate(REGION_PARTS):
         rows = np.flatnonzero(has[:, j])
         prop = np.where(regions.ok[rows, j, None], regions.boxes[rows, j], 0.0)
@@ -281,11 +282,15 @@ def proposal_quality(regions: Regions, ws: WholeBodySet) -> dict[str, dict[str, 
         lo, hi = prop[:, None, :2], prop[:, None, :2] + prop[:, None, 2:]
         inside = ((pts[..., :2] >= lo) & (pts[..., :2] <= hi)).all(-1) & lab
         inside &= regions.ok[rows, j, None]
+        if not len(rows):  # nothing to measure (None keeps reports strict JSON)
+            out[part] = {"n": 0, "mean_iou": None, "recall@0.5": None, "proposed": None,
+                         "point_recall": None}  # fmt: skip
+            continue
         out[part] = {
             "n": len(rows),
-            "mean_iou": float(iou.mean()) if len(rows) else float("nan"),
-            "recall@0.5": float((iou >= 0.5).mean()) if len(rows) else float("nan"),
-            "proposed": float(regions.ok[rows, j].mean()) if len(rows) else float("nan"),
-            "point_recall": float(inside.sum() / max(lab.sum(), 1)) if len(rows) else float("nan"),
+            "mean_iou": float(iou.mean()),
+            "recall@0.5": float((iou >= 0.5).mean()),
+            "proposed": float(regions.ok[rows, j].mean()),
+            "point_recall": float(inside.sum() / max(lab.sum(), 1)),
         }
     return out
