@@ -6,8 +6,8 @@ from fullbody.annotations import WholeBodySet
 from fullbody.keypoints import NAME_TO_INDEX as K
 from fullbody.pseudo.proposals import (
     REGION_PARTS,
-    box_iou,
     human_region_boxes,
+    paired_box_iou,
     proposal_quality,
     propose,
     with_human_boxes,
@@ -119,9 +119,9 @@ def test_quality_is_perfect_for_human_boxes_and_drops_with_misses():
     r.ok[1, 0] = False
     assert proposal_quality(r, ws)["face"]["recall@0.5"] == 0.5
     assert human_region_boxes(ws)[1][:, 0].all()
-    assert box_iou(np.array([[0, 0, 2, 2.0]]), np.array([[1, 1, 2, 2.0]]))[0] == pytest.approx(
-        1 / 7
-    )
+    assert paired_box_iou(np.array([[0, 0, 2, 2.0]]), np.array([[1, 1, 2, 2.0]]))[
+        0
+    ] == pytest.approx(1 / 7)
 
 
 @pytest.mark.needs_sample

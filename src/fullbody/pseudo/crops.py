@@ -4,13 +4,15 @@ A crop is a square of ``side`` image pixels centred on ``center`` whose "up" is 
 vector ``up``: warped to ``size`` x ``size`` pixels, ``up`` points to the top of the crop and the
 crop's x axis is ``up`` turned 90 degrees clockwise (for ``up = (0, -1)`` the crop is an
 axis-aligned, unrotated square). Both image and crop use OpenCV's convention: pixel centres at
-integer coordinates, so ``cv2.warpAffine`` with these matrices and the point maps agree exactly.
+integer coordinates, as in :mod:`fullbody.data.transforms` (whose single-crop warp and inverse
+these batch), so warped pixels and mapped points agree exactly.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from fullbody.data.transforms import invert_affine, warp
 
 #: The upright direction in image coordinates (y grows downwards).
 UP = np.array([0.0, -1.0])
@@ -51,14 +53,12 @@ def crop_affines(
 
 def invert_affines(affines: np.ndarray) -> np.ndarray:
     """Inverse of each (n, 2, 3) affine (crop -> image for an image -> crop one)."""
-    a = np.asarray(affines, np.float64)
-    lin_inv = np.linalg.inv(a[:, :, :2])
-    shift = -np.einsum("nij,nj->ni", lin_inv, a[:, :, 2])
-    return np.concatenate([lin_inv, shift[:, :, None]], axis=2)
+    return np.stack([invert_affine(a) for a in affines]).reshape(-1, 2, 3)
 
 
 def transform_points(affines: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply (n, 2, 3) affines to (n, k, 2) points."""
+    """Apply (n, 2, 3) affines to (n, k, 2) points (the batched form of
+    :func:`fullbody.data.transforms.transform_points`)."""
     a = np.asarray(affines, np.float64)
     p = np.asarray(points, np.float64)
     return np.einsum("nij,nkj->nki", a[:, :, :2], p) + a[:, None, :, 2]
@@ -72,14 +72,7 @@ def warp_crops(image: np.ndarray, affines: np.ndarray, size: int | tuple[int, in
     w, h = (size, size) if np.isscalar(size) else (int(size[0]), int(size[1]))
     out = np.zeros((len(affines), h, w, image.shape[2]), dtype=image.dtype)
     for i, a in enumerate(affines):
-        out[i] = cv2.warpAffine(
-            image,
-            a,
-            (w, h),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        ).reshape(h, w, -1)
+        out[i] = warp(image, a, (h, w)).reshape(h, w, -1)
     return out
 
 

@@ -234,8 +234,9 @@ def with_human_boxes(regions: Regions, part_boxes: np.ndarray) -> Regions:
     return out
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of two (n, 4) xywh box arrays (0 where either is empty)."""
+def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of row i of ``a`` with row i of ``b``, (n, 4) xywh each -> (n,); 0 where either is
+    empty. (:func:`fullbody.data.detections.box_iou` is the all-pairs (n, m) version.)"""
     lo = np.maximum(a[:, :2], b[:, :2])
     hi = np.minimum(a[:, :2] + a[:, 2:], b[:, :2] + b[:, 2:])
     inter = np.clip(hi - lo, 0, None).prod(1)
@@ -276,7 +277,7 @@ def proposal_quality(regions: Regions, ws: WholeBodySet) -> dict[str, dict[str, 
     for j, part in enumerate(REGION_PARTS):
         rows = np.flatnonzero(has[:, j])
         prop = np.where(regions.ok[rows, j, None], regions.boxes[rows, j], 0.0)
-        iou = box_iou(prop, human[rows, j])
+        iou = paired_box_iou(prop, human[rows, j])
         pts = ws.keypoints[rows][:, REGION_POINTS[part]]
         lab = pts[..., 2] > 0
         lo, hi = prop[:, None, :2], prop[:, None, :2] + prop[:, None, 2:]

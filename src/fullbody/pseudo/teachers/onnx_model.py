@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from fullbody.data.transforms import box_to_center_scale
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
     UP,
@@ -45,8 +47,6 @@ from fullbody.pseudo.teachers.base import (
     check_parts,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
 
 
@@ -112,13 +112,9 @@ class OnnxTopDown:
     def _crops(self, people: People, part: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows to run and their image -> input affines."""
         h, w = self.input_hw
-        if part == "person":
+        if part == "person":  # the training crop: box widened to the input aspect, x box_scale
             rows = np.flatnonzero(people.bboxes[:, 2:].prod(1) > 0)
-            b = people.bboxes[rows]
-            centre = b[:, :2] + b[:, 2:] / 2
-            bw, bh = b[:, 2], b[:, 3]
-            bw, bh = np.maximum(bw, bh * w / h), np.maximum(bh, bw * h / w)  # input aspect
-            sides = self.box_scale * np.stack([bw, bh], axis=1)
+            centre, sides = box_to_center_scale(people.bboxes[rows], w / h, self.box_scale)
             return rows, crop_affines(centre, sides, np.broadcast_to(UP, (len(rows), 2)), (w, h))
         boxes, up, ok = people.regions.part(part)
         rows = np.flatnonzero(ok)
