@@ -31,7 +31,7 @@ def test_body_stays_human_and_confident_points_keep_their_confidence():
     assert (kpts[:, FACE.start + 1 : FACE.stop, 2] == 2).all() and (
         conf[:, FACE.start + 1 : FACE.stop] == 0.8
     ).all()
-    np.testing.assert_array_equal(kpts[1, FACE, :2], p.xy[1, FACE])
+    np.testing.assert_array_equal(kpts[1, FACE, :2], np.round(p.xy[1, FACE], 2))
     assert valid.tolist() == [[True, False, True, False, False]] * 2
     np.testing.assert_allclose(boxes[:, 0], points_box(kpts[:, FACE]))
     assert (boxes[:, 1:] == 0).all()
@@ -60,6 +60,24 @@ def test_parts_without_a_teacher_or_confidence_are_invalid_and_empty():
     )
     assert not valid[:, 1:].any() and (kpts[:, 17:] == 0).all() and (conf[:, 17:] == 0).all()
     assert (boxes == 0).all()
+
+
+def test_stored_precision():
+    p = _pred(1)
+    p.xy[0, LH] = 12.345678
+    p.conf[0, LH] = 0.987654
+    p.conf[0, LH.start] = 1.0
+    kpts, conf, _, _ = merge_predictions(
+        skeleton(1), np.ones((1, 17)), {"lefthand": p}, (100, 100), 1e-6
+    )
+    assert (kpts[0, LH.start + 1 : LH.stop, :2] == 12.35).all() and (
+        conf[0, LH.start + 1 : LH.stop] == 0.9877
+    ).all()
+    p.conf[0, LH] = 1e-6  # kept (min_conf 1e-6) but below the stored precision: stays > 0
+    _, conf, valid, _ = merge_predictions(
+        skeleton(1), np.ones((1, 17)), {"lefthand": p}, (100, 100), 1e-6
+    )
+    assert (conf[0, LH] == 1e-4).all() and valid[0, 3]
 
 
 def test_bad_arguments():

@@ -9,6 +9,8 @@ Rules (one home for them):
   keeps the teacher's confidence as its ``conf``. Any other point is unlabelled: x = y = v = 0,
   conf 0 (weight zero in training), never invented. Points no teacher predicts (e.g. the small
   toes) are unlabelled the same way.
+- Teacher coordinates are stored to 0.01 px and confidences to 1e-4 (at least 1e-4 for a
+  labelled point): far below any teacher's error, and it keeps a train2017 file a third the size.
 - A part is valid when it has at least one labelled point; the face and hand boxes are the
   extent of their labelled points (:func:`fullbody.annotations.points_box`), zeros otherwise.
 """
@@ -22,6 +24,9 @@ import numpy as np
 from fullbody.annotations import BOX_PARTS, PARTS, points_box
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.pseudo.teachers.base import TEACHER_PARTS, Prediction
+
+COORD_DECIMALS = 2
+CONF_DECIMALS = 4
 
 
 def merge_predictions(
@@ -57,9 +62,10 @@ def merge_predictions(
         inside = (xy >= -0.5).all(-1) & (xy[..., 0] <= w - 0.5) & (xy[..., 1] <= h - 0.5)
         keep = finite & inside & (c >= min_conf)
         vis = np.where(pred.occluded[:, sl], 1.0, 2.0)
-        kpts[:, sl, :2] = np.where(keep[..., None], xy, 0.0)
+        kpts[:, sl, :2] = np.where(keep[..., None], np.round(xy, COORD_DECIMALS), 0.0)
         kpts[:, sl, 2] = np.where(keep, vis, 0.0)
-        conf[:, sl] = np.where(keep, np.clip(c, 0.0, 1.0), 0.0)
+        c = np.clip(np.round(np.nan_to_num(c), CONF_DECIMALS), 10.0**-CONF_DECIMALS, 1.0)
+        conf[:, sl] = np.where(keep, c, 0.0)
     lab = kpts[..., 2] > 0
     valid = np.stack([lab[:, PART_SLICES[p]].any(1) for p in PARTS], axis=1)
     boxes = np.stack([points_box(kpts[:, PART_SLICES[p]]) for p in BOX_PARTS], axis=1)
