@@ -156,6 +156,8 @@ class WholeBodySet:
         kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
         n = len(kpts)
         bboxes = np.asarray(bboxes, dtype=np.float64).reshape(n, 4)
+        if n == 0:  # keep the (0, ...) shapes that the reductions below need
+            image_ids = np.zeros(0, np.int64)
         lab = kpts[..., 2] > 0
         if valid is None:
             valid = np.stack([lab[:, s].any(1) for s in PART_SLICES.values()], axis=1)
@@ -305,7 +307,9 @@ class WholeBodySet:
                     src, "arrays", name, f"shape {getattr(self, name).shape} != {shape}"
                 )
         for name in ("keypoints", "conf", "bboxes", "areas", "part_boxes"):
-            bad = ~np.isfinite(getattr(self, name)).reshape(n, -1).all(1)
+            bad = (
+                ~np.isfinite(getattr(self, name)).reshape(n, -1).all(1) if n else np.zeros(0, bool)
+            )
             if bad.any():
                 raise AnnotationError(
                     src, f"annotation {self.ann_ids[bad][0]}", name, "NaN or infinity"

@@ -125,7 +125,6 @@ class WholeBodyDataModule(L.LightningDataModule):
         return {
             "input_size": self.input_size,
             "heatmap_size": self.heatmap_size,
-            "sigma": self.sigma,
             "padding": self.padding,
             "reduced_decode": self.reduced_decode,
         }

@@ -50,14 +50,15 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 #: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Crops whose image is at least this many times larger than the crop are decoded at 1/2, 1/4
-#: or 1/8 size by libjpeg's DCT scaling (no resolution the crop can show is lost).
-_REDUCED_FLAGS = {
+#: Decoding flags by size factor: RGB, pixels as stored (COCO labels ignore EXIF orientation).
+_DECODE_FLAGS = {
+    1: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION,
     2: (cv2.IMREAD_REDUCED_COLOR_2 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
     4: (cv2.IMREAD_REDUCED_COLOR_4 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
     8: (cv2.IMREAD_REDUCED_COLOR_8 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
 }
-_FULL_FLAG = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+for _f in (2, 4, 8):
+    _DECODE_FLAGS[_f] |= cv2.IMREAD_IGNORE_ORIENTATION
 
 
 def default_photometric(p: float = 0.5) -> Callable[..., Mapping[str, Any]]:
@@ -131,7 +132,7 @@ class TopDownDataset(Dataset):
         train: augment (jitter, half-body, scale, rotation, mirror, photometric) or not.
         boxes: ``"gt"`` for the labels' boxes, or person detections (one item per detection
             with ``score >= det_score_threshold``; those items carry no targets).
-        input_size, heatmap_size, sigma: the codec's (h, w) sizes (sigma unused here).
+        input_size, heatmap_size: crop and heatmap (h, w); targets are in heatmap pixels.
         padding: crop size over box size (1.25).
         jitter: training-box jitter ``f(box, rng, keypoints) -> box`` (see
             :mod:`fullbody.data.jitter`), or ``None``.
@@ -155,7 +156,6 @@ class TopDownDataset(Dataset):
         det_score_threshold: float = 0.0,
         input_size: tuple[int, int] = (256, 192),
         heatmap_size: tuple[int, int] = (64, 48),
-        sigma: float = 2.0,
         padding: float = 1.25,
         jitter: Callable[..., np.ndarray] | None = None,
         flip_prob: float = 0.5,
@@ -174,7 +174,7 @@ class TopDownDataset(Dataset):
         self.train = train
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
-        self.codec = HeatmapCodec(self.input_size, self.heatmap_size, sigma)
+        self.codec = HeatmapCodec(self.input_size, self.heatmap_size)  # for its frame mapping
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
         self.padding = padding
         self.jitter = jitter
@@ -317,8 +317,7 @@ class TopDownDataset(Dataset):
                 f"{path}: image file not found (image {image_id} of {self.source}; "
                 f"is the image folder right?)"
             ) from None
-        flag = _FULL_FLAG if factor == 1 else _REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION
-        image = cv2.imdecode(buf, flag) if buf.size else None
+        image = cv2.imdecode(buf, _DECODE_FLAGS[factor]) if buf.size else None
         if image is None:
             raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
         height, width = self._image_sizes[j].tolist()
