@@ -29,13 +29,13 @@ import torch
 
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
-from fullbody.data.transforms import box_to_center_scale
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
     UP,
     box_to_square,
     crop_affines,
     invert_affines,
+    person_crops,
     transform_points,
     warp_crops,
 )
@@ -112,10 +112,8 @@ class OnnxTopDown:
     def _crops(self, people: People, part: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows to run and their image -> input affines."""
         h, w = self.input_hw
-        if part == "person":  # the training crop: box widened to the input aspect, x box_scale
-            rows = np.flatnonzero(people.bboxes[:, 2:].prod(1) > 0)
-            centre, sides = box_to_center_scale(people.bboxes[rows], w / h, self.box_scale)
-            return rows, crop_affines(centre, sides, np.broadcast_to(UP, (len(rows), 2)), (w, h))
+        if part == "person":
+            return person_crops(people.bboxes, self.input_hw, self.box_scale)
         boxes, up, ok = people.regions.part(part)
         rows = np.flatnonzero(ok)
         centre, side = box_to_square(boxes[rows], self.box_scale)
