@@ -41,10 +41,11 @@ from fullbody.pseudo.teachers.base import (
 )
 
 MODEL_FILE = "pose_landmark_full.tflite"
-#: BlazePose index -> COCO-WholeBody index, per side: (ankle, heel, foot index -> big toe).
+#: Per side: BlazePose's ankle index, and COCO-WholeBody index -> BlazePose index of the heel
+#: and of the foot index (the big toe).
 FOOT_MAP = {
-    "left": {"ankle": 27, K["left_heel"]: 29, K["left_big_toe"]: 31},
-    "right": {"ankle": 28, K["right_heel"]: 30, K["right_big_toe"]: 32},
+    "left": (27, {K["left_heel"]: 29, K["left_big_toe"]: 31}),
+    "right": (28, {K["right_heel"]: 30, K["right_big_toe"]: 32}),
 }
 ROI_SCALE = 1.25
 BODY_MARGIN = 1.15
@@ -110,14 +111,12 @@ class MediaPipePoseFeet:
                 centre, top = lm[:, 33, :2], lm[:, 34, :2]
                 up = unit(top - centre)
                 side = np.maximum(2 * ROI_SCALE * np.linalg.norm(top - centre, axis=1), 1.0)
-        for s, mapping in FOOT_MAP.items():
+        for s, (ankle, mapping) in FOOT_MAP.items():
             boxes, _, ok = sub.regions.part(f"{s}foot")
             human = sub.body[:, K[f"{s}_ankle"]]
-            off = np.linalg.norm(lm[:, mapping["ankle"], :2] - human[:, :2], axis=1)
+            off = np.linalg.norm(lm[:, ankle, :2] - human[:, :2], axis=1)
             keep = ok & (off <= self.ankle_tolerance * boxes[:, 2:].max(1))
             for coco, bp in mapping.items():
-                if coco == "ankle":
-                    continue
                 pred.xy[rows, coco] = lm[:, bp, :2]
                 pred.conf[rows, coco] = np.where(keep, lm[:, bp, 4], 0.0)
                 pred.occluded[rows, coco] = lm[:, bp, 3] < 0.5
