@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install train test test-fast lint bench clean-data
+.PHONY: install train test test-fast lint bench clean-data teachers
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ lint: install
 
 bench: install  ## every benchmark; each prints one JSON line of figures last
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+teachers: install  ## pseudo-label teachers: the [teachers] extra and the MediaPipe model files
+	$(PY) -m pip install -e ".[teachers]"
+	$(PY) -m fullbody.pseudo.teachers.install
