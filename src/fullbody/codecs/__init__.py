@@ -1,0 +1,10 @@
+"""Target codecs: how keypoints become training targets and how predictions become keypoints."""
+
+from fullbody.codecs.heatmap import (
+    HeatmapCodec,
+    crop_to_image_points,
+    encode_reference,
+    flip_heatmaps,
+)
+
+__all__ = ["HeatmapCodec", "crop_to_image_points", "encode_reference", "flip_heatmaps"]
