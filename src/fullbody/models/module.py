@@ -71,9 +71,13 @@ def lr_factor(
 
 
 def _rng_states() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) RNG states, as types ``torch.load(weights_only=True)``
+    accepts (so checkpoints stay loadable without unpickling arbitrary objects)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [version, list(mt), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -82,8 +86,10 @@ def _rng_states() -> dict[str, Any]:
 
 
 def _set_rng_states(states: Mapping[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, mt, gauss = states["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"].cpu())
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
@@ -166,10 +172,10 @@ class PoseModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         # Neither the teacher nor the compiled wrapper is a registered submodule: they must not
         # enter the state dict (the compiled one shares the net's parameters anyway).
-        self._teacher: nn.Module | None = (
-            self._load_teacher(teacher_ckpt) if teacher_ckpt and kd_weight > 0 else None
-        )
-        self._forward: Any = torch.compile(self.net, mode=compile_mode) if compile else self.net
+        teacher = self._load_teacher(teacher_ckpt) if teacher_ckpt and kd_weight > 0 else None
+        forward = torch.compile(self.net, mode=compile_mode) if compile else self.net
+        object.__setattr__(self, "_teacher", teacher)
+        object.__setattr__(self, "_forward", forward)
         self._resume_rng: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ network
