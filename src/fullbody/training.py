@@ -104,8 +104,7 @@ def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
     if not table:
         log.warning("no per-part metrics were logged (is the evaluation callback configured?)")
         return
-    print(f"\n{stage} set, per part ({elapsed:.0f} s in all):")
+    print(f"\n{stage} set, per part (run took {elapsed:.0f} s):")
     print(format_table(table))
-    out = {**table, "stage": stage, "wall_time_s": round(elapsed, 1)}
-    write_json_atomic(out, out_dir / "metrics.json")
-    print(f"metrics written to {out_dir / 'metrics.json'}")
+    path = write_json_atomic(table, out_dir / "metrics.json")
+    print(f"metrics written to {path}")
