@@ -130,9 +130,11 @@ def test_training_loss_reaches_every_parameter() -> None:
     assert [n for n in checked if grads[n] is None or not grads[n].abs().sum() > 0] == []
 
 
-def test_heatmap_size_must_be_a_quarter_of_input() -> None:
+def test_sizes_are_checked() -> None:
     with pytest.raises(ValueError, match="input_size"):
         _module(heatmap_size=(64, 48))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        _module(input_size=(192, 144), heatmap_size=(48, 36))
 
 
 def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:

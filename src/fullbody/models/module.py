@@ -165,6 +165,12 @@ class PoseModule(L.LightningModule):
             final_kernel=final_kernel,
             backbone_kwargs=backbone_kwargs,
         )
+        stride = self.net.backbone.feature_info.reduction()[-1]
+        if input_size[0] % stride or input_size[1] % stride:
+            raise ValueError(
+                f"input_size {input_size} must be multiples of {stride}, the stride of "
+                f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
+            )
         self.codec = HeatmapCodec(input_size, heatmap_size, sigma)
         self.loss = DistillationLoss(part_weights, kd_weight, num_keypoints)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -228,7 +234,9 @@ class PoseModule(L.LightningModule):
         image = batch["image"]
         out = self._loss(batch, self(image), image)
         bs = image.shape[0]
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=bs)
+        # No prog_bar: Lightning turns progress-bar metrics into Python numbers every step, a
+        # device synchronisation that measurably slows GPU training (benchmarks/bench_train.py).
+        self.log("train/loss", out.loss, batch_size=bs)
         for part, value in out.parts.items():
             self.log(f"train/loss/{part}", value, batch_size=bs)
         if out.kd is not None:
