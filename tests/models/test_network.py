@@ -78,6 +78,9 @@ def test_bad_head_and_widths() -> None:
         PoseNet("resnet18", "hourglass")
     with pytest.raises(ValueError, match="block widths"):
         DUCHead(512, NUM_KEYPOINTS, num_upsample=3, channels=[256])
+    with pytest.raises(ValueError, match="one per upsampling"):
+        DeconvHead(512, NUM_KEYPOINTS, num_upsample=3, channels=[256, 128])
+    assert DeconvHead(512, NUM_KEYPOINTS, 3, channels=[64, 32, 16]).final.in_channels == 16
     with pytest.raises(ValueError, match="divisible by 4"):
         DUCHead(510, NUM_KEYPOINTS)
 

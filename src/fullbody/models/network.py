@@ -37,26 +37,35 @@ def _num_doublings(stride: int, out_stride: int) -> int:
 
 
 class DeconvHead(nn.Module):
-    """SimpleBaseline head: ``n`` x (ConvTranspose 4x4 s2, BN, ReLU), then a 1x1 conv to K maps."""
+    """SimpleBaseline head: ``n`` x (ConvTranspose 4x4 s2, BN, ReLU), then a conv to K maps.
+
+    ``channels``: one width for every deconvolution (SimpleBaseline: 256), or one per layer.
+    """
 
     def __init__(
         self,
         in_channels: int,
         num_keypoints: int = NUM_KEYPOINTS,
         num_upsample: int = 3,
-        channels: int = 256,
+        channels: int | Sequence[int] = 256,
         final_kernel: int = 1,
     ) -> None:
         super().__init__()
+        widths = [channels] * num_upsample if isinstance(channels, int) else list(channels)
+        if len(widths) != num_upsample:
+            raise ValueError(
+                f"deconv head needs {num_upsample} widths (one per upsampling) or one int, "
+                f"got channels={list(widths)}"
+            )
         layers: list[nn.Module] = []
         c = in_channels
-        for _ in range(num_upsample):
+        for width in widths:
             layers += [
-                nn.ConvTranspose2d(c, channels, 4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
+                nn.ConvTranspose2d(c, width, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
             ]
-            c = channels
+            c = width
         self.upsample = nn.Sequential(*layers)
         self.final = nn.Conv2d(c, num_keypoints, final_kernel, padding=final_kernel // 2)
         _init_head(self)
@@ -104,15 +113,15 @@ class DUCHead(nn.Module):
             raise ValueError("the DUC head needs at least one upsampling")
         if in_channels % 4:
             raise ValueError(f"DUC head input channels must be divisible by 4, got {in_channels}")
-        channels = list(channels)
-        if len(channels) < num_upsample - 1:
+        channels = [channels] if isinstance(channels, int) else list(channels)
+        if len(channels) != num_upsample - 1:
             raise ValueError(
                 f"DUC head needs {num_upsample - 1} block widths for {num_upsample} upsamplings, "
                 f"got channels={channels}"
             )
         blocks: list[nn.Module] = [nn.PixelShuffle(2)]
         c = in_channels // 4
-        for width in channels[: num_upsample - 1]:
+        for width in channels:
             blocks.append(DUC(c, width))
             c = width // 4
         self.upsample = nn.Sequential(*blocks)
