@@ -94,9 +94,11 @@ def test_paper_experiment_is_the_paper_recipe(tmp_path: Path) -> None:
     assert "pseudo" in cfg.data.train.ann_file
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
+def test_config_groups_compose(tmp_path: Path) -> None:
+    """Every trainer, logger, debug, search and launcher config composes and resolves."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    for overrides in (
         ["trainer=gpu"],
         ["trainer=ddp"],
         ["trainer=ddp_sim"],
@@ -105,16 +107,15 @@ def test_paper_experiment_is_the_paper_recipe(tmp_path: Path) -> None:
         ["logger=many"],
         ["debug=overfit"],
         ["debug=limit"],
+        ["debug=fast_dev_run"],
         ["hparams_search=grid"],
         ["hparams_search=optuna"],
         ["hydra/launcher=slurm_gpu"],
-    ],
-)
-def test_config_groups_compose(overrides: list[str], tmp_path: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    cfg = compose_train(overrides, tmp_path / "run")
-    OmegaConf.to_container(cfg, resolve=True)
+    ):
+        cfg = compose_train(overrides, tmp_path / "run")
+        OmegaConf.to_container(cfg, resolve=True)
+    slurm = compose_train(["trainer=slurm"], tmp_path / "run")
+    assert slurm.trainer.strategy == "ddp" and slurm.trainer.num_nodes == 1
 
 
 def test_wandb_logger_is_offline_by_default(tmp_path: Path) -> None:
