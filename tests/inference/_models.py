@@ -15,8 +15,8 @@ from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.keypoints import NUM_KEYPOINTS
 
 #: Small crops keep the tests fast; heatmaps are a quarter of them, as the heads produce.
-INPUT_SIZE = (64, 48)
-HEATMAP_SIZE = (16, 12)
+INPUT_SIZE = (96, 64)
+HEATMAP_SIZE = (24, 16)
 
 
 def tiny_module(**kwargs) -> PoseModule:

@@ -279,11 +279,23 @@ class PosePredictor:
             x = crops[i : i + self.batch_size]
             if self.flip_test:
                 n = len(x)
-                both = self.model(np.concatenate([x, x[..., ::-1]]))
+                both = self._run(np.concatenate([x, x[..., ::-1]]))
                 out.append(0.5 * (both[:n] + flip_heatmaps(both[n:])))
             else:
-                out.append(self.model(x))
+                out.append(self._run(x))
         return torch.cat(out)
+
+    def _run(self, x: np.ndarray) -> Tensor:
+        heatmaps = self.model(x)
+        want = (len(x), NUM_KEYPOINTS, *self.codec.heatmap_size)
+        if tuple(heatmaps.shape) != want:
+            raise ValueError(
+                f"the model maps {tuple(x.shape)} crops to {tuple(heatmaps.shape)} heatmaps, "
+                f"expected {want}: input_size {self.input_size} and heatmap_size "
+                f"{self.codec.heatmap_size} do not match the model (a CNN backbone needs input "
+                "sides divisible by its stride, 32)"
+            )
+        return heatmaps
 
     def decode(self, heatmaps: Tensor, crop_to_image: np.ndarray) -> tuple[Tensor, Tensor]:
         """(N, K, h, w) heatmaps -> (N, K, 2) image px and (N, K) keypoint scores."""
