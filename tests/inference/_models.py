@@ -63,14 +63,16 @@ class DotNet(nn.Module):
         v = x.sum(1)
         wgt = (v - v.mean((1, 2), keepdim=True)).clamp_min(0)
         ys, xs = torch.meshgrid(
-            torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype), indexing="ij"
+            torch.arange(h, dtype=x.dtype, device=x.device),
+            torch.arange(w, dtype=x.dtype, device=x.device),
+            indexing="ij",
         )
         total = wgt.sum((1, 2)).clamp_min(1e-9)
         cx = (wgt * xs).sum((1, 2)) / total
         cy = (wgt * ys).sum((1, 2)) / total
         xy_hm = self.codec.input_to_heatmap(torch.stack([cx, cy], -1))
         xy = xy_hm[:, None].expand(b, NUM_KEYPOINTS, 2)
-        heatmaps, _ = self.codec.encode(xy, torch.ones(b, NUM_KEYPOINTS))
+        heatmaps, _ = self.codec.encode(xy, torch.ones(b, NUM_KEYPOINTS, device=x.device))
         return heatmaps
 
 
