@@ -50,7 +50,7 @@ class DemoOutput:
     skipped: list[dict[str, str]] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     people: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # spent detecting and predicting (not reading, drawing, writing)
     results: list[Predictions] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -59,8 +59,10 @@ class DemoOutput:
             "people": self.people,
             "skipped": self.skipped,
             "videos": self.videos,
-            "seconds": round(self.seconds, 3),
-            "images_per_second": round(len(self.images) / self.seconds, 3) if self.seconds else 0,
+            "detect_and_pose_seconds": round(self.seconds, 3),
+            "detect_and_pose_images_per_second": (
+                round(len(self.images) / self.seconds, 3) if self.seconds else 0.0
+            ),
         }
 
 
@@ -214,7 +216,6 @@ class DemoRunner:
             total = min(total, max_frames) if total else max_frames
         target = out.out_dir / f"{path.stem}_pose.mp4"
         writer: cv2.VideoWriter | None = None
-        frame_no = 0
         try:
             with tqdm(total=total, desc=path.name, unit="frame", disable=not progress) as bar:
                 for frame_no, bgr in enumerate(_frames(cap, max_frames)):

@@ -31,6 +31,7 @@ from fullbody.models.module import person_score
 from torch import Tensor, nn
 
 from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
+from fullbody.inference.detectors import default_providers
 from fullbody.keypoints import NUM_KEYPOINTS
 
 NMSMethod = Literal["none", "oks", "parametric"]
@@ -104,8 +105,6 @@ class OnnxHeatmapModel:
         threads: int = 0,
     ) -> None:
         import onnxruntime as ort
-
-        from fullbody.inference.detectors import default_providers
 
         self.path = Path(path)
         if not self.path.is_file():
