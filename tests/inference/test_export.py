@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from fullbody.models.module import PoseModule
 
 from fullbody.inference.export import export_onnx, onnx_parity, random_crops
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
 
 from ._models import HEATMAP_SIZE, INPUT_SIZE, tiny_module
 
@@ -64,7 +64,7 @@ def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     out = tmp_path / "tiny.onnx"
     cmd = [sys.executable, "export.py", f"ckpt_path={tiny_ckpt}", f"out_file={out}",
            "check.crops=4", "check.batch_sizes=[1,4]", f"hydra.run.dir={tmp_path}"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "OK" in done.stdout
