@@ -27,7 +27,8 @@ MEDIAPIPE_VERSION = "0.10.21"
 WHEEL_TAGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
               "--implementation", "cp", "--abi", "cp311")  # fmt: skip
 #: name -> (path inside the wheel, size in bytes, SHA-256).
-MODELS = {
+Models = dict[str, tuple[str, int, str]]
+MODELS: Models = {
     "hand_landmark_full.tflite": (
         "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
         5478917,
@@ -50,21 +51,23 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def installed(directory: Path) -> dict[str, bool]:
-    """Which model files are present in ``directory`` with the right size and hash."""
+def installed(directory: Path, models: Models | None = None) -> dict[str, bool]:
+    """Which model files (default: the teachers') are in ``directory`` with the right hash."""
+    models = MODELS if models is None else models
     out = {}
-    for name, (_, size, digest) in MODELS.items():
+    for name, (_, size, digest) in models.items():
         p = directory / name
         out[name] = p.is_file() and p.stat().st_size == size and _sha256(p.read_bytes()) == digest
     return out
 
 
-def extract(wheel: Path, directory: Path) -> list[Path]:
-    """Copy the model files out of a mediapipe wheel into ``directory``, verifying each."""
+def extract(wheel: Path, directory: Path, models: Models | None = None) -> list[Path]:
+    """Copy the model files (default: the teachers') out of a wheel, verifying each."""
+    models = MODELS if models is None else models
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     with zipfile.ZipFile(wheel) as zf:
-        for name, (member, size, digest) in MODELS.items():
+        for name, (member, size, digest) in models.items():
             data = zf.read(member)
             if len(data) != size or _sha256(data) != digest:
                 raise RuntimeError(
@@ -78,12 +81,16 @@ def extract(wheel: Path, directory: Path) -> list[Path]:
     return written
 
 
-def download_wheel(dest: Path) -> Path:
-    """``pip download`` the pinned mediapipe wheel (no dependencies) into ``dest``."""
-    cmd = [sys.executable, "-m", "pip", "download", f"mediapipe=={MEDIAPIPE_VERSION}",
-           "--no-deps", "--only-binary=:all:", *WHEEL_TAGS, "-d", str(dest)]  # fmt: skip
+def download_wheel(
+    dest: Path,
+    requirement: str = f"mediapipe=={MEDIAPIPE_VERSION}",
+    tags: tuple[str, ...] = WHEEL_TAGS,
+) -> Path:
+    """``pip download`` one pinned wheel (no dependencies) into ``dest``."""
+    cmd = [sys.executable, "-m", "pip", "download", requirement,
+           "--no-deps", "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest.glob("mediapipe-*.whl"))
+    wheels = sorted(dest.glob("*.whl"))
     if done.returncode != 0 or not wheels:
         raise RuntimeError(f"pip download failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
     return wheels[0]
