@@ -184,7 +184,7 @@ def encode_reference(
 
 def flip_heatmaps(heatmaps: Tensor, flip_index: np.ndarray | Tensor = FLIP_INDEX) -> Tensor:
     """Heatmaps predicted on a mirrored crop -> heatmaps of the original crop (flip test)."""
-    index = torch.as_tensor(np.asarray(flip_index), device=heatmaps.device, dtype=torch.long)
+    index = torch.tensor(np.asarray(flip_index), device=heatmaps.device, dtype=torch.long)
     return heatmaps.flip(-1).index_select(1, index)
 
 
