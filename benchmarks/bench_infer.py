@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fullbody.models.network import PoseNet
 
 from fullbody.inference.detectors import (
     DetectionFileDetector,
@@ -40,6 +39,7 @@ from fullbody.inference.predictor import (
     TorchHeatmapModel,
     read_image,
 )
+from fullbody.models.network import PoseNet
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = Path(

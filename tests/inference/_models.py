@@ -8,11 +8,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from fullbody.models.module import PoseModule
 from torch import Tensor, nn
 
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
 
 #: Small crops keep the tests fast; heatmaps are a quarter of them, as the heads produce.
 INPUT_SIZE = (96, 64)

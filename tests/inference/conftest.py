@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fullbody.models.module import PoseModule
 
 from ._models import HEATMAP_SIZE, INPUT_SIZE, export_box_finder, save_checkpoint, tiny_module

@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fullbody.evaluation.results import Predictions
 
 from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.evaluation.results import Predictions
 from fullbody.inference.demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from fullbody.models.module import PoseModule
 
 from fullbody.inference.export import export_onnx, onnx_parity, random_crops
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
 
 from ._models import HEATMAP_SIZE, INPUT_SIZE, tiny_module
 

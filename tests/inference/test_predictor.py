@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fullbody.models.module import PoseModule
 
 from fullbody.inference.predictor import (
     ImageReadError,
@@ -16,6 +15,7 @@ from fullbody.inference.predictor import (
     read_image,
 )
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
 
 from ._models import HEATMAP_SIZE, INPUT_SIZE, DotNet
 

@@ -38,8 +38,9 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 import torch
-from fullbody.data.detections import PersonDetections
 from torchvision.ops import nms
+
+from fullbody.data.detections import PersonDetections
 
 Boxes = tuple[np.ndarray, np.ndarray]
 

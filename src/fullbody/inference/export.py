@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from fullbody.data.dataset import ImageNormalizer
 from torch import nn
+
+from fullbody.data.dataset import ImageNormalizer
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "heatmaps"

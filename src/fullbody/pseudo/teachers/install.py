@@ -50,22 +50,30 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def installed(directory: Path) -> dict[str, bool]:
-    """Which model files are present in ``directory`` with the right size and hash."""
+Models = dict[str, tuple[str, int, str]]
+
+
+def installed(directory: Path, models: Models | None = None) -> dict[str, bool]:
+    """Which of ``models`` (default: the teachers' :data:`MODELS`) are present in ``directory``
+    with the right size and hash."""
     out = {}
-    for name, (_, size, digest) in MODELS.items():
+    for name, (_, size, digest) in (MODELS if models is None else models).items():
         p = directory / name
         out[name] = p.is_file() and p.stat().st_size == size and _sha256(p.read_bytes()) == digest
     return out
 
 
-def extract(wheel: Path, directory: Path) -> list[Path]:
-    """Copy the model files out of a mediapipe wheel into ``directory``, verifying each."""
+def extract(wheel: Path, directory: Path, models: Models | None = None) -> list[Path]:
+    """Copy ``models`` (name -> (path in the wheel, size, SHA-256); default :data:`MODELS`) out
+    of a wheel into ``directory``, verifying each before it is written (atomically)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     with zipfile.ZipFile(wheel) as zf:
-        for name, (member, size, digest) in MODELS.items():
-            data = zf.read(member)
+        for name, (member, size, digest) in (MODELS if models is None else models).items():
+            try:
+                data = zf.read(member)
+            except KeyError:
+                raise RuntimeError(f"{wheel}: no {member} inside") from None
             if len(data) != size or _sha256(data) != digest:
                 raise RuntimeError(
                     f"{wheel}: {member}: size {len(data)} / sha256 {_sha256(data)} differ from "
@@ -78,13 +86,18 @@ def extract(wheel: Path, directory: Path) -> list[Path]:
     return written
 
 
-def download_wheel(dest: Path) -> Path:
-    """``pip download`` the pinned mediapipe wheel (no dependencies) into ``dest``."""
-    cmd = [sys.executable, "-m", "pip", "download", f"mediapipe=={MEDIAPIPE_VERSION}",
-           "--no-deps", "--only-binary=:all:", *WHEEL_TAGS, "-d", str(dest)]  # fmt: skip
+def download_wheel(
+    dest: Path,
+    requirement: str = f"mediapipe=={MEDIAPIPE_VERSION}",
+    tags: tuple[str, ...] = WHEEL_TAGS,
+) -> Path:
+    """``pip download`` one pinned wheel (no dependencies) into the empty folder ``dest``;
+    ``tags`` are pip's platform options (empty: this machine's)."""
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
+           "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest.glob("mediapipe-*.whl"))
-    if done.returncode != 0 or not wheels:
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
         raise RuntimeError(f"pip download failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
     return wheels[0]
 
