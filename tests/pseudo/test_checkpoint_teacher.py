@@ -5,7 +5,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import skeleton
+from pseudo_data import skeleton
 from torch import nn
 
 from fullbody.data.transforms import box_to_center_scale
