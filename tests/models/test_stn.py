@@ -285,14 +285,14 @@ def test_parallel_branch_with_a_reference_network_stays_frozen():
     stn = STNPoseNet(TinyPoseNet())
     reference = TinyPoseNet()
     before = {n: t.clone() for n, t in reference.state_dict().items()}
-    branch = ParallelSPPE(HeatmapCodec(CROP, HEATMAP), reference=reference)
+    branch = ParallelSPPE(HeatmapCodec((64, 48), (16, 12)), reference=reference)
     holder = nn.ModuleDict({"stn": stn, "branch": branch}).train()
     assert not reference.training and not any(p.requires_grad for p in reference.parameters())
     assert all(not n.startswith("branch") for n in holder.state_dict())
     assert all(p is not q for p in holder.parameters() for q in reference.parameters())
     opt = torch.optim.Adam(holder.parameters(), lr=1e-2)
-    x = torch.randn(4, 3, *CROP)
-    target_xy = torch.rand(4, 5, 2) * 40
+    x = torch.randn(4, 3, 64, 48)
+    target_xy = torch.rand(4, 5, 2) * 12
     for _ in range(3):
         opt.zero_grad()
         _parallel_loss(branch, stn, x, target_xy, torch.ones(4, 5)).backward()
