@@ -18,6 +18,7 @@ from fullbody.models.stn import (
     affine_theta,
     invert_theta,
     recentred_targets,
+    stn_statistics,
     transform_points,
     warp,
 )
@@ -193,7 +194,7 @@ def test_de_transformed_gaussians_decode_to_within_005_heatmap_px():
     theta = random_theta(128, gen, spread=1.0).float()
     xy = torch.rand(128, 1, 2, generator=gen) * torch.tensor([28.0, 44.0]) + 10.0
     seen = transform_points(xy, invert_theta(theta), HEATMAP)
-    heatmaps, weight = codec.encode(seen, torch.ones(128, 1))
+    heatmaps, _ = codec.encode(seen, torch.ones(128, 1))
     back, _ = codec.decode(warp(heatmaps, invert_theta(theta)), dark=True)
     # Gaussians at least 2 sigma inside the transformed frame (DARK's own border bias aside).
     inside = ((seen > 4) & (seen < torch.tensor([43.0, 59.0]))).all(-1)[:, 0]
@@ -349,3 +350,14 @@ def test_parallel_loss_teaches_the_transformer_to_centre_people():
         _parallel_loss(branch, stn, x, target_xy, weight).backward()
         opt.step()
     assert offset() < 0.25 * start  # measured: 7.4 px -> ~0.9 px after 25 steps
+
+
+def test_stn_statistics_read_the_transform_back():
+    b = 3
+    scale = torch.tensor([[1.2, 1.2], [0.8, 0.8], [1.0, 1.0]])
+    angle = torch.deg2rad(torch.tensor([10.0, -20.0, 0.0]))
+    shift = torch.tensor([[0.1, 0.0], [0.0, -0.2], [0.03, 0.04]])
+    stats = stn_statistics(affine_theta(scale, angle, shift, CROP), CROP)
+    assert stats["scale"] == pytest.approx((1.2 + 0.8 + 1.0) / b, abs=1e-5)
+    assert stats["rotation"] == pytest.approx((10 + 20 + 0) / b, abs=1e-4)
+    assert stats["shift"] == pytest.approx((0.1 + 0.2 + 0.05) / b, abs=1e-5)

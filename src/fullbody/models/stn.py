@@ -321,3 +321,18 @@ class ParallelSPPE(nn.Module):
         )
         target, weight = self.codec.encode(xy, target_weight)
         return pred, target, weight
+
+
+def stn_statistics(theta: Tensor, size: Sequence[int]) -> dict[str, Tensor]:
+    """Batch means of what the transforms of crops of ``size`` (H, W) do, for the logs.
+
+    ``scale``: sqrt(det) of the linear part (> 1: the transformed crop shows a larger region);
+    ``shift``: how far the crop centre moves, as a fraction of the crop size; ``rotation``:
+    |angle| in degrees (exact for the :class:`BoundedAffine` family).
+    """
+    t = theta.detach().float()
+    h, w = float(size[0]), float(size[1])
+    scale = torch.linalg.det(t[:, :, :2]).abs().sqrt()
+    shift = (0.5 * t[:, :, 2]).norm(dim=-1)
+    rotation = torch.rad2deg(torch.atan2(t[:, 1, 0] * (h / w), t[:, 0, 0])).abs()
+    return {"scale": scale.mean(), "shift": shift.mean(), "rotation": rotation.mean()}
