@@ -181,3 +181,13 @@ def test_points_box_and_atomic_write(tmp_path):
         write_json_atomic({"bad": object()}, target)
     assert json.loads(target.read_text()) == {"keep": True}  # the old file survives a failed write
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    write_json_atomic({"ok": 1}, target)
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others, as open() would make it
+
+
+def test_from_arrays_with_no_people(tmp_path):
+    images = [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}]
+    s = WholeBodySet.from_arrays(images, [], np.zeros((0, 133, 3)), np.zeros((0, 4)))
+    assert len(s) == 0 and s.part_boxes.shape == (0, 3, 4)
+    back = WholeBodySet.load(s.save(tmp_path / "empty.json"))
+    assert len(back) == 0 and list(back.images) == [1]

@@ -156,6 +156,8 @@ class WholeBodySet:
         kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
         n = len(kpts)
         bboxes = np.asarray(bboxes, dtype=np.float64).reshape(n, 4)
+        if n == 0:  # keep the (0, ...) shapes that the reductions below need
+            image_ids = np.zeros(0, np.int64)
         lab = kpts[..., 2] > 0
         if valid is None:
             valid = np.stack([lab[:, s].any(1) for s in PART_SLICES.values()], axis=1)
@@ -305,7 +307,9 @@ class WholeBodySet:
                     src, "arrays", name, f"shape {getattr(self, name).shape} != {shape}"
                 )
         for name in ("keypoints", "conf", "bboxes", "areas", "part_boxes"):
-            bad = ~np.isfinite(getattr(self, name)).reshape(n, -1).all(1)
+            bad = (
+                ~np.isfinite(getattr(self, name)).reshape(n, -1).all(1) if n else np.zeros(0, bool)
+            )
             if bad.any():
                 raise AnnotationError(
                     src, f"annotation {self.ann_ids[bad][0]}", name, "NaN or infinity"
@@ -357,6 +361,7 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f)
         os.replace(tmp, path)
@@ -364,6 +369,12 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def points_box(points: np.ndarray) -> np.ndarray:

@@ -72,11 +72,11 @@ class HeatmapCodec:
         xs = torch.arange(w, device=xy.device, dtype=torch.float32)
         ys = torch.arange(h, device=xy.device, dtype=torch.float32)
         denom = 2.0 * self.sigma**2
-        gx = torch.exp(-((xs - xy[..., :1]) ** 2) / denom)  # (B,K,w)
-        gy = torch.exp(-((ys - xy[..., 1:]) ** 2) / denom)  # (B,K,h)
-        heatmaps = gy.unsqueeze(-1) * gx.unsqueeze(-2)
         weight = target_weight.float() * inside.float()
-        return heatmaps * (weight > 0).unsqueeze(-1).unsqueeze(-1), weight
+        gx = torch.exp(-((xs - xy[..., :1]) ** 2) / denom)  # (B,K,w)
+        # the mask goes into the small factor, so the full maps are written only once
+        gy = torch.exp(-((ys - xy[..., 1:]) ** 2) / denom) * (weight > 0).unsqueeze(-1)  # (B,K,h)
+        return gy.unsqueeze(-1) * gx.unsqueeze(-2), weight
 
     def _inside(self, xy: Tensor) -> Tensor:
         h, w = self.heatmap_size

@@ -1,0 +1,292 @@
+"""The LightningDataModule: top-down training, validation and test sets from config.
+
+:class:`WholeBodyDataModule` reads COCO-WholeBody (or pseudo-label) files and image folders
+named in its ``train``, ``val`` and ``test`` sections (``conf/data/coco_wholebody.yaml``,
+``conf/data/sample.yaml``); :class:`SyntheticDataModule` first generates its data set on first
+use (``conf/data/synthetic.yaml``, the default). Batches follow :class:`fullbody.data.batch.Batch`;
+heatmaps are rendered from them on the training device by the module's
+:class:`~fullbody.codecs.heatmap.HeatmapCodec`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from fullbody.annotations import WholeBodySet
+from fullbody.data.dataset import ImageGroupedSampler, TopDownDataset
+from fullbody.data.detections import PersonDetections
+
+#: Keys of a ``train`` section passed on to :class:`TopDownDataset` (besides the paths).
+TRAIN_KEYS = frozenset(
+    {
+        "jitter", "flip_prob", "half_body_prob", "half_body_padding", "scale_factor",
+        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "part_weights",
+        "min_keypoints",
+    }
+)  # fmt: skip
+SPLITS = ("train", "val", "test")
+
+
+class DataConfigError(ValueError):
+    """A data setting is missing or wrong; the message names its config key."""
+
+
+class WholeBodyDataModule(L.LightningDataModule):
+    """Top-down whole-body data: one sample per person (train) or per box (val/test).
+
+    Args:
+        train: ``ann_file`` (labels or pseudo-labels), ``image_dir``, ``group_size`` (people of
+            one image in a row, sharing a decode; 1 = plain shuffling) and augmentation/weight
+            settings of :class:`TopDownDataset` (``jitter``, ``flip_prob``, ``half_body_prob``,
+            ``scale_factor``, ``rotation_factor``, ``rotation_prob``, ``photometric``,
+            ``conf_floor``, ``part_weights``, ...).
+        val: ``ann_file``, ``image_dir`` and optionally ``det_file`` (COCO person results) with
+            ``det_score_threshold``; without ``det_file`` the labels' boxes are used.
+        test: like ``val``; ``None`` means the validation set.
+        input_size, heatmap_size, sigma, padding: crop and heatmap sizes (h, w), Gaussian sigma
+            (heatmap px) and box padding.
+        batch_size, val_batch_size: per device; ``val_batch_size`` defaults to ``batch_size``.
+        num_workers, pin_memory, persistent_workers: DataLoader settings.
+        seed: seed of the training order.
+        config_prefix: how the config names this module in error messages.
+    """
+
+    def __init__(
+        self,
+        train: Mapping[str, Any] | None = None,
+        val: Mapping[str, Any] | None = None,
+        test: Mapping[str, Any] | None = None,
+        *,
+        input_size: tuple[int, int] = (256, 192),
+        heatmap_size: tuple[int, int] = (64, 48),
+        sigma: float = 2.0,
+        padding: float = 1.25,
+        batch_size: int = 32,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        reduced_decode: bool = True,
+        seed: int = 0,
+        config_prefix: str = "data",
+    ) -> None:
+        super().__init__()
+        self.sections = {
+            "train": dict(train or {}),
+            "val": dict(val or {}),
+            "test": None if test is None else dict(test),
+        }
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
+        self.sigma, self.padding = float(sigma), float(padding)
+        self.batch_size = int(batch_size)
+        self.val_batch_size = int(val_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.reduced_decode = reduced_decode
+        self.seed = int(seed)
+        self.prefix = config_prefix
+        unknown = set(self.sections["train"]) - TRAIN_KEYS - {"ann_file", "image_dir", "group_size"}
+        if unknown:
+            raise DataConfigError(
+                f"{self._key('train', sorted(unknown)[0])}: unknown setting; expected one of "
+                f"{sorted(TRAIN_KEYS | {'ann_file', 'image_dir', 'group_size'})}"
+            )
+        self.train_dataset: TopDownDataset | None = None
+        self.val_dataset: TopDownDataset | None = None
+        self.test_dataset: TopDownDataset | None = None
+        self.val_annotations: WholeBodySet | None = None
+        self.test_annotations: WholeBodySet | None = None
+
+    # ------------------------------------------------------------------ config helpers
+    def _key(self, split: str, name: str) -> str:
+        return f"{self.prefix}.{split}.{name}" if self.prefix else f"{split}.{name}"
+
+    def _path(self, split: str, name: str, *, kind: str) -> Path:
+        section = self.sections[split] or {}
+        value = section.get(name)
+        key = self._key(split, name)
+        if value in (None, "", "???"):
+            raise DataConfigError(f"{key} is not set: give the {kind} (e.g. {key}=/path/to/it)")
+        path = Path(os.path.expanduser(str(value)))
+        if not path.exists():
+            raise FileNotFoundError(f"{key}: {path} does not exist (set {key} to the {kind})")
+        return path
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "heatmap_size": self.heatmap_size,
+            "padding": self.padding,
+            "reduced_decode": self.reduced_decode,
+        }
+
+    def _eval_set(self, split: str) -> tuple[WholeBodySet, TopDownDataset]:
+        src = split if self.sections[split] is not None else "val"
+        sec = self.sections[src]
+        ann = WholeBodySet.load(self._path(src, "ann_file", kind="ground-truth JSON"))
+        image_dir = self._path(src, "image_dir", kind="image folder")
+        boxes: str | PersonDetections = "gt"
+        if sec.get("det_file"):
+            det = self._path(src, "det_file", kind="person detection results JSON")
+            boxes = PersonDetections.load(det, images=ann.images)
+        ds = TopDownDataset(
+            ann,
+            image_dir,
+            train=False,
+            boxes=boxes,
+            det_score_threshold=float(sec.get("det_score_threshold", 0.0)),
+            **self._common(),
+        )
+        return ann, ds
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str | None = None) -> None:
+        """Load the files a stage needs (fit: train + val; validate: val; test/predict: test)."""
+        if stage in (None, "fit") and self.train_dataset is None:
+            sec = self.sections["train"]
+            ann = WholeBodySet.load(
+                self._path("train", "ann_file", kind="training labels or pseudo-labels JSON")
+            )
+            kwargs = {k: v for k, v in sec.items() if k in TRAIN_KEYS}
+            self.train_dataset = TopDownDataset(
+                ann,
+                self._path("train", "image_dir", kind="training image folder"),
+                train=True,
+                **kwargs,
+                **self._common(),
+            )
+        if stage in (None, "fit", "validate") and self.val_dataset is None:
+            self.val_annotations, self.val_dataset = self._eval_set("val")
+        if stage in (None, "test", "predict") and self.test_dataset is None:
+            self.test_annotations, self.test_dataset = self._eval_set("test")
+
+    def _loader(self, ds: TopDownDataset | None, stage: str, **kwargs: Any) -> DataLoader:
+        if ds is None:
+            raise RuntimeError(f"call setup({stage!r}) before asking for its dataloader")
+        workers = self.num_workers
+        return DataLoader(
+            ds,
+            num_workers=workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            **kwargs,
+        )
+
+    def _replicas(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        kw = getattr(trainer, "distributed_sampler_kwargs", None) if trainer is not None else None
+        if kw:
+            return int(kw["num_replicas"]), int(kw["rank"])
+        return 1, 0
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.train_dataset
+        if ds is None:
+            raise RuntimeError("call setup('fit') before asking for its dataloader")
+        replicas, rank = self._replicas()
+        sampler = ImageGroupedSampler(
+            ds.image_ids,
+            int(self.sections["train"].get("group_size", 4)),
+            shuffle=True,
+            seed=self.seed,
+            num_replicas=replicas,
+            rank=rank,
+        )
+        drop_last = len(sampler) > self.batch_size
+        return self._loader(
+            ds, "fit", batch_size=self.batch_size, sampler=sampler, drop_last=drop_last
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, "validate", batch_size=self.val_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, "test", batch_size=self.val_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, "predict", batch_size=self.val_batch_size)
+
+
+class SyntheticDataModule(WholeBodyDataModule):
+    """:class:`WholeBodyDataModule` over generated scenes, made on first use.
+
+    ``prepare_data`` (rank 0 only) generates a training set and a separate validation set
+    (other seed, other folder) under ``root`` with :func:`fullbody.data.synthetic.generate`;
+    a second run finds them and returns at once. ``train_labels``: ``exact`` trains on the
+    generator's exact labels, ``pseudo`` on its simulated pseudo-labels (with confidences).
+    ``generator``: fields of :class:`fullbody.data.synthetic.SceneConfig` (image size, people
+    per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        train_images: int = 300,
+        val_images: int = 50,
+        *,
+        train_labels: str = "exact",
+        generator: Mapping[str, Any] | None = None,
+        generate_workers: int = 1,
+        data_seed: int = 0,
+        train: Mapping[str, Any] | None = None,
+        val: Mapping[str, Any] | None = None,
+        test: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if train_labels not in ("exact", "pseudo"):
+            raise DataConfigError(
+                f"{kwargs.get('config_prefix', 'data')}.train_labels must be 'exact' or "
+                f"'pseudo', got {train_labels!r}"
+            )
+        self.root = Path(os.path.expanduser(str(root)))
+        self.train_images, self.val_images = int(train_images), int(val_images)
+        self.train_labels = train_labels
+        self.generator = dict(generator or {})
+        self.generate_workers = int(generate_workers)
+        self.data_seed = int(data_seed)
+        self.train_dir = self.root / f"train_n{self.train_images}_s{self.data_seed}"
+        self.val_dir = self.root / f"val_n{self.val_images}_s{self.data_seed + 1}"
+        labels = "pseudo_annotations.json" if train_labels == "pseudo" else "annotations.json"
+        train = {
+            **dict(train or {}),
+            "ann_file": str(self.train_dir / labels),
+            "image_dir": str(self.train_dir / "images"),
+        }
+        val = {
+            **dict(val or {}),
+            "ann_file": str(self.val_dir / "annotations.json"),
+            "image_dir": str(self.val_dir / "images"),
+        }
+        super().__init__(train, val, test, **kwargs)
+
+    def setup(self, stage: str | None = None) -> None:
+        for d in (self.train_dir, self.val_dir):
+            if not (d / "annotations.json").is_file():
+                raise FileNotFoundError(
+                    f"{d}: synthetic data not generated yet: call prepare_data() first (the "
+                    f"Trainer does), or point {self.prefix}.root at a generated set"
+                )
+        super().setup(stage)
+
+    def prepare_data(self) -> None:
+        """Generate the training and validation scenes unless they are there already."""
+        from fullbody.data.synthetic import SceneConfig, generate
+
+        try:
+            config = SceneConfig(**self.generator)
+        except TypeError as e:
+            raise DataConfigError(f"{self.prefix}.generator: {e}") from None
+        for out, n, seed, pseudo in (
+            (self.train_dir, self.train_images, self.data_seed, True),
+            (self.val_dir, self.val_images, self.data_seed + 1, False),
+        ):
+            generate(out, n, seed, pseudo=pseudo, config=config, workers=self.generate_workers)

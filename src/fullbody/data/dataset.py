@@ -1,0 +1,442 @@
+"""Top-down samples: one person crop per item, with keypoint targets and weights for the loss.
+
+Each item is one person of a COCO-WholeBody (or pseudo-label) file, boxed either by its label
+(training, and validation on ground-truth boxes) or by a person detection (validation/test as
+COCO evaluation runs it). Training items go through box jitter, half-body, random scale,
+rotation and mirror, all folded into one affine so that a single ``cv2.warpAffine`` makes the
+crop, and the keypoints follow the same matrix. Photometric augmentation (albumentations) runs
+on the small uint8 crop, then one lookup-table pass converts it to the normalised float tensor.
+
+Heatmaps are not rendered here: an item carries its keypoints in heatmap pixels and a weight
+per keypoint, and :meth:`fullbody.codecs.heatmap.HeatmapCodec.encode` renders the whole batch
+on the training device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.data.detections import PersonDetections
+from fullbody.data.transforms import (
+    affine_matrix,
+    box_to_center_scale,
+    compose_affine,
+    flip_index_points,
+    half_body_box,
+    inside,
+    invert_affine,
+    reduced_to_full,
+    transform_points,
+    truncated_normal,
+    warp,
+)
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+
+# albumentations checks PyPI for a newer version when imported; a training run makes no such
+# network calls (set NO_ALBUMENTATIONS_UPDATE=0 to have it back).
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+#: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Decoding flags by size factor: RGB, pixels as stored (COCO labels ignore EXIF orientation).
+_DECODE_FLAGS = {
+    1: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION,
+    2: (cv2.IMREAD_REDUCED_COLOR_2 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
+    4: (cv2.IMREAD_REDUCED_COLOR_4 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
+    8: (cv2.IMREAD_REDUCED_COLOR_8 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
+}
+for _f in (2, 4, 8):
+    _DECODE_FLAGS[_f] |= cv2.IMREAD_IGNORE_ORIENTATION
+
+
+def default_photometric(p: float = 0.5) -> Callable[..., Mapping[str, Any]]:
+    """The default photometric augmentation of training crops (albumentations, uint8 RGB):
+    brightness/contrast, hue/saturation/value and a light blur, each applied with probability
+    ``p`` (colour jitter as in most top-down recipes; blur as in RTMPose's)."""
+    import albumentations as A
+
+    return A.Compose(
+        [
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=p),
+            A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=20, val_shift_limit=0, p=p),
+            A.Blur(blur_limit=(3, 3), p=p * 0.2),
+        ]
+    )
+
+
+def keypoint_weights(
+    visibility: np.ndarray,
+    conf: np.ndarray,
+    *,
+    pseudo: bool,
+    conf_floor: float = 0.0,
+    part_weights: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Per-keypoint loss weights (..., 133) float32.
+
+    Unlabelled points (v == 0) weigh 0. Human labels weigh 1. Pseudo-labels weigh the teacher's
+    confidence, 0 below ``conf_floor``, times their part's factor in ``part_weights`` (keys from
+    :data:`fullbody.keypoints.PART_SLICES`; missing parts weigh 1).
+    """
+    labelled = np.asarray(visibility) > 0
+    if not pseudo:
+        return labelled.astype(np.float32)
+    conf = np.asarray(conf, dtype=np.float64)
+    w = np.where(labelled & (conf >= conf_floor), conf, 0.0)
+    if part_weights:
+        unknown = set(part_weights) - set(PART_SLICES)
+        if unknown:
+            raise ValueError(f"part_weights: unknown part(s) {sorted(unknown)}; "
+                             f"expected {list(PART_SLICES)}")  # fmt: skip
+        factor = np.ones(NUM_KEYPOINTS)
+        for part, f in part_weights.items():
+            factor[PART_SLICES[part]] = float(f)
+        w = w * factor
+    return w.astype(np.float32)
+
+
+class ImageNormalizer:
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W) ``(x / 255 - mean) / std`` in one table lookup
+    per channel (what ``ToTensor`` + ``Normalize`` do, without float intermediates)."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
+        v = np.arange(256, dtype=np.float64) / 255.0
+        self.luts = [((v - m) / s).astype(np.float32) for m, s in zip(mean, std)]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        out = np.empty((3, h, w), dtype=np.float32)
+        for c, plane in enumerate(cv2.split(image)):
+            cv2.LUT(plane, self.luts[c], dst=out[c])
+        return out
+
+
+class TopDownDataset(Dataset):
+    """One item per person (training, or ground-truth boxes) or per detection (evaluation).
+
+    Args:
+        ann: the people and images (human labels, or pseudo-labels with confidences).
+        image_dir: folder holding the images' ``file_name``.
+        train: augment (jitter, half-body, scale, rotation, mirror, photometric) or not.
+        boxes: ``"gt"`` for the labels' boxes, or person detections (one item per detection
+            with ``score >= det_score_threshold``; those items carry no targets).
+        input_size, heatmap_size: crop and heatmap (h, w); targets are in heatmap pixels.
+        padding: crop size over box size (1.25).
+        jitter: training-box jitter ``f(box, rng, keypoints) -> box`` (see
+            :mod:`fullbody.data.jitter`), or ``None``.
+        flip_prob, half_body_prob, half_body_padding: mirror and half-body probabilities.
+        scale_factor: crop scale drawn from N(1, scale_factor²) clipped to 1 ± scale_factor.
+        rotation_factor, rotation_prob: rotation in degrees, N(0, factor²) clipped to ±2 factor,
+            applied with ``rotation_prob``.
+        photometric: an albumentations transform applied to the uint8 RGB crop, or ``None``.
+        conf_floor, part_weights: pseudo-label weight rules (:func:`keypoint_weights`).
+        min_keypoints: training people need at least this many points of positive weight.
+        reduced_decode: decode large images at 1/2-1/8 size when the crop cannot show more.
+    """
+
+    def __init__(
+        self,
+        ann: WholeBodySet,
+        image_dir: str | os.PathLike,
+        *,
+        train: bool,
+        boxes: str | PersonDetections = "gt",
+        det_score_threshold: float = 0.0,
+        input_size: tuple[int, int] = (256, 192),
+        heatmap_size: tuple[int, int] = (64, 48),
+        padding: float = 1.25,
+        jitter: Callable[..., np.ndarray] | None = None,
+        flip_prob: float = 0.5,
+        half_body_prob: float = 0.3,
+        half_body_padding: float = 1.5,
+        scale_factor: float = 0.25,
+        rotation_factor: float = 40.0,
+        rotation_prob: float = 0.6,
+        photometric: Callable[..., Mapping[str, Any]] | None = None,
+        conf_floor: float = 0.0,
+        part_weights: Mapping[str, float] | None = None,
+        min_keypoints: int = 1,
+        reduced_decode: bool = True,
+    ) -> None:
+        self.image_dir = Path(image_dir)
+        self.train = train
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
+        self.codec = HeatmapCodec(self.input_size, self.heatmap_size)  # for its frame mapping
+        self.aspect_ratio = self.input_size[1] / self.input_size[0]
+        self.padding = padding
+        self.jitter = jitter
+        self.flip_prob, self.half_body_prob = flip_prob, half_body_prob
+        self.half_body_padding = half_body_padding
+        self.scale_factor = scale_factor
+        self.rotation_factor, self.rotation_prob = rotation_factor, rotation_prob
+        self.photometric = photometric
+        self.reduced_decode = reduced_decode
+        self.normalize = ImageNormalizer()
+        weights = keypoint_weights(
+            ann.keypoints[..., 2],
+            ann.conf,
+            pseudo=ann.has_conf,
+            conf_floor=conf_floor,
+            part_weights=part_weights,
+        )
+        self.source = ann.path
+        self.has_conf = ann.has_conf
+        src = str(ann.path or "<annotations>")
+        if not self.image_dir.is_dir():
+            raise FileNotFoundError(f"{self.image_dir}: image folder not found")
+        if isinstance(boxes, PersonDetections):
+            dets = boxes.above(det_score_threshold)
+            dets = PersonDetections(*_drop_empty(dets), path=dets.path)
+            unknown = ~np.isin(dets.image_ids, list(ann.images))
+            if unknown.any():
+                raise AnnotationError(
+                    dets.path, "detections", "image_id",
+                    f"image {dets.image_ids[unknown][0]} is not in {src}",
+                )  # fmt: skip
+            self.rows = np.full(len(dets), -1, dtype=np.int64)
+            self.image_ids = dets.image_ids
+            self.boxes = dets.boxes
+            self.scores = dets.scores.astype(np.float32)
+            self.person_ids = np.arange(len(dets), dtype=np.int64)
+            what = f"detections with score >= {det_score_threshold} in {dets.path}"
+        elif boxes == "gt":
+            keep = ~ann.iscrowd & (ann.bboxes[:, 2] > 1) & (ann.bboxes[:, 3] > 1)
+            if train:
+                keep &= (weights > 0).sum(1) >= min_keypoints
+            self.rows = np.flatnonzero(keep)
+            self.image_ids = ann.image_ids[self.rows]
+            self.boxes = ann.bboxes[self.rows]
+            self.scores = np.ones(len(self.rows), dtype=np.float32)
+            self.person_ids = ann.ann_ids[self.rows].astype(np.int64)
+            what = "non-crowd people" + (
+                f" with >= {min_keypoints} weighted keypoints" if train else ""
+            )
+        else:
+            raise ValueError(f"boxes must be 'gt' or PersonDetections, got {boxes!r}")
+        if not len(self.rows):
+            raise ValueError(f"{src}: no samples: the file has no {what}")
+        # Only NumPy arrays from here on (no per-person Python objects): DataLoader workers
+        # share them copy-on-write, where Python lists and dicts would be copied into every
+        # worker as soon as they are touched.
+        labelled = self.rows >= 0
+        self.keypoints = np.zeros((len(self.rows), NUM_KEYPOINTS, 3), np.float32)
+        self.keypoints[labelled] = ann.keypoints[self.rows[labelled]]
+        self.weights = np.zeros((len(self.rows), NUM_KEYPOINTS), np.float32)
+        self.weights[labelled] = weights[self.rows[labelled]]
+        self._image_table = np.array(sorted(ann.images), dtype=np.int64)
+        self._file_names = np.array(
+            [str(ann.images[i]["file_name"]) for i in self._image_table.tolist()]
+        )
+        self._image_sizes = np.array(
+            [(int(ann.images[i]["height"]), int(ann.images[i]["width"]))
+             for i in self._image_table.tolist()],
+            dtype=np.int64,
+        ).reshape(-1, 2)  # fmt: skip
+        self._rng: np.random.Generator | None = None
+        self._rng_seed: int | None = None
+        self._cache: tuple[int, int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    # ------------------------------------------------------------------ randomness
+    @property
+    def rng(self) -> np.random.Generator:
+        """A generator seeded from torch's seed of this process (each DataLoader worker, each
+        epoch gets its own; ``seed_everything(workers=True)`` makes them reproducible)."""
+        seed = torch.initial_seed()
+        if self._rng is None or seed != self._rng_seed:
+            self._rng, self._rng_seed = np.random.default_rng(seed), seed
+            if self.photometric is not None and hasattr(self.photometric, "set_random_seed"):
+                self.photometric.set_random_seed(seed % 2**32)
+        return self._rng
+
+    # ------------------------------------------------------------------ geometry
+    def crop_params(self, i: int) -> tuple[np.ndarray, bool, np.ndarray]:
+        """Affine (image -> crop px), mirror flag and the (jittered) box of item ``i``."""
+        box = self.boxes[i]
+        if not self.train:
+            c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
+            return affine_matrix(c, s, 0.0, self.input_size), False, box
+        rng = self.rng
+        kpts = self.keypoints[i]
+        if self.jitter is not None:
+            box = self.jitter(box, rng, kpts)
+        half = half_body_box(kpts, rng) if rng.random() < self.half_body_prob else None
+        if half is not None:
+            c, s = box_to_center_scale(half, self.aspect_ratio, self.half_body_padding)
+        else:
+            c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
+        s = s * (1.0 + truncated_normal(rng, self.scale_factor, self.scale_factor))
+        rot = 0.0
+        if rng.random() < self.rotation_prob:
+            rot = truncated_normal(rng, self.rotation_factor, 2 * self.rotation_factor)
+        flip = bool(rng.random() < self.flip_prob)
+        return affine_matrix(c, s, rot, self.input_size, flip), flip, box
+
+    def decode_factor(self, matrix: np.ndarray) -> int:
+        """Largest of 1, 2, 4, 8 not above the image-px-per-crop-px ratio of ``matrix``."""
+        if not self.reduced_decode:
+            return 1
+        # Image pixels per crop pixel (geometric mean of the two axes).
+        (a, b, _), (c, d, _) = matrix.tolist()
+        ratio = 1.0 / math.sqrt(abs(a * d - b * c))
+        for f in (8, 4, 2):
+            if ratio >= f:
+                return f
+        return 1
+
+    def image_path(self, image_id: int) -> Path:
+        """The file of an image (by COCO image id)."""
+        return self.image_dir / str(self._file_names[self._image_index(image_id)])
+
+    def _image_index(self, image_id: int) -> int:
+        return int(np.searchsorted(self._image_table, image_id))
+
+    def load_image(self, image_id: int, factor: int = 1) -> np.ndarray:
+        """RGB uint8 image, decoded at 1/``factor`` size (checked against the record's size)."""
+        j = self._image_index(image_id)
+        path = self.image_dir / str(self._file_names[j])
+        try:
+            buf = np.fromfile(path, dtype=np.uint8)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{path}: image file not found (image {image_id} of {self.source}; "
+                f"is the image folder right?)"
+            ) from None
+        image = cv2.imdecode(buf, _DECODE_FLAGS[factor]) if buf.size else None
+        if image is None:
+            raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
+        height, width = self._image_sizes[j].tolist()
+        if image.shape[:2] != (-(-height // factor), -(-width // factor)):
+            raise AnnotationError(
+                self.source, f"image {image_id}", "width/height",
+                f"the record says {width}x{height} but {path} is "
+                f"{image.shape[1] * factor}x{image.shape[0] * factor}",
+            )  # fmt: skip
+        return image
+
+    # ------------------------------------------------------------------ items
+    def cached_image(self, image_id: int, factor: int) -> tuple[np.ndarray, int]:
+        """The RGBA image at 1/``factor`` size or finer, and its factor, decoding only when the
+        last image this process decoded does not serve: people of one image in a row (see
+        :class:`ImageGroupedSampler`) share a single JPEG decode."""
+        cached = self._cache
+        if cached is not None and cached[0] == image_id and cached[1] <= factor:
+            return cached[2], cached[1]
+        # RGBA: OpenCV's bilinear warp has a much faster path for 4 channels than for 3.
+        image = cv2.cvtColor(self.load_image(image_id, factor), cv2.COLOR_RGB2RGBA)
+        self._cache = (image_id, factor, image)
+        return image, factor
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        matrix, flip, box = self.crop_params(i)
+        image, factor = self.cached_image(int(self.image_ids[i]), self.decode_factor(matrix))
+        to_crop = matrix if factor == 1 else compose_affine(matrix, reduced_to_full(factor))
+        crop = cv2.cvtColor(warp(image, to_crop, self.input_size), cv2.COLOR_RGBA2RGB)
+        if self.train and self.photometric is not None:
+            crop = self.photometric(image=crop)["image"]
+        if self.rows[i] >= 0:
+            weight = self.weights[i]
+            xy = transform_points(self.keypoints[i, :, :2], matrix)
+            if flip:
+                xy, weight = flip_index_points(xy), flip_index_points(weight[:, None])[:, 0]
+            xy = self.codec.input_to_heatmap(xy)
+            weight = weight * inside(xy, self.heatmap_size)
+        else:
+            xy = np.zeros((NUM_KEYPOINTS, 2))
+            weight = np.zeros(NUM_KEYPOINTS, dtype=np.float32)
+        # Scalars as NumPy scalars: default_collate turns each field into one tensor a batch.
+        return {
+            "image": torch.from_numpy(self.normalize(crop)),
+            "target_xy": xy.astype(np.float32),
+            "target_weight": np.asarray(weight, dtype=np.float32),
+            "crop_to_image": invert_affine(matrix),
+            "bbox": np.asarray(box, dtype=np.float32),
+            "box_score": np.float32(self.scores[i]),
+            "image_id": np.int64(self.image_ids[i]),
+            "person_id": np.int64(self.person_ids[i]),
+            "flipped": np.bool_(flip),
+        }
+
+
+def _drop_empty(d: PersonDetections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    keep = (d.boxes[:, 2] > 1) & (d.boxes[:, 3] > 1)
+    return d.image_ids[keep], d.boxes[keep], d.scores[keep]
+
+
+class ImageGroupedSampler(DistributedSampler):
+    """Random training order in which people of one image come in small groups.
+
+    Every epoch, each image's items are shuffled and cut into near-equal chunks of at most
+    ``group_size``; the chunks are shuffled and concatenated. Consecutive items of one image
+    then share one JPEG decode (:meth:`TopDownDataset.cached_image`), which is most of a
+    sample's cost, while a batch still mixes many images. ``group_size=1`` is a plain random
+    permutation. Under DDP each rank takes a contiguous slice of the (padded) order; being a
+    ``DistributedSampler``, Lightning uses it as it is and calls :meth:`set_epoch`.
+    """
+
+    def __init__(
+        self,
+        image_ids: np.ndarray,
+        group_size: int = 4,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {group_size}")
+        self.image_ids = np.asarray(image_ids, dtype=np.int64)
+        self.group_size = int(group_size)
+        super().__init__(
+            self.image_ids,  # only its length is used
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+        )
+
+    def order(self) -> np.ndarray:
+        """The whole epoch's order over all ranks (before padding)."""
+        n = len(self.image_ids)
+        if not self.shuffle:
+            return np.arange(n)
+        rng = np.random.default_rng((self.seed, self.epoch))
+        if self.group_size == 1:
+            return rng.permutation(n)
+        perm = rng.permutation(n)  # shuffles people inside each image too
+        ids = self.image_ids[perm]
+        by_image = np.argsort(ids, kind="stable")
+        bounds = np.flatnonzero(np.diff(ids[by_image])) + 1
+        chunks: list[np.ndarray] = []
+        for members in np.split(perm[by_image], bounds):
+            k = -(-len(members) // self.group_size)
+            chunks.extend(np.array_split(members, k))
+        return np.concatenate([chunks[j] for j in rng.permutation(len(chunks))])
+
+    def __iter__(self):
+        order = self.order()
+        if self.drop_last:
+            order = order[: self.total_size]
+        else:
+            pad = self.total_size - len(order)
+            order = np.concatenate([order, np.resize(order, pad)]) if pad > 0 else order
+        start = self.rank * self.num_samples
+        return iter(order[start : start + self.num_samples].tolist())

@@ -1,0 +1,217 @@
+"""Lightning callback: exact whole-body AP/AR at the end of every validation and test epoch.
+
+The LightningModule's ``validation_step`` / ``test_step`` returns ``{"preds": {...}}`` with
+``image_id`` (B,), ``person_id`` (B,) unique per sample, ``keypoints`` (B, 133, 3) in image
+pixels with confidences, ``score`` (B,) and ``bbox`` (B, 4) xywh. The callback collects them per
+batch, gathers them from every rank at epoch end (``DistributedSampler`` pads the last batches
+with repeated samples: duplicates are dropped by ``person_id``, and rows are put in
+``person_id`` order so that 1 and N processes see the same results file), optionally applies
+pose NMS per image, evaluates ONCE on rank 0 against ``trainer.datamodule.val_annotations``
+(``test_annotations`` for test), broadcasts the numbers and logs them as ``val/<part>/<stat>``
+(``test/...``) on every rank, so every logger (W&B, CSV, ...) receives them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from fullbody.annotations import WholeBodySet, write_json_atomic
+from fullbody.evaluation.breakdown import OCCLUSION_PARTS, occlusion_breakdown, size_breakdown
+from fullbody.evaluation.nms import nms_per_image
+from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.wholebody import evaluate, format_table
+from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
+
+_FIELDS = ("image_id", "person_id", "keypoints", "score", "bbox")
+_GT_ATTR = {"val": "val_annotations", "test": "test_annotations"}
+_FILES = {"val": "metrics.json", "test": "test_metrics.json"}
+# Our numbers are broadcast from rank 0, identical on every rank: syncing them again would be
+# 60 useless all-reduces, so Lightning's advice to pass sync_dist=True is silenced for them.
+_SYNC_ADVICE = (
+    r"It is recommended to use `self\.log\('(val|test)/("
+    + "|".join(map(re.escape, EVAL_PARTS))
+    + r")/.*sync_dist=True"
+)
+
+
+def gather_predictions(chunks: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate batches (of every rank), drop repeated ``person_id``s, order by ``person_id``."""
+    if not chunks:
+        return {
+            "image_id": np.zeros(0, np.int64),
+            "person_id": np.zeros(0, np.int64),
+            "keypoints": np.zeros((0, NUM_KEYPOINTS, 3)),
+            "score": np.zeros(0),
+            "bbox": np.zeros((0, 4)),
+        }
+    cat = {k: np.concatenate([c[k] for c in chunks]) for k in _FIELDS}
+    _, first = np.unique(cat["person_id"], return_index=True)  # sorted by person_id
+    return {k: v[first] for k, v in cat.items()}
+
+
+class WholeBodyEvaluator(pl.Callback):
+    """Collect predictions, evaluate the official COCO-WholeBody metric once, log it everywhere.
+
+    Args:
+        parts: parts to evaluate (default all six).
+        sigmas: "official" or "halpe".
+        nms: pose NMS applied per image before evaluating: "none", "oks" or "parametric".
+        oks_threshold: OKS-NMS threshold.
+        metrics_dir: folder to write ``metrics.json`` (validation) / ``test_metrics.json`` into,
+            keys ``"<part>/<stat>"``; ``None`` writes nothing.
+        breakdowns: also compute AP by size and occlusion (kept in ``self.breakdowns`` and
+            written as ``breakdown.json`` / ``test_breakdown.json`` next to the metrics).
+        print_table: print the per-part table on rank 0 after each evaluation.
+    """
+
+    def __init__(
+        self,
+        parts: Sequence[str] = EVAL_PARTS,
+        sigmas: str = "official",
+        nms: str = "none",
+        oks_threshold: float = 0.9,
+        metrics_dir: str | os.PathLike | None = None,
+        breakdowns: bool = False,
+        print_table: bool = False,
+    ) -> None:
+        super().__init__()
+        if nms not in ("none", "oks", "parametric"):
+            raise ValueError(f"nms must be 'none', 'oks' or 'parametric', got {nms!r}")
+        self.parts = tuple(parts)
+        self.sigmas = sigmas
+        self.nms = nms
+        self.oks_threshold = oks_threshold
+        self.metrics_dir = Path(metrics_dir) if metrics_dir is not None else None
+        self.want_breakdowns = breakdowns
+        self.print_table = print_table
+        self.metrics: dict[str, float] = {}
+        self.breakdowns: dict[str, Any] = {}
+        self.num_evaluated = 0  # unique predictions of the last evaluation (before NMS)
+        self._chunks: dict[str, list[dict[str, np.ndarray]]] = {"val": [], "test": []}
+
+    # ------------------------------------------------------------------ collection
+    def _collect(self, stage: str, outputs: Any) -> None:
+        if not isinstance(outputs, Mapping) or "preds" not in outputs:
+            raise KeyError(
+                f"WholeBodyEvaluator: {stage} step must return {{'preds': {{...}}}} "
+                f"with fields {_FIELDS}, got {type(outputs).__name__}"
+            )
+        preds = outputs["preds"]
+        missing = [k for k in _FIELDS if k not in preds]
+        if missing:
+            raise KeyError(f"WholeBodyEvaluator: {stage} step 'preds' lacks {missing}")
+        chunk = {k: _numpy(preds[k]) for k in _FIELDS}
+        chunk["image_id"] = chunk["image_id"].astype(np.int64).reshape(-1)
+        chunk["person_id"] = chunk["person_id"].astype(np.int64).reshape(-1)
+        chunk["keypoints"] = chunk["keypoints"].astype(np.float64).reshape(-1, NUM_KEYPOINTS, 3)
+        chunk["score"] = chunk["score"].astype(np.float64).reshape(-1)
+        chunk["bbox"] = chunk["bbox"].astype(np.float64).reshape(-1, 4)
+        self._chunks[stage].append(chunk)
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._chunks["val"] = []
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._chunks["test"] = []
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking:
+            self._collect("val", outputs)
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._collect("test", outputs)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._finish(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._finish(trainer, pl_module, "test")
+
+    # ------------------------------------------------------------------ evaluation
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        local = self._chunks[stage]
+        self._chunks[stage] = []
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            everyone: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, local)
+            chunks = [c for rank_chunks in everyone for c in rank_chunks]
+        else:
+            chunks = local
+        result: dict[str, Any] | None = None
+        if trainer.is_global_zero:
+            result = self._evaluate(trainer, gather_predictions(chunks), stage)
+        result = trainer.strategy.broadcast(result, src=0)
+        self.metrics = result["metrics"]
+        self.breakdowns = result["breakdowns"]
+        self.num_evaluated = result["num_evaluated"]
+        warnings.filterwarnings("ignore", message=_SYNC_ADVICE)
+        for key, value in self.metrics.items():
+            pl_module.log(f"{stage}/{key}", float(value), sync_dist=False)
+
+    def _evaluate(self, trainer: pl.Trainer, arrays: dict[str, np.ndarray], stage: str) -> dict:
+        gt = getattr(trainer.datamodule, _GT_ATTR[stage], None) if trainer.datamodule else None
+        if not isinstance(gt, WholeBodySet):
+            raise AttributeError(
+                f"WholeBodyEvaluator needs trainer.datamodule.{_GT_ATTR[stage]} "
+                f"(a WholeBodySet), got {type(gt).__name__}"
+            )
+        num = len(arrays["image_id"])
+        preds = Predictions(
+            image_ids=arrays["image_id"],
+            keypoints=arrays["keypoints"],
+            scores=arrays["score"],
+            bboxes=arrays["bbox"],
+        )
+        preds = nms_per_image(preds, self.nms, oks_threshold=self.oks_threshold)  # type: ignore[arg-type]
+        metrics = evaluate(gt, preds, self.parts, self.sigmas)
+        breakdowns: dict[str, Any] = {}
+        if self.want_breakdowns:
+            breakdowns = {
+                "size": size_breakdown(gt, preds, self.parts, sigmas=self.sigmas),
+                "occlusion": occlusion_breakdown(
+                    gt, preds, [p for p in OCCLUSION_PARTS if p in self.parts], sigmas=self.sigmas
+                ),
+            }
+        if self.metrics_dir is not None:
+            write_json_atomic(metrics, self.metrics_dir / _FILES[stage])
+            if breakdowns:
+                prefix = "" if stage == "val" else "test_"
+                write_json_atomic(breakdowns, self.metrics_dir / f"{prefix}breakdown.json")
+        if self.print_table:
+            print(f"\n{stage} (epoch {trainer.current_epoch}, {len(preds)} predictions)")
+            print(format_table(metrics, self.parts))
+        return {"metrics": metrics, "breakdowns": breakdowns, "num_evaluated": num}
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

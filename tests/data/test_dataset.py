@@ -1,0 +1,396 @@
+"""Top-down samples: targets follow the pixels, weights follow the rules, errors name the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from tinydata import dot_colour, person, write_set
+from torch.utils.data import default_collate
+
+from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.codecs.heatmap import HeatmapCodec, encode_reference
+from fullbody.data.batch import Batch
+from fullbody.data.dataset import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageGroupedSampler,
+    ImageNormalizer,
+    TopDownDataset,
+    default_photometric,
+    keypoint_weights,
+)
+from fullbody.data.detections import PersonDetections
+from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS, PART_SLICES
+
+NO_AUG = dict(
+    flip_prob=0.0, half_body_prob=0.0, scale_factor=0.0, rotation_prob=0.0, photometric=None
+)
+
+
+def _rgb(sample) -> np.ndarray:
+    """The uint8 RGB crop back from a normalised sample image."""
+    img = sample["image"].numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+def _dots(crop: np.ndarray, ks, near: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """Centres of the dots of keypoints ``ks`` in a crop, found by colour; with ``near``, only a
+    dot within 3 px of ``near[k]`` counts (other people have dots of the same colour)."""
+    out = {}
+    for k in ks:
+        hit = np.all(np.abs(crop.astype(int) - dot_colour(k)) <= 6, axis=-1).astype(np.uint8)
+        n, _, stats, centres = cv2.connectedComponentsWithStats(hit)
+        big = [j for j in range(1, n) if stats[j, cv2.CC_STAT_AREA] >= 4]
+        if not big:
+            continue
+        if near is not None:  # the dot within 3 px of where it should be, if any
+            big = [j for j in big if np.hypot(*(centres[j] - near[k])) < 3]
+        if len(big) == 1:
+            out[int(k)] = centres[big[0]]
+    return out
+
+
+# ---------------------------------------------------------------------------- weights
+def test_weights_of_human_labels():
+    v = np.array([[0, 1, 2, 0.5] + [0] * (NUM_KEYPOINTS - 4)])
+    w = keypoint_weights(v, np.ones_like(v), pseudo=False, conf_floor=0.9, part_weights={"body": 3})
+    assert w.dtype == np.float32
+    np.testing.assert_array_equal(w[0, :4], [0, 1, 1, 1])  # floor and part weights: pseudo only
+    assert w.sum() == 3
+
+
+def test_weights_of_pseudo_labels():
+    v = np.full(NUM_KEYPOINTS, 2.0)
+    v[0] = 0
+    conf = np.full(NUM_KEYPOINTS, 0.8)
+    conf[1], conf[2] = 0.2, 0.3
+    face = PART_SLICES["face"]
+    w = keypoint_weights(v, conf, pseudo=True, conf_floor=0.3, part_weights={"face": 0.5})
+    assert w[0] == 0  # unlabelled
+    assert w[1] == 0  # below the floor
+    assert w[2] == pytest.approx(0.3)  # at the floor: kept
+    assert w[3] == pytest.approx(0.8)
+    np.testing.assert_allclose(w[face], 0.4)
+    np.testing.assert_allclose(w[PART_SLICES["righthand"]], 0.8)
+    with pytest.raises(ValueError, match="unknown part"):
+        keypoint_weights(v, conf, pseudo=True, part_weights={"hands": 1})
+
+
+def test_normalizer_matches_float_arithmetic():
+    img = np.random.default_rng(0).integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    ref = (img.astype(np.float64) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    out = ImageNormalizer()(img)
+    assert out.shape == (3, 31, 17) and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref.transpose(2, 0, 1), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- geometry
+def test_eval_sample_targets_land_on_the_dots_and_map_back(tiny_set):
+    ann_file, image_dir = tiny_set
+    ann = WholeBodySet.load(ann_file)
+    ds = TopDownDataset(ann, image_dir, train=False)
+    codec = HeatmapCodec()
+    assert len(ds) == 4
+    for i in range(len(ds)):
+        s = ds[i]
+        kp = ann.keypoints[ds.rows[i]]
+        lab = np.flatnonzero(s["target_weight"] > 0)
+        assert set(lab) == set(np.flatnonzero(kp[:, 2] > 0))  # all inside the padded box
+        xy_in = codec.heatmap_to_input(s["target_xy"].astype(np.float64))
+        # crop -> image through crop_to_image recovers the labels exactly
+        back = xy_in @ s["crop_to_image"][:, :2].T + s["crop_to_image"][:, 2]
+        np.testing.assert_allclose(back[lab], kp[lab, :2], atol=1e-4)
+        # and the painted dots sit where the targets say
+        dots = _dots(_rgb(s), range(17), xy_in)
+        assert len(dots) >= 15
+        for k, c in dots.items():
+            np.testing.assert_allclose(c, xy_in[k], atol=0.75)
+        assert s["box_score"] == 1 and not s["flipped"]
+        assert s["person_id"] == ann.ann_ids[ds.rows[i]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_augmented_targets_follow_pixels_and_sides(tiny_set, seed):
+    """Rotation, scale, mirror and half-body: each label still lies on its own dot — after a
+    mirror, the left wrist label lies on the dot painted for the right wrist."""
+    ann_file, image_dir = tiny_set
+    ds = TopDownDataset(
+        WholeBodySet.load(ann_file), image_dir, train=True, photometric=None,
+        flip_prob=0.5, half_body_prob=0.5, rotation_prob=1.0, rotation_factor=40, scale_factor=0.3,
+    )  # fmt: skip
+    codec = HeatmapCodec()
+    torch.manual_seed(seed)
+    flips = checked = missing = 0
+    for i in list(range(len(ds))) * 3:
+        s = ds[i]
+        flips += bool(s["flipped"])
+        xy_in = codec.heatmap_to_input(s["target_xy"].astype(np.float64))
+        near = xy_in[FLIP_INDEX] if s["flipped"] else xy_in
+        dots = _dots(_rgb(s), range(17), near)
+        for k in np.flatnonzero(s["target_weight"][:17] > 0):
+            painted = int(FLIP_INDEX[k]) if s["flipped"] else int(k)
+            x, y = xy_in[k]
+            if not (4 <= x <= 187 and 4 <= y <= 251):
+                continue  # a dot cut by the crop border has a shifted centre
+            if painted not in dots:
+                missing += 1  # covered by another dot, or not where the label says
+                continue
+            np.testing.assert_allclose(dots[painted], xy_in[k], atol=1.0)
+            checked += 1
+    assert checked > 100 and missing < 0.1 * checked
+    assert 0 < flips < 12
+
+
+def test_half_body_crops_one_half(tiny_set):
+    ann_file, image_dir = tiny_set
+    ds = TopDownDataset(
+        WholeBodySet.load(ann_file), image_dir, train=True,
+        **{**NO_AUG, "half_body_prob": 1.0},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    halves = set()
+    for _ in range(10):
+        w = ds[0]["target_weight"]
+        upper, lower = w[:11] > 0, w[11:17] > 0
+        assert upper.all() or lower.all()  # the chosen half is whole in the crop
+        halves.add("upper" if upper.all() and not lower.all() else "lower")
+    assert halves == {"upper", "lower"}
+
+
+def test_jitter_moves_the_box(tiny_set):
+    ann_file, image_dir = tiny_set
+
+    def shift(box, rng, keypoints):
+        assert keypoints.shape == (NUM_KEYPOINTS, 3)
+        return box + np.array([10.0, -5.0, 0.0, 0.0])
+
+    ann = WholeBodySet.load(ann_file)
+    plain = TopDownDataset(ann, image_dir, train=True, **NO_AUG)[0]
+    moved = TopDownDataset(ann, image_dir, train=True, jitter=shift, **NO_AUG)[0]
+    np.testing.assert_allclose(moved["bbox"], ann.bboxes[0] + [10, -5, 0, 0], atol=1e-4)
+    np.testing.assert_allclose(
+        moved["crop_to_image"][:, 2] - plain["crop_to_image"][:, 2], [10, -5]
+    )
+
+
+def test_photometric_changes_pixels_not_targets(tiny_set):
+    ann_file, image_dir = tiny_set
+    ann = WholeBodySet.load(ann_file)
+    plain = TopDownDataset(ann, image_dir, train=True, **NO_AUG)
+    aug = TopDownDataset(
+        ann, image_dir, train=True, **{**NO_AUG, "photometric": default_photometric(1.0)}
+    )
+    a, b = plain[1], aug[1]
+    np.testing.assert_array_equal(a["target_xy"], b["target_xy"])
+    assert not torch.equal(a["image"], b["image"])
+
+
+def test_targets_outside_the_crop_weigh_zero(tiny_set):
+    ann_file, image_dir = tiny_set
+    ann = WholeBodySet.load(ann_file)
+
+    def shrink(box, rng, keypoints):  # upper part of the box only
+        return np.array([box[0], box[1], box[2], box[3] * 0.3])
+
+    s = TopDownDataset(ann, image_dir, train=True, jitter=shrink, **NO_AUG)[0]
+    legs = s["target_weight"][13:17]
+    assert (legs == 0).all() and s["target_weight"][0] == 1
+    assert (s["target_xy"][13:17, 1] > 63.5).all()
+
+
+# ---------------------------------------------------------------------------- batches
+def test_batch_contract_and_heatmap_rendering(tiny_set):
+    ann_file, image_dir = tiny_set
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True)
+    batch = default_collate([ds[i] for i in range(len(ds))])
+    assert set(batch) == set(Batch.__annotations__)
+    b = len(ds)
+    shapes = {
+        "image": ((b, 3, 256, 192), torch.float32), "target_xy": ((b, 133, 2), torch.float32),
+        "target_weight": ((b, 133), torch.float32), "crop_to_image": ((b, 2, 3), torch.float64),
+        "bbox": ((b, 4), torch.float32), "box_score": ((b,), torch.float32),
+        "image_id": ((b,), torch.int64), "person_id": ((b,), torch.int64),
+        "flipped": ((b,), torch.bool),
+    }  # fmt: skip
+    for k, (shape, dtype) in shapes.items():
+        assert tuple(batch[k].shape) == shape and batch[k].dtype == dtype, k
+    # Batched rendering on the device equals the per-sample CPU reference.
+    codec = HeatmapCodec()
+    heatmaps, weights = codec.encode(batch["target_xy"], batch["target_weight"])
+    for i in range(b):
+        ref_h, ref_w = encode_reference(
+            batch["target_xy"][i].numpy(), batch["target_weight"][i].numpy(), (64, 48), 2.0
+        )
+        np.testing.assert_allclose(heatmaps[i].numpy(), ref_h, atol=1e-6)
+        np.testing.assert_allclose(weights[i].numpy(), ref_w, atol=1e-6)
+
+
+def test_detection_boxes_give_one_item_per_detection(tiny_set, tmp_path):
+    ann_file, image_dir = tiny_set
+    ann = WholeBodySet.load(ann_file)
+    dets = [
+        {"image_id": 2, "category_id": 1, "bbox": [20, 30, 100, 200], "score": 0.9},
+        {"image_id": 2, "category_id": 1, "bbox": [180, 40, 80, 180], "score": 0.4},
+        {"image_id": 1, "category_id": 1, "bbox": [40, 20, 90, 190], "score": 0.05},
+        {"image_id": 1, "category_id": 3, "bbox": [0, 0, 50, 50], "score": 0.99},  # a car
+    ]
+    det_file = tmp_path / "dets.json"
+    det_file.write_text(json.dumps(dets))
+    boxes = PersonDetections.load(det_file, images=ann.images)
+    assert len(boxes) == 3
+    ds = TopDownDataset(ann, image_dir, train=False, boxes=boxes, det_score_threshold=0.1)
+    assert len(ds) == 2
+    batch = default_collate([ds[0], ds[1]])
+    np.testing.assert_array_equal(batch["image_id"], [2, 2])
+    np.testing.assert_array_equal(batch["person_id"], [0, 1])
+    np.testing.assert_allclose(batch["box_score"], [0.9, 0.4])
+    assert (batch["target_weight"] == 0).all()
+    np.testing.assert_allclose(batch["bbox"][1], [180, 40, 80, 180])
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_missing_and_corrupt_images_are_named(tiny_set):
+    ann_file, image_dir = tiny_set
+    ann = WholeBodySet.load(ann_file)
+    ds = TopDownDataset(ann, image_dir, train=False)
+    (image_dir / "0000.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"0000\.png: image file not found"):
+        ds[0]
+    (image_dir / "0002.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"0002\.png: cannot decode"):
+        ds[3]
+    cv2.imwrite(str(image_dir / "0002.png"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(AnnotationError, match=r"image 3: field 'width/height'.*220x300"):
+        ds[3]
+
+
+def test_empty_and_bad_datasets(tmp_path):
+    nobody = np.zeros((NUM_KEYPOINTS, 3))
+    nobody[0] = [50, 50, 0]
+    ann_file, image_dir = write_set(tmp_path, [((100, 100), [nobody])])
+    with pytest.raises(ValueError, match="no samples"):
+        TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True)
+    with pytest.raises(FileNotFoundError, match="image folder"):
+        TopDownDataset(WholeBodySet.load(ann_file), tmp_path / "nope", train=False)
+    with pytest.raises(AnnotationError, match="image_id"):
+        PersonDetections.from_json(
+            [{"image_id": 7, "bbox": [0, 0, 1, 1], "score": 1}], "d.json", images=[1]
+        )
+    with pytest.raises(AnnotationError, match="d.json: detection #0: field 'bbox'"):
+        PersonDetections.from_json([{"image_id": 1, "bbox": [0, 0, 1], "score": 1}], "d.json")
+
+
+def test_unlabelled_people_are_not_training_samples(tmp_path):
+    empty = np.zeros((NUM_KEYPOINTS, 3))
+    empty[0] = [60, 60, 0]
+    ann_file, image_dir = write_set(tmp_path, [((240, 200), [person(10, 10), empty])])
+    ann = WholeBodySet.load(ann_file)
+    assert len(TopDownDataset(ann, image_dir, train=True)) == 1
+    assert len(TopDownDataset(ann, image_dir, train=False)) == 2  # evaluation keeps everyone
+
+
+def test_pseudo_labels_weigh_their_confidence(tmp_path):
+    kp = person(40, 20)
+    conf = np.where(kp[:, 2] > 0, 0.7, 0.0)
+    conf[0] = 0.1
+    ann_file, image_dir = write_set(tmp_path, [((240, 200), [kp])], conf=[conf])
+    ann = WholeBodySet.load(ann_file)
+    assert ann.has_conf
+    s = TopDownDataset(ann, image_dir, train=False, conf_floor=0.2, part_weights={"foot": 0.5})[0]
+    assert s["target_weight"][0] == 0
+    assert s["target_weight"][5] == pytest.approx(0.7)
+    assert s["target_weight"][17] == pytest.approx(0.35)
+
+
+# ---------------------------------------------------------------------------- decoding
+def test_reduced_decoding_matches_full_decoding(tmp_path):
+    rng = np.random.default_rng(0)
+    big = cv2.resize(
+        rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), (1600, 1200), cv2.INTER_CUBIC
+    )
+    big = cv2.GaussianBlur(big, (0, 0), 8)
+    kp = person(300, 100, 5.0, whole=False)
+    ann_file, image_dir = write_set(tmp_path, [((1200, 1600), [kp])], ext=".jpg")
+    cv2.imwrite(str(image_dir / "0000.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ann = WholeBodySet.load(ann_file)
+    fast = TopDownDataset(ann, image_dir, train=False)
+    slow = TopDownDataset(ann, image_dir, train=False, reduced_decode=False)
+    matrix = fast.crop_params(0)[0]
+    assert fast.decode_factor(matrix) == 4  # a 1025-px-tall box into a 256-px crop
+    assert slow.decode_factor(matrix) == 1
+    a, b = fast[0], slow[0]
+    np.testing.assert_array_equal(a["target_xy"], b["target_xy"])
+    np.testing.assert_array_equal(a["crop_to_image"], b["crop_to_image"])
+    diff = np.abs(_rgb(a).astype(int) - _rgb(b).astype(int))
+    assert diff.mean() < 2.0
+
+
+def test_people_of_one_image_share_a_decode(tiny_set, monkeypatch):
+    ann_file, image_dir = tiny_set
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True)
+    calls = []
+    real = ds.load_image
+    monkeypatch.setattr(ds, "load_image", lambda i, f=1: calls.append(i) or real(i, f))
+    order = list(ImageGroupedSampler(ds.image_ids, group_size=4, seed=0))
+    for i in order:
+        ds[i]
+    assert len(calls) == 3  # three images, four people
+    calls.clear()
+    for i in [1, 0, 2]:  # image 2, image 1, image 2: no longer in a row
+        ds[i]
+    assert len(calls) == 3
+
+
+# ---------------------------------------------------------------------------- sampler
+def test_grouped_sampler_orders():
+    image_ids = np.repeat(np.arange(20), np.arange(1, 21) % 7 + 1)  # 1..7 people per image
+    n = len(image_ids)
+    s = ImageGroupedSampler(image_ids, group_size=3, seed=1)
+    first = list(s)
+    assert sorted(first) == list(range(n))
+    # each image's people come in at most ceil(n / 3) runs, so most people have company
+    for img in range(20):
+        pos = np.sort([j for j, i in enumerate(first) if image_ids[i] == img])
+        runs = 1 + int((np.diff(pos) > 1).sum())
+        assert runs <= -(-len(pos) // 3)
+    switches = sum(image_ids[a] != image_ids[b] for a, b in zip(first, first[1:]))
+    assert switches + 1 < n / 2
+    assert list(s) == first  # same epoch, same order
+    s.set_epoch(1)
+    assert list(s) != first
+    plain = ImageGroupedSampler(image_ids, group_size=1, seed=1)
+    assert sorted(plain) == list(range(n)) and list(plain) != list(range(n))
+    fixed = ImageGroupedSampler(image_ids, shuffle=False)
+    assert list(fixed) == list(range(n))
+
+
+def test_grouped_sampler_splits_ranks():
+    image_ids = np.repeat(np.arange(10), 3)[:-1]  # 29 people
+    parts = [
+        list(ImageGroupedSampler(image_ids, 4, num_replicas=3, rank=r, seed=2)) for r in range(3)
+    ]
+    assert [len(p) for p in parts] == [10, 10, 10]
+    assert set().union(*map(set, parts)) == set(range(29))  # padded by one repeat
+    dropped = [
+        ImageGroupedSampler(image_ids, 4, num_replicas=3, rank=r, drop_last=True) for r in range(3)
+    ]
+    assert [len(list(d)) for d in dropped] == [9, 9, 9]
+
+
+@pytest.mark.needs_sample
+def test_sample_people_and_detections(sample_dir: Path, sample_ann_file: Path):
+    ann = WholeBodySet.load(sample_ann_file)
+    train = TopDownDataset(ann, sample_dir / "images", train=True)
+    assert len(train) == 12  # 14 people, two without any labelled point
+    dets = PersonDetections.load(sample_dir / "annotations" / "person_detections.json", ann.images)
+    val = TopDownDataset(
+        ann, sample_dir / "images", train=False, boxes=dets, det_score_threshold=0.5
+    )
+    assert len(val) == int((dets.scores >= 0.5).sum())
+    s = train[0]
+    assert s["image"].shape == (3, 256, 192) and (s["target_weight"] > 0).sum() > 20

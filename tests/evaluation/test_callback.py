@@ -1,0 +1,154 @@
+"""The Lightning callback: one exact evaluation per epoch, logged on every rank; DDP == 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+
+from fullbody.evaluation.callback import WholeBodyEvaluator, gather_predictions
+from fullbody.evaluation.nms import nms_per_image
+from fullbody.evaluation.wholebody import STATS, evaluate
+from fullbody.keypoints import EVAL_PARTS
+
+from ._builders import random_case
+from .ddp_case import DummyData, DummyModule, as_float32_predictions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _trainer(callback: WholeBodyEvaluator, tmp_path: Path) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+    )
+
+
+@pytest.fixture(scope="module")
+def case():
+    return random_case()
+
+
+def test_validation_logs_the_exact_metric(case, tmp_path):
+    gt, preds = case
+    callback = WholeBodyEvaluator(metrics_dir=tmp_path)
+    trainer = _trainer(callback, tmp_path)
+    trainer.validate(DummyModule(preds), datamodule=DummyData(gt, len(preds)), verbose=False)
+    expected = evaluate(gt, as_float32_predictions(preds))
+    assert callback.metrics == expected and callback.num_evaluated == len(preds)
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert set(logged) == {f"val/{p}/{s}" for p in EVAL_PARTS for s in STATS}
+    assert logged["val/wholebody/AP"] == pytest.approx(expected["wholebody/AP"], abs=1e-6)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == expected
+
+
+def test_test_stage_nms_and_breakdowns(case, tmp_path):
+    gt, preds = case
+    callback = WholeBodyEvaluator(
+        parts=["body", "lefthand"], nms="oks", metrics_dir=tmp_path, breakdowns=True
+    )
+    trainer = _trainer(callback, tmp_path)
+    trainer.test(DummyModule(preds), datamodule=DummyData(gt, len(preds)), verbose=False)
+    f32 = as_float32_predictions(preds)
+    expected = evaluate(gt, nms_per_image(f32, "oks"), parts=["body", "lefthand"])
+    assert callback.metrics == expected
+    assert "test/lefthand/AP" in trainer.callback_metrics
+    assert json.loads((tmp_path / "test_metrics.json").read_text()) == expected
+    written = json.loads((tmp_path / "test_breakdown.json").read_text())
+    assert set(written) == {"size", "occlusion"} and set(written["occlusion"]) == {"lefthand"}
+
+
+def test_sanity_check_batches_are_not_collected():
+    callback = WholeBodyEvaluator()
+    out = {"preds": {}}
+    callback.on_validation_batch_end(SimpleNamespace(sanity_checking=True), None, out, None, 0)
+    assert callback._chunks["val"] == []
+
+
+def test_bad_outputs_and_missing_ground_truth(case, tmp_path):
+    callback = WholeBodyEvaluator()
+    live = SimpleNamespace(sanity_checking=False)
+    with pytest.raises(KeyError, match="must return"):
+        callback.on_validation_batch_end(live, None, {"loss": 1.0}, None, 0)
+    with pytest.raises(KeyError, match=r"lacks \['person_id', 'bbox'\]"):
+        preds = {"image_id": 1, "keypoints": 0, "score": 0}
+        callback.on_validation_batch_end(live, None, {"preds": preds}, None, 0)
+    with pytest.raises(ValueError, match="nms must be"):
+        WholeBodyEvaluator(nms="soft")
+
+    gt, preds = case
+    data = DummyData(gt, len(preds))
+    data.val_annotations = None
+    trainer = _trainer(WholeBodyEvaluator(), tmp_path)
+    with pytest.raises(AttributeError, match="datamodule.val_annotations"):
+        trainer.validate(DummyModule(preds), datamodule=data, verbose=False)
+
+
+def test_gather_drops_repeats_and_orders_by_person():
+    def chunk(pids):
+        n = len(pids)
+        return {
+            "image_id": np.ones(n, np.int64),
+            "person_id": np.array(pids, np.int64),
+            "keypoints": np.array(pids, float)[:, None, None] * np.ones((n, 133, 3)),
+            "score": np.array(pids, float),
+            "bbox": np.zeros((n, 4)),
+        }
+
+    merged = gather_predictions([chunk([0, 2, 4]), chunk([1, 3, 0])])  # rank 1 repeats 0
+    assert merged["person_id"].tolist() == [0, 1, 2, 3, 4]
+    assert merged["score"].tolist() == [0, 1, 2, 3, 4]
+    assert len(gather_predictions([])["person_id"]) == 0
+    assert torch.is_tensor(torch.as_tensor(merged["keypoints"]))
+
+
+def _run(devices: int, out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, str(Path(__file__).with_name("ddp_case.py")), "--devices", str(devices)]
+    done = subprocess.run(
+        [*cmd, "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_give_what_one_gives(case, tmp_path):
+    two = _run(2, tmp_path / "two.json")  # strategy="ddp", gloo, as train.py would run it
+    gt, preds = case
+    callback = WholeBodyEvaluator()
+    trainer = _trainer(callback, tmp_path)
+    trainer.validate(DummyModule(preds), datamodule=DummyData(gt, len(preds)), verbose=False)
+    one = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert two["world_size"] == 2 and two["num_predictions"] == len(preds)
+    assert len(preds) % 2 == 1  # the sampler repeated one sample ...
+    assert two["num_evaluated"] == callback.num_evaluated == len(preds)  # ... and it was dropped
+    assert two["callback"] == callback.metrics
+    assert two["written"] == callback.metrics
+    assert two["logged"] == one and len(one) == 60
+
+
+def test_callback_config_instantiates(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    overrides = ["+callbacks=wholebody_eval", "ann_file=a", "results_file=b"]
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("eval", overrides=[*overrides, f"paths.output_dir={tmp_path}"])
+    callback = instantiate(cfg.callbacks.wholebody_eval)
+    assert isinstance(callback, WholeBodyEvaluator)
+    assert callback.metrics_dir == tmp_path and callback.parts == EVAL_PARTS
