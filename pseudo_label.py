@@ -1,0 +1,44 @@
+"""Pseudo-label COCO people with face, hand and foot teachers (docs/pseudo_labels.md).
+
+``python pseudo_label.py ann_file=person_keypoints_train2017.json image_dir=train2017
+out_file=pseudo.json [teacher/face=dlib] [part_boxes=gt] [workers=2] [report=true]``
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="pseudo_label")
+def main(cfg: DictConfig) -> None:
+    """Run the sharded, resumable labelling job and, if asked, its quality report."""
+    from fullbody.pseudo.runner import PseudoLabeller
+
+    teachers = OmegaConf.to_container(cfg.get("teacher") or {}, resolve=True)
+    job = PseudoLabeller(
+        ann_file=cfg.ann_file,
+        image_dir=cfg.image_dir,
+        out_file=cfg.out_file,
+        teachers=teachers,
+        part_boxes=cfg.part_boxes,
+        min_conf=cfg.min_conf,
+        workers=cfg.workers,
+        shard_size=cfg.shard_size,
+        threads_per_worker=cfg.threads_per_worker,
+        overwrite=cfg.overwrite,
+        keep_shards=cfg.keep_shards,
+        progress=cfg.progress,
+        report=cfg.report,
+    )
+    labels = job.run()
+    print(f"wrote {len(labels)} people to {cfg.out_file}")
+    if job.report_table is not None:
+        from fullbody.evaluation.wholebody import format_table
+
+        print(format_table(job.report_table["metrics"]))
+        print(f"report: {job.report_file}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Error analysis of predictions against ground truth, part by part (hands above all)."""

@@ -1,0 +1,1 @@
+"""Inference: drawing (and, later, detectors, the predictor and ONNX export)."""

@@ -1,0 +1,122 @@
+"""ONNX export of the heatmap network, and the check that onnxruntime agrees with PyTorch.
+
+The exported graph is the network alone: normalised crops ``image`` (B, 3, H, W) float32 ->
+``heatmaps`` (B, K, H/4, W/4), with a dynamic batch axis. Cropping, the flip test, decoding
+and NMS stay in :class:`fullbody.inference.predictor.PosePredictor`, which reads the codec and
+decoding settings stored in the file's metadata (``input_size``, ``heatmap_size``, ``sigma``,
+``flip_test``, ``dark``, ``score_threshold``, ``num_keypoints``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from fullbody.data.dataset import ImageNormalizer
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "heatmaps"
+
+
+def _meta_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def export_onnx(
+    net: nn.Module,
+    path: str | os.PathLike,
+    input_size: Sequence[int] = (256, 192),
+    metadata: Mapping[str, Any] | None = None,
+    opset: int = 17,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``net`` (in eval mode, on the CPU) as ONNX with a dynamic batch axis.
+
+    ``metadata`` goes into the model's ``metadata_props`` (lists as "a,b", bools as
+    "true"/"false"). The file is written next to its final name and moved into place.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists (pass overwrite=true to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval().to("cpu", memory_format=torch.contiguous_format)
+    h, w = int(input_size[0]), int(input_size[1])
+    dummy = torch.zeros(2, 3, h, w)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter is deprecated in favour of the dynamo one, which
+        # needs onnxscript; it is still the one that needs no extra package.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (dummy,),
+            str(tmp),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+        )
+    model = onnx.load(str(tmp))
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = str(key), _meta_value(value)
+    model.producer_name = "fullbody"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def random_crops(n: int, input_size: Sequence[int] = (256, 192), seed: int = 0) -> np.ndarray:
+    """``n`` normalised crops of random uint8 RGB pixels, (n, 3, H, W) float32."""
+    rng = np.random.default_rng(seed)
+    h, w = int(input_size[0]), int(input_size[1])
+    norm = ImageNormalizer()
+    return np.stack([norm(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for _ in range(n)])
+
+
+def onnx_parity(
+    net: nn.Module,
+    path: str | os.PathLike,
+    crops: np.ndarray,
+    batch_sizes: Sequence[int] = (1, 8),
+) -> dict[str, Any]:
+    """Max and mean absolute heatmap difference, onnxruntime (CPU) vs PyTorch (CPU, fp32).
+
+    The crops run through both in each of ``batch_sizes`` (which checks the dynamic batch);
+    also returns the largest heatmap value for scale.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    net = net.eval().to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(crops)).numpy()
+    worst, total, count = 0.0, 0.0, 0
+    for b in batch_sizes:
+        for i in range(0, len(crops), b):
+            got = session.run(None, {INPUT_NAME: crops[i : i + b]})[0]
+            d = np.abs(got - ref[i : i + b])
+            worst = max(worst, float(d.max()))
+            total += float(d.sum())
+            count += d.size
+    return {
+        "max_abs_diff": worst,
+        "mean_abs_diff": total / max(count, 1),
+        "max_heatmap": float(np.abs(ref).max()),
+        "crops": len(crops),
+        "batch_sizes": list(batch_sizes),
+    }

@@ -1,0 +1,391 @@
+"""Top-down whole-body prediction: an RGB image and person boxes in, 133-point poses out.
+
+:class:`PosePredictor` crops every box with the training geometry
+(:mod:`fullbody.data.transforms`: aspect-fixed box, 1.25 padding, one affine warp), normalises
+the crops as the training data is (:class:`fullbody.data.dataset.ImageNormalizer`), runs the
+heatmap network in batches over people (PyTorch module or ONNX file, CPU or GPU), optionally
+averages with the mirrored crops' heatmaps (flip test), decodes with the codec (argmax or
+DARK), maps the points back to image pixels and finally removes duplicate poses with OKS-NMS or
+parametric pose NMS (:mod:`fullbody.evaluation.nms`).
+
+The network side is a :class:`HeatmapModel`: anything mapping a float32 (B, 3, H, W) array of
+normalised crops to (B, K, H/4, W/4) heatmaps. :class:`TorchHeatmapModel` wraps an
+``nn.Module`` (e.g. a trained checkpoint's network), :class:`OnnxHeatmapModel` an exported file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
+from fullbody.data.dataset import ImageNormalizer
+from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
+from fullbody.inference.detectors import default_providers
+from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import person_score
+
+NMSMethod = Literal["none", "oks", "parametric"]
+#: Decoding of image files: RGB, pixel orientation as stored (as COCO annotations and training).
+IMREAD_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, empty or cannot be decoded."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB, or raise :class:`ImageReadError`."""
+    path = Path(path)
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    image = cv2.imdecode(buf, IMREAD_FLAGS) if buf.size else None
+    if image is None:
+        raise ImageReadError(f"{path}: cannot decode the image (empty, corrupt or not an image)")
+    return image
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> CUDA when available, else CPU; anything else as given."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ------------------------------------------------------------------ heatmap models
+class HeatmapModel(Protocol):
+    """Normalised crops (B, 3, H, W) float32 -> heatmaps (B, K, H/4, W/4) float32 tensor."""
+
+    def __call__(self, crops: np.ndarray) -> Tensor: ...
+
+
+class TorchHeatmapModel:
+    """An ``nn.Module`` heatmap network in eval mode on ``device`` (``half``: fp16 on GPU)."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        device: str | torch.device | None = "auto",
+        half: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = torch.float16 if half else torch.float32
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = net.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
+        x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
+        return self.net(x).float()
+
+
+class OnnxHeatmapModel:
+    """An exported heatmap network run by onnxruntime (see ``export.py``).
+
+    ``metadata`` holds the codec and decoding settings that ``export.py`` stored in the file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: pose ONNX file not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), opts, providers=list(providers or default_providers())
+            )
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ValueError(f"{self.path}: not a loadable ONNX model ({e})") from e
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, crops: np.ndarray) -> Tensor:
+        x = np.ascontiguousarray(crops, dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0]).float()
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class PoseResult:
+    """The poses of one image, one row per person (after NMS)."""
+
+    keypoints: np.ndarray  # (N, 133, 3) image px + confidence
+    scores: np.ndarray  # (N,) person score (box score x mean confident keypoint score, or pNMS)
+    boxes: np.ndarray  # (N, 4) xywh, the person box each pose was predicted from
+    box_scores: np.ndarray  # (N,) detector scores
+    box_index: np.ndarray  # (N,) row of the input box each pose came from
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> PoseResult:
+        return cls(
+            np.zeros((0, NUM_KEYPOINTS, 3)),
+            np.zeros(0),
+            np.zeros((0, 4)),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+        )
+
+
+# ------------------------------------------------------------------ predictor
+class PosePredictor:
+    """Person boxes -> whole-body poses (see the module docstring).
+
+    Args:
+        model: the heatmap network (:class:`TorchHeatmapModel`, :class:`OnnxHeatmapModel`).
+        input_size, heatmap_size: (height, width) of the crops and heatmaps the model uses.
+        flip_test: average with the heatmaps of the mirrored crops.
+        dark: DARK sub-pixel decoding (else argmax + quarter pixel).
+        batch_size: people per network call (doubled internally by the flip test).
+        padding: box enlargement before cropping (training uses 1.25).
+        score_threshold: keypoints above it count in the person score.
+        nms: "oks" (mmpose: OKS > ``oks_threshold`` removes the weaker pose), "parametric"
+            (RMPE/AlphaPose pose NMS, merges poses and re-scores; ``nms_params``) or "none".
+        min_box_size: boxes narrower or lower than this (px) are skipped.
+    """
+
+    def __init__(
+        self,
+        model: HeatmapModel,
+        input_size: Sequence[int] = (256, 192),
+        heatmap_size: Sequence[int] = (64, 48),
+        flip_test: bool = True,
+        dark: bool = True,
+        batch_size: int = 32,
+        padding: float = 1.25,
+        score_threshold: float = 0.2,
+        nms: NMSMethod = "oks",
+        oks_threshold: float = 0.9,
+        nms_params: PoseNMSParams | None = None,
+        min_box_size: float = 1.0,
+    ) -> None:
+        if nms not in ("none", "oks", "parametric"):
+            raise ValueError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.codec = HeatmapCodec(tuple(input_size), tuple(heatmap_size))
+        self.input_size = self.codec.input_size
+        self.flip_test = flip_test
+        self.dark = dark
+        self.batch_size = batch_size
+        self.padding = padding
+        self.score_threshold = score_threshold
+        self.nms = nms
+        self.oks_threshold = oks_threshold
+        self.nms_params = nms_params
+        self.min_box_size = min_box_size
+        self.normalize = ImageNormalizer()
+
+    # -------------------------------------------------------------- construction
+    @classmethod
+    def from_checkpoint(
+        cls,
+        ckpt_path: str | os.PathLike,
+        device: str | torch.device | None = "auto",
+        half: bool = False,
+        **kwargs: Any,
+    ) -> PosePredictor:
+        """A predictor on a training checkpoint (``PoseModule``); its codec and decoding
+        settings are the checkpoint's unless given in ``kwargs``."""
+        from fullbody.models.module import PoseModule
+
+        path = Path(ckpt_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: checkpoint not found (ckpt_path)")
+        module = PoseModule.load_from_checkpoint(
+            path, map_location="cpu", teacher_ckpt=None, compile=False
+        )
+        hp = module.hparams
+        settings = {
+            "input_size": tuple(hp.input_size),
+            "heatmap_size": tuple(hp.heatmap_size),
+            "flip_test": bool(hp.flip_test),
+            "dark": bool(hp.dark),
+            "score_threshold": float(hp.score_threshold),
+        }
+        model = TorchHeatmapModel(module.net, device, half, bool(hp.channels_last))
+        return cls(model, **{**settings, **kwargs})
+
+    @classmethod
+    def from_onnx(
+        cls,
+        path: str | os.PathLike,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+        **kwargs: Any,
+    ) -> PosePredictor:
+        """A predictor on an ONNX file written by ``export.py`` (settings from its metadata)."""
+        model = OnnxHeatmapModel(path, providers, threads)
+        meta = model.metadata
+        settings: dict[str, Any] = {}
+        for key in ("input_size", "heatmap_size"):
+            if key in meta:
+                settings[key] = tuple(int(v) for v in meta[key].split(","))
+        for key in ("flip_test", "dark"):
+            if key in meta:
+                settings[key] = meta[key] == "true"
+        if "score_threshold" in meta:
+            settings["score_threshold"] = float(meta["score_threshold"])
+        if "input_size" not in settings:
+            shape = model.session.get_inputs()[0].shape
+            if isinstance(shape[2], int) and isinstance(shape[3], int):
+                settings["input_size"] = (shape[2], shape[3])
+                settings["heatmap_size"] = (shape[2] // 4, shape[3] // 4)
+        return cls(model, **{**settings, **kwargs})
+
+    # -------------------------------------------------------------- steps
+    def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised crops (N, 3, H, W) float32 and crop->image affines (N, 2, 3) float64."""
+        h, w = self.input_size
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        centers, scales = box_to_center_scale(boxes, w / h, self.padding)
+        crops = np.empty((len(boxes), 3, h, w), dtype=np.float32)
+        to_image = np.empty((len(boxes), 2, 3), dtype=np.float64)
+        for i, (c, s) in enumerate(zip(centers, scales)):
+            m = affine_matrix(c, s, 0.0, (h, w))
+            crops[i] = self.normalize(warp(image, m, (h, w)))
+            to_image[i] = invert_affine(m)
+        return crops, to_image
+
+    def heatmaps(self, crops: np.ndarray) -> Tensor:
+        """Heatmaps of normalised crops, in batches, flip-averaged when ``flip_test``."""
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            x = crops[i : i + self.batch_size]
+            if self.flip_test:
+                n = len(x)
+                both = self._run(np.concatenate([x, x[..., ::-1]]))
+                out.append(0.5 * (both[:n] + flip_heatmaps(both[n:])))
+            else:
+                out.append(self._run(x))
+        return torch.cat(out)
+
+    def _run(self, x: np.ndarray) -> Tensor:
+        heatmaps = self.model(x)
+        want = (len(x), NUM_KEYPOINTS, *self.codec.heatmap_size)
+        if tuple(heatmaps.shape) != want:
+            raise ValueError(
+                f"the model maps {tuple(x.shape)} crops to {tuple(heatmaps.shape)} heatmaps, "
+                f"expected {want}: input_size {self.input_size} and heatmap_size "
+                f"{self.codec.heatmap_size} do not match the model (a CNN backbone needs input "
+                "sides divisible by its stride, 32)"
+            )
+        return heatmaps
+
+    def decode(self, heatmaps: Tensor, crop_to_image: np.ndarray) -> tuple[Tensor, Tensor]:
+        """(N, K, h, w) heatmaps -> (N, K, 2) image px and (N, K) keypoint scores."""
+        xy_hm, scores = self.codec.decode(heatmaps, dark=self.dark)
+        a = torch.as_tensor(crop_to_image, device=heatmaps.device)
+        xy = crop_to_image_points(self.codec.heatmap_to_input(xy_hm).double(), a)
+        return xy, scores
+
+    def __call__(
+        self,
+        image: np.ndarray | str | os.PathLike,
+        boxes: np.ndarray,
+        box_scores: np.ndarray | None = None,
+    ) -> PoseResult:
+        """Poses of the people in ``boxes`` (N, 4) xywh of an RGB image (array or file)."""
+        if not isinstance(image, np.ndarray):
+            image = read_image(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"image must be (H, W, 3) uint8 RGB, got {image.dtype} array of shape {image.shape}"
+            )
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        box_scores = (
+            np.ones(len(boxes))
+            if box_scores is None
+            else np.asarray(box_scores, dtype=np.float64).reshape(-1)
+        )
+        if len(box_scores) != len(boxes):
+            raise ValueError(f"{len(boxes)} boxes but {len(box_scores)} box scores")
+        if not (np.isfinite(boxes).all() and np.isfinite(box_scores).all()):
+            raise ValueError("boxes and box scores must be finite numbers")
+        rows = np.flatnonzero(
+            (boxes[:, 2] >= self.min_box_size) & (boxes[:, 3] >= self.min_box_size)
+        )
+        if len(rows) == 0:
+            return PoseResult.empty()
+        crops, to_image = self.crops(image, boxes[rows])
+        xy, kscores = self.decode(self.heatmaps(crops), to_image)
+        bs = torch.as_tensor(box_scores[rows], device=kscores.device)
+        scores = person_score(kscores, bs, self.score_threshold)
+        kpts = torch.cat([xy, kscores.double().unsqueeze(-1)], -1).cpu().numpy()
+        return self._nms(kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], rows)
+
+    def _nms(
+        self,
+        kpts: np.ndarray,
+        scores: np.ndarray,
+        boxes: np.ndarray,
+        box_scores: np.ndarray,
+        rows: np.ndarray,
+    ) -> PoseResult:
+        if self.nms == "parametric":
+            res = parametric_pose_nms(kpts, boxes, box_scores, self.nms_params)
+            keep = res.keep
+            return PoseResult(res.keypoints, res.scores, boxes[keep], box_scores[keep], rows[keep])
+        if self.nms == "oks":
+            keep = oks_nms(kpts, scores, boxes[:, 2] * boxes[:, 3], self.oks_threshold)
+        else:
+            keep = np.argsort(-scores, kind="stable")
+        return PoseResult(kpts[keep], scores[keep], boxes[keep], box_scores[keep], rows[keep])
+
+
+def load_predictor(
+    ckpt_path: str | os.PathLike | None = None,
+    onnx_path: str | os.PathLike | None = None,
+    device: str | None = "auto",
+    half: bool = False,
+    providers: Sequence[str] | None = None,
+    nms_params: dict[str, Any] | None = None,
+    **settings: Any,
+) -> PosePredictor:
+    """A predictor on exactly one of a checkpoint or an ONNX file (what the configs call).
+
+    ``settings`` left None keep the model's own (e.g. ``flip_test``, ``dark``);
+    ``nms_params`` overrides fields of the parametric NMS defaults.
+    """
+    if (ckpt_path is None) == (onnx_path is None):
+        raise ValueError("give exactly one of ckpt_path=CKPT or onnx_path=MODEL.onnx")
+    kwargs = {k: v for k, v in settings.items() if v is not None}
+    if nms_params:
+        kwargs["nms_params"] = _nms_params(nms_params)
+    if ckpt_path is not None:
+        return PosePredictor.from_checkpoint(ckpt_path, device, half, **kwargs)
+    if providers is None and str(device) == "cpu":
+        providers = ["CPUExecutionProvider"]
+    return PosePredictor.from_onnx(onnx_path, providers, **kwargs)
+
+
+def _nms_params(overrides: dict[str, Any]) -> PoseNMSParams:
+    from dataclasses import replace
+
+    from fullbody.evaluation.nms import WHOLEBODY_PARAMS
+
+    return replace(WHOLEBODY_PARAMS, **overrides)

@@ -1,0 +1,112 @@
+"""The distillation loss: confidence-weighted heatmap MSE, per-part weights, optional soft KD.
+
+Hard term (the seed paper's): the student regresses the Gaussian heatmaps drawn at the
+(pseudo-)label positions; keypoint k of sample b counts with its target weight ``w[b, k]`` —
+the teacher's confidence for a pseudo-label, 1 for a human label, 0 when unlabelled — times its
+part's weight::
+
+    hard = 1/(B K) * sum_{b,k} part_w[k] * w[b,k] * mean_pixels (pred[b,k] - target[b,k])^2
+
+The weight multiplies the squared error (not the heatmaps before squaring, as mmpose's
+``KeypointMSELoss`` does), so a point labelled with confidence 0.5 pulls half as hard.
+
+Soft term (optional, DWPose-style logit distillation): the same MSE against a frozen teacher
+network's heatmaps, every keypoint weight 1 (times its part weight)::
+
+    total = hard + kd_weight * kd
+
+Per-part values (for ``train/loss/<part>``) are each part's target-weighted mean without the
+part weight, so ``hard = sum_p part_w[p] * (|p| / K) * part_loss[p]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+
+
+def part_weight_vector(
+    part_weights: Mapping[str, float] | None, num_keypoints: int = NUM_KEYPOINTS
+) -> Tensor:
+    """(K,) per-keypoint weights from ``{part: weight}`` (unnamed parts weigh 1)."""
+    w = torch.ones(num_keypoints)
+    for part, value in (part_weights or {}).items():
+        if part not in PART_SLICES:
+            raise KeyError(f"unknown part {part!r} in part_weights; expected {tuple(PART_SLICES)}")
+        if value < 0:
+            raise ValueError(f"part weight of {part!r} must be >= 0, got {value}")
+        w[PART_SLICES[part]] = float(value)
+    return w
+
+
+@dataclass
+class LossOutput:
+    """Everything the loss computed: ``loss`` to back-propagate, the rest detached for logs."""
+
+    loss: Tensor
+    hard: Tensor
+    kd: Tensor | None = None
+    parts: dict[str, Tensor] = field(default_factory=dict)
+
+
+class DistillationLoss(nn.Module):
+    """Weighted heatmap MSE (+ optional soft-target term against a teacher's heatmaps)."""
+
+    def __init__(
+        self,
+        part_weights: Mapping[str, float] | None = None,
+        kd_weight: float = 0.0,
+        num_keypoints: int = NUM_KEYPOINTS,
+    ) -> None:
+        super().__init__()
+        if kd_weight < 0:
+            raise ValueError(f"kd_weight must be >= 0, got {kd_weight}")
+        self.kd_weight = float(kd_weight)
+        self.register_buffer(
+            "keypoint_weight", part_weight_vector(part_weights, num_keypoints), persistent=False
+        )
+
+    @staticmethod
+    def per_keypoint_mse(pred: Tensor, target: Tensor) -> Tensor:
+        """(B,K,h,w) x2 -> (B,K) mean squared error over pixels, in float32."""
+        if pred.shape != target.shape:
+            raise ValueError(f"heatmap shapes differ: pred {pred.shape}, target {target.shape}")
+        return (pred.float() - target.float()).pow(2).mean(dim=(2, 3))
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        target_weight: Tensor,
+        teacher: Tensor | None = None,
+        kd_weight: float | None = None,
+    ) -> LossOutput:
+        """``pred``/``target``/``teacher``: (B,K,h,w); ``target_weight``: (B,K).
+
+        ``kd_weight`` overrides the configured weight for this call (e.g. a decaying schedule).
+        A teacher map of another size is resized bilinearly to the student's.
+        """
+        B, K = pred.shape[:2]
+        if target_weight.shape != (B, K):
+            raise ValueError(f"target_weight must be {(B, K)}, got {tuple(target_weight.shape)}")
+        kw = self.keypoint_weight.to(pred.device)
+        err = self.per_keypoint_mse(pred, target) * target_weight.float()  # (B,K)
+        hard = (err * kw).mean()
+        parts = {p: err[:, s].mean().detach() for p, s in PART_SLICES.items() if s.stop <= K}
+        loss, kd = hard, None
+        w_kd = self.kd_weight if kd_weight is None else float(kd_weight)
+        if teacher is not None:
+            if teacher.shape[-2:] != pred.shape[-2:]:
+                teacher = F.interpolate(
+                    teacher.float(), size=pred.shape[-2:], mode="bilinear", align_corners=False
+                )
+            kd = (self.per_keypoint_mse(pred, teacher.detach()) * kw).mean()
+            loss = hard + w_kd * kd
+            kd = kd.detach()
+        return LossOutput(loss=loss, hard=hard.detach(), kd=kd, parts=parts)

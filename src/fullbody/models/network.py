@@ -1,0 +1,216 @@
+"""The pose network: a timm backbone (its deepest feature map) plus a heatmap head.
+
+The backbone is any timm model that supports ``features_only``; only its last stage is used
+(stride 32 for CNNs, 16 for plain ViTs). The head upsamples that map to stride 4 — a 256x192
+input gives 64x48 heatmaps, one channel per keypoint — in one of two ways:
+
+* ``deconv``: SimpleBaseline (Xiao et al. 2018) — transposed 4x4 convolutions, BN, ReLU;
+* ``duc``: AlphaPose FastPose — a pixel shuffle of the backbone map, then dense upsampling
+  convolutions (3x3 conv, BN, ReLU, pixel shuffle), then a 3x3 output convolution.
+
+No weights are ever downloaded: ``pretrained`` loads a *local* timm checkpoint file if given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import timm
+from torch import Tensor, nn
+
+from fullbody.keypoints import NUM_KEYPOINTS
+
+HEADS = ("deconv", "duc")
+
+
+def _num_doublings(stride: int, out_stride: int) -> int:
+    """How many x2 upsamplings take a map from ``stride`` to ``out_stride``."""
+    n = math.log2(stride / out_stride)
+    if n < 0 or n != int(n):
+        raise ValueError(
+            f"backbone stride {stride} cannot be upsampled to stride {out_stride} by doublings"
+        )
+    return int(n)
+
+
+class DeconvHead(nn.Module):
+    """SimpleBaseline head: ``n`` x (ConvTranspose 4x4 s2, BN, ReLU), then a conv to K maps.
+
+    ``channels``: one width for every deconvolution (SimpleBaseline: 256), or one per layer.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int = NUM_KEYPOINTS,
+        num_upsample: int = 3,
+        channels: int | Sequence[int] = 256,
+        final_kernel: int = 1,
+    ) -> None:
+        super().__init__()
+        widths = [channels] * num_upsample if isinstance(channels, int) else list(channels)
+        if len(widths) != num_upsample:
+            raise ValueError(
+                f"deconv head needs {num_upsample} widths (one per upsampling) or one int, "
+                f"got channels={list(widths)}"
+            )
+        layers: list[nn.Module] = []
+        c = in_channels
+        for width in widths:
+            layers += [
+                nn.ConvTranspose2d(c, width, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            c = width
+        self.upsample = nn.Sequential(*layers)
+        self.final = nn.Conv2d(c, num_keypoints, final_kernel, padding=final_kernel // 2)
+        _init_head(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.final(self.upsample(x))
+
+
+class DUC(nn.Module):
+    """Dense upsampling convolution: 3x3 conv to ``out_channels``, BN, ReLU, pixel shuffle x2.
+
+    The output has ``out_channels / 4`` channels at twice the resolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        if out_channels % 4:
+            raise ValueError(f"DUC out_channels must be divisible by 4, got {out_channels}")
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shuffle(self.relu(self.bn(self.conv(x))))
+
+
+class DUCHead(nn.Module):
+    """FastPose head: PixelShuffle(2), then ``n - 1`` DUC blocks, then a 3x3 conv to K maps.
+
+    With a ResNet-50 (2048 channels) and the defaults this is FastPose's head exactly in shape:
+    2048 -> shuffle -> 512 -> DUC(1024) -> 256 -> DUC(512) -> 128 -> conv -> K.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int = NUM_KEYPOINTS,
+        num_upsample: int = 3,
+        channels: Sequence[int] = (1024, 512),
+        final_kernel: int = 3,
+    ) -> None:
+        super().__init__()
+        if num_upsample < 1:
+            raise ValueError("the DUC head needs at least one upsampling")
+        if in_channels % 4:
+            raise ValueError(f"DUC head input channels must be divisible by 4, got {in_channels}")
+        channels = [channels] if isinstance(channels, int) else list(channels)
+        if len(channels) != num_upsample - 1:
+            raise ValueError(
+                f"DUC head needs {num_upsample - 1} block widths for {num_upsample} upsamplings, "
+                f"got channels={channels}"
+            )
+        blocks: list[nn.Module] = [nn.PixelShuffle(2)]
+        c = in_channels // 4
+        for width in channels:
+            blocks.append(DUC(c, width))
+            c = width // 4
+        self.upsample = nn.Sequential(*blocks)
+        self.final = nn.Conv2d(c, num_keypoints, final_kernel, padding=final_kernel // 2)
+        _init_head(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.final(self.upsample(x))
+
+
+def _init_head(head: nn.Module) -> None:
+    """Small-normal init of the head (as SimpleBaseline/FastPose), zero output bias."""
+    for m in head.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def create_backbone(
+    name: str,
+    pretrained: bool | str | Path = False,
+    **kwargs: Any,
+) -> nn.Module:
+    """A timm ``features_only`` backbone returning its deepest feature map only.
+
+    ``pretrained``: ``False`` (random init), or the path of a local timm checkpoint file
+    (a ``state_dict`` of the classification model, e.g. saved from ``timm.create_model``);
+    ``True`` is refused because it would download weights.
+    """
+    if pretrained is True:
+        raise ValueError(
+            "pretrained=True would download weights; give the path of a local timm "
+            "checkpoint file instead (model.pretrained=/path/to/resnet50.pth)"
+        )
+    extra: dict[str, Any] = {}
+    if pretrained:
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: backbone checkpoint file not found")
+        extra = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    return timm.create_model(name, features_only=True, out_indices=(-1,), **extra, **kwargs)
+
+
+class PoseNet(nn.Module):
+    """Backbone (deepest feature map) + heatmap head: (B,3,H,W) -> (B,K,H/4,W/4)."""
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        head: str = "duc",
+        num_keypoints: int = NUM_KEYPOINTS,
+        pretrained: bool | str | Path = False,
+        head_channels: int | Sequence[int] | None = None,
+        final_kernel: int | None = None,
+        out_stride: int = 4,
+        backbone_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = create_backbone(backbone, pretrained, **(backbone_kwargs or {}))
+        info = self.backbone.feature_info
+        in_channels, stride = info.channels()[-1], info.reduction()[-1]
+        n_up = _num_doublings(stride, out_stride)
+        head_kwargs: dict[str, Any] = {}
+        if head_channels is not None:
+            head_kwargs["channels"] = head_channels
+        if final_kernel is not None:
+            head_kwargs["final_kernel"] = final_kernel
+        if head == "deconv":
+            self.head: nn.Module = DeconvHead(in_channels, num_keypoints, n_up, **head_kwargs)
+        elif head == "duc":
+            self.head = DUCHead(in_channels, num_keypoints, n_up, **head_kwargs)
+        else:
+            raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
+        self.num_keypoints = num_keypoints
+        self.stride = out_stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x)[-1])
+
+
+def create_pose_net(backbone: str = "resnet18", head: str = "duc", **kwargs: Any) -> PoseNet:
+    """Factory by name: ``create_pose_net("resnet50", "duc")`` is FastPose-R50 in shape."""
+    return PoseNet(backbone=backbone, head=head, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

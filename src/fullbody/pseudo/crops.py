@@ -1,0 +1,116 @@
+"""Rotated square crops and their inverse affines, shared by every teacher.
+
+A crop is a square of ``side`` image pixels centred on ``center`` whose "up" is the unit image
+vector ``up``: warped to ``size`` x ``size`` pixels, ``up`` points to the top of the crop and the
+crop's x axis is ``up`` turned 90 degrees clockwise (for ``up = (0, -1)`` the crop is an
+axis-aligned, unrotated square). Both image and crop use OpenCV's convention: pixel centres at
+integer coordinates, as in :mod:`fullbody.data.transforms` (whose single-crop warp and inverse
+these batch), so warped pixels and mapped points agree exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fullbody.data.transforms import box_to_center_scale, invert_affine, warp
+
+#: The upright direction in image coordinates (y grows downwards).
+UP = np.array([0.0, -1.0])
+
+
+def unit(v: np.ndarray, fallback: np.ndarray = UP) -> np.ndarray:
+    """Rows of ``v`` (..., 2) scaled to length 1; zero-length rows become ``fallback``."""
+    v = np.asarray(v, dtype=np.float64)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.where(n > 1e-9, v / np.maximum(n, 1e-12), np.broadcast_to(fallback, v.shape))
+
+
+def crop_affines(
+    center: np.ndarray,
+    side: np.ndarray,
+    up: np.ndarray,
+    size: int | tuple[int, int],
+) -> np.ndarray:
+    """Image -> crop affines (n, 2, 3) for crops with (n, 2) centres and (n, 2) up vectors.
+
+    ``side`` is (n,) for squares or (n, 2) ``(width, height)`` in image px along the crop's own
+    axes; ``size`` is the output side, or ``(width, height)`` for a rectangular output.
+    """
+    center = np.asarray(center, np.float64).reshape(-1, 2)
+    n = len(center)
+    side = np.asarray(side, np.float64)
+    side = np.broadcast_to(side[..., None] if side.ndim <= 1 else side, (n, 2))
+    if (side <= 0).any() or not np.isfinite(side).all():
+        raise ValueError(f"crop sides must be positive and finite, got {side.tolist()}")
+    out_wh = np.broadcast_to(np.asarray(size, np.float64), (2,))
+    u = unit(np.broadcast_to(np.asarray(up, np.float64), (n, 2)))
+    right = np.stack([-u[:, 1], u[:, 0]], axis=1)  # crop x axis in the image
+    rot = np.stack([right, -u], axis=1)  # rows: crop x axis, crop y axis (down = -up)
+    lin = (out_wh / side)[:, :, None] * rot
+    shift = (out_wh - 1) / 2.0 - np.einsum("nij,nj->ni", lin, center)
+    return np.concatenate([lin, shift[:, :, None]], axis=2)
+
+
+def invert_affines(affines: np.ndarray) -> np.ndarray:
+    """Inverse of each (n, 2, 3) affine (crop -> image for an image -> crop one)."""
+    return np.stack([invert_affine(a) for a in affines]).reshape(-1, 2, 3)
+
+
+def transform_points(affines: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply (n, 2, 3) affines to (n, k, 2) points (the batched form of
+    :func:`fullbody.data.transforms.transform_points`)."""
+    a = np.asarray(affines, np.float64)
+    p = np.asarray(points, np.float64)
+    return np.einsum("nij,nkj->nki", a[:, :, :2], p) + a[:, None, :, 2]
+
+
+def warp_crops(image: np.ndarray, affines: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Cut (n, H, W, C) crops out of an (H, W, C) image; outside the image is black.
+
+    ``size`` is the side of square crops or ``(width, height)``.
+    """
+    w, h = (size, size) if np.isscalar(size) else (int(size[0]), int(size[1]))
+    out = np.zeros((len(affines), h, w, image.shape[2]), dtype=image.dtype)
+    for i, a in enumerate(affines):
+        out[i] = warp(image, a, (h, w)).reshape(h, w, -1)
+    return out
+
+
+def box_to_square(boxes: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (n, 2) and sides (n,) of squares around xywh boxes: ``scale`` x the long side."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return b[:, :2] + b[:, 2:] / 2, scale * b[:, 2:].max(1)
+
+
+def person_crops(
+    bboxes: np.ndarray, input_hw: tuple[int, int], padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with a non-empty person box and their image -> input affines, cropped as the
+    training data is (:func:`fullbody.data.transforms.box_to_center_scale`: the box widened to
+    the input's aspect ratio, then x ``padding``), unrotated."""
+    h, w = input_hw
+    rows = np.flatnonzero(np.asarray(bboxes)[:, 2:].prod(1) > 0)
+    centre, sides = box_to_center_scale(np.asarray(bboxes, np.float64)[rows], w / h, padding)
+    return rows, crop_affines(centre, sides, np.broadcast_to(UP, (len(rows), 2)), (w, h))
+
+
+def rotated_extent(
+    points: np.ndarray, mask: np.ndarray, up: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (n, 2) and long side (n,) of each point set's box in its own ``up``-aligned frame.
+
+    This is how MediaPipe turns landmarks back into a region: the bounding box of the points
+    measured along the rotated axes (rows with no masked point give a zero side).
+    """
+    u = unit(np.asarray(up, np.float64))
+    right = np.stack([-u[:, 1], u[:, 0]], axis=1)
+    rot = np.stack([right, -u], axis=1)
+    local = np.einsum("nij,nkj->nki", rot, points)
+    m = mask[..., None]
+    lo = np.where(m, local, np.inf).min(1)
+    hi = np.where(m, local, -np.inf).max(1)
+    ok = mask.any(1)
+    lo, hi = np.where(ok[:, None], lo, 0.0), np.where(ok[:, None], hi, 0.0)
+    centre_local = (lo + hi) / 2
+    centre = np.einsum("nji,nj->ni", rot, centre_local)
+    return centre, (hi - lo).max(1)

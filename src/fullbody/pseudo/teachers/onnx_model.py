@@ -1,0 +1,159 @@
+"""Any top-down ONNX pose model given by file path, run with onnxruntime: a drop-in teacher.
+
+Expected layout (export your model to match, or set the options):
+
+- input: one float32 tensor (B, 3, H, W), RGB, ``(pixel / 255 - mean) / std`` (ImageNet
+  mean/std by default; ``mean=[0,0,0] std=[1,1,1]`` for [0, 1] input). B may be fixed to 1 or
+  dynamic (then all crops of an image run as one batch).
+- output (the first one): ``heatmaps`` (B, K, h, w), decoded by arg-max with the quarter-pixel
+  shift (:class:`fullbody.codecs.heatmap.HeatmapCodec`, centre-aligned frames), the peak value
+  clipped to [0, 1] being the confidence; or ``keypoints`` (B, K, 3) as x, y in input pixels and
+  a score in [0, 1] (or (B, K, 2), confidence 1).
+- ``keypoints``: which of the 133 points the K outputs are, in order: ``"wholebody"`` (K = 133),
+  a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
+  hands with ``region: hands``), or a list of indices.
+- ``region``: the crop. ``person``: the person box, widened to the input's aspect ratio and
+  scaled by ``box_scale`` (1.25, as top-down whole-body models are trained). ``face``,
+  ``lefthand``, ``righthand``, ``hands``: the proposed part region, a square of ``box_scale`` x
+  its side rotated upright by the region's direction (``rotate: false`` keeps it unrotated).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
+from fullbody.pseudo.crops import (
+    UP,
+    box_to_square,
+    crop_affines,
+    invert_affines,
+    person_crops,
+    transform_points,
+    warp_crops,
+)
+from fullbody.pseudo.teachers.base import (
+    TEACHER_PARTS,
+    People,
+    Prediction,
+    TeacherError,
+    check_parts,
+)
+
+REGIONS = ("person", "face", "lefthand", "righthand", "hands")
+
+
+def _indices(keypoints: str | Sequence[int]) -> np.ndarray:
+    if isinstance(keypoints, str):
+        if keypoints == "hand":
+            return np.arange(21)
+        return part_indices(keypoints)
+    idx = np.asarray(list(keypoints), dtype=np.int64)
+    if idx.ndim != 1 or len(idx) == 0 or (idx < 0).any() or (idx >= NUM_KEYPOINTS).any():
+        raise ValueError(f"keypoint indices must be a non-empty list in [0, 133), got {keypoints}")
+    return idx
+
+
+class OnnxTopDown:
+    """A top-down ONNX whole-body or part model as a teacher (layout in the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        parts: Sequence[str] = TEACHER_PARTS,
+        keypoints: str | Sequence[int] = "wholebody",
+        region: str = "person",
+        input_size: Sequence[int] | None = None,
+        output: str = "heatmaps",
+        box_scale: float = 1.25,
+        rotate: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        num_threads: int = 1,
+    ):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise TeacherError(f"ONNX teacher model {self.path} not found")
+        if region not in REGIONS:
+            raise ValueError(f"{self.path}: region {region!r} must be one of {REGIONS}")
+        if output not in ("heatmaps", "keypoints"):
+            raise ValueError(f"{self.path}: output {output!r} must be 'heatmaps' or 'keypoints'")
+        self.parts = check_parts(list(parts), f"OnnxTopDown({self.path.name})")
+        self.region, self.output, self.box_scale, self.rotate = region, output, box_scale, rotate
+        self.indices = _indices(keypoints)
+        if region == "hands" and len(self.indices) != 21:
+            raise ValueError(f"{self.path}: region 'hands' needs a 21-point hand model")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = num_threads
+        self.session = ort.InferenceSession(
+            str(self.path), opts, providers=["CPUExecutionProvider"]
+        )
+        inp = self.session.get_inputs()[0]
+        if len(inp.shape) != 4:
+            raise TeacherError(f"{self.path}: input must be (B, 3, H, W), got {inp.shape}")
+        self.input_name = inp.name
+        self.dynamic_batch = not isinstance(inp.shape[0], int)
+        h, w = (input_size or inp.shape[2:])[:2]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            raise TeacherError(f"{self.path}: dynamic input size {inp.shape}; set input_size")
+        self.input_hw = (int(h), int(w))
+        self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+
+    def _crops(self, people: People, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows to run and their image -> input affines."""
+        h, w = self.input_hw
+        if part == "person":
+            return person_crops(people.bboxes, self.input_hw, self.box_scale)
+        boxes, up, ok = people.regions.part(part)
+        rows = np.flatnonzero(ok)
+        centre, side = box_to_square(boxes[rows], self.box_scale)
+        direction = up[rows] if self.rotate else np.broadcast_to(UP, (len(rows), 2))
+        sides = np.stack([side * w / max(h, w), side * h / max(h, w)], axis=1)
+        return rows, crop_affines(centre, sides, direction, (w, h))
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        if self.dynamic_batch:
+            return self.session.run(None, {self.input_name: x})[0]
+        return np.concatenate([self.session.run(None, {self.input_name: xi[None]})[0] for xi in x])
+
+    def _decode(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model output -> (m, K, 2) input px and (m, K) confidences."""
+        k = len(self.indices)
+        if raw.shape[1] != k:
+            raise TeacherError(f"{self.path}: model gives {raw.shape[1]} points, expected {k}")
+        if self.output == "keypoints":
+            conf = raw[..., 2] if raw.shape[-1] >= 3 else np.ones(raw.shape[:2])
+            return raw[..., :2].astype(np.float64), np.clip(conf, 0.0, 1.0)
+        if raw.ndim != 4:
+            raise TeacherError(f"{self.path}: heatmap output must be (B, K, h, w), got {raw.shape}")
+        codec = HeatmapCodec(input_size=self.input_hw, heatmap_size=raw.shape[2:])
+        xy, score = codec.decode(torch.from_numpy(np.ascontiguousarray(raw)))
+        xy_in = codec.heatmap_to_input(xy.double().numpy())
+        return xy_in, np.clip(score.double().numpy(), 0.0, 1.0)
+
+    def predict(self, image: np.ndarray, people: People) -> Prediction:
+        out = Prediction.empty(len(people))
+        jobs = ["lefthand", "righthand"] if self.region == "hands" else [self.region]
+        h, w = self.input_hw
+        for job in jobs:
+            rows, affines = self._crops(people, job)
+            if not len(rows):
+                continue
+            crops = warp_crops(image, affines, (w, h)).astype(np.float32) / 255.0
+            x = (crops.transpose(0, 3, 1, 2) - self.mean) / self.std
+            xy, conf = self._decode(self._infer(np.ascontiguousarray(x, np.float32)))
+            xy = transform_points(invert_affines(affines), xy)
+            idx = self.indices + PART_SLICES[job].start if self.region == "hands" else self.indices
+            out.xy[rows[:, None], idx] = xy
+            out.conf[rows[:, None], idx] = conf
+        return out

@@ -1,0 +1,110 @@
+"""What ``train.py`` runs: instantiate everything from the Hydra config, fit, test, report.
+
+Kept out of the entry point so that tests and notebooks can call :func:`train` on a composed
+config. One call is one Hydra job (one job of a sweep): it returns the metrics, and the value of
+``cfg.optimized_metric`` is what a sweeper such as Optuna optimises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from fullbody.annotations import write_json_atomic
+from fullbody.keypoints import EVAL_PARTS
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` of a config group (callbacks, loggers)."""
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def stage_metrics(metrics: dict[str, Any], stage: str) -> dict[str, float]:
+    """``<stage>/<part>/<stat>`` entries as ``{"<part>/<stat>": value}`` (the metrics.json keys)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == stage and parts[1] in EVAL_PARTS:
+            out[f"{parts[1]}/{parts[2]}"] = float(value)
+    return out
+
+
+def _log_config(loggers: list[Logger], cfg: DictConfig, model: L.LightningModule) -> None:
+    """Send the composed config (and the parameter count) to every logger."""
+    params = sum(p.numel() for p in model.parameters())
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(hparams, dict)
+    hparams["model/params"] = params
+    for logger in loggers:
+        logger.log_hyperparams(hparams)
+
+
+def _finish(loggers: list[Logger]) -> None:
+    """Close W&B runs so that the next job of a sweep starts its own."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
+    start = time.perf_counter()
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if loggers:
+        _log_config(loggers, cfg, model)
+    metrics: dict[str, float] = {}
+    try:
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if cfg.get("test", True):
+            ckpt = None
+            if cfg.get("train", True):
+                best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+                ckpt = best if best and cfg.get("test_best", True) else None
+            else:
+                ckpt = cfg.get("ckpt_path")
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    finally:
+        _finish(loggers)
+    elapsed = time.perf_counter() - start
+    if trainer.is_global_zero:
+        report(metrics, Path(cfg.paths.output_dir), elapsed)
+    return metrics
+
+
+def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
+    """Print the per-part table of the test (else validation) metrics; write metrics.json."""
+    from fullbody.evaluation.wholebody import format_table
+
+    for stage in ("test", "val"):
+        table = stage_metrics(metrics, stage)
+        if table:
+            break
+    if not table:
+        log.warning("no per-part metrics were logged (is the evaluation callback configured?)")
+        return
+    print(f"\n{stage} set, per part (run took {elapsed:.0f} s):")
+    print(format_table(table))
+    path = write_json_atomic(table, out_dir / "metrics.json")
+    print(f"metrics written to {path}")

@@ -1,0 +1,147 @@
+"""Models the inference tests build themselves: a tiny PoseModule, fake networks and a fake
+YOLO-style detector exported to ONNX (nothing is downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
+
+#: Small crops keep the tests fast; heatmaps are a quarter of them, as the heads produce.
+INPUT_SIZE = (96, 64)
+HEATMAP_SIZE = (24, 16)
+
+
+def tiny_module(**kwargs) -> PoseModule:
+    """A real PoseModule with timm's smallest ResNet and a narrow deconv head, its head
+    re-drawn so that heatmaps are of order 1 (the head's small initialisation gives ~1e-9,
+    which would make any parity check pass)."""
+    torch.manual_seed(0)
+    args = dict(
+        backbone="test_resnet",
+        head="deconv",
+        head_channels=32,
+        input_size=INPUT_SIZE,
+        heatmap_size=HEATMAP_SIZE,
+        channels_last=False,
+    )
+    module = PoseModule(**{**args, **kwargs})
+    for m in module.net.head.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_normal_(m.weight)
+    return module
+
+
+def save_checkpoint(module: PoseModule, path: Path) -> Path:
+    """What Lightning's checkpoint holds for loading: weights, hyper-parameters, version."""
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": L.__version__,
+        },
+        path,
+    )
+    return path
+
+
+class DotNet(nn.Module):
+    """A fake pose network: every keypoint is the brightness centroid of the crop.
+
+    Renders, for all 133 channels, the codec's Gaussian at the centroid of the pixels brighter
+    than the crop's mean, so a predictor fed a black image with one white dot must return the
+    dot's image position whatever the crop geometry, batching and flip test.
+    """
+
+    def __init__(self, input_size=INPUT_SIZE, heatmap_size=HEATMAP_SIZE) -> None:
+        super().__init__()
+        self.codec = HeatmapCodec(input_size, heatmap_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        v = x.sum(1)
+        wgt = (v - v.mean((1, 2), keepdim=True)).clamp_min(0)
+        ys, xs = torch.meshgrid(
+            torch.arange(h, dtype=x.dtype, device=x.device),
+            torch.arange(w, dtype=x.dtype, device=x.device),
+            indexing="ij",
+        )
+        total = wgt.sum((1, 2)).clamp_min(1e-9)
+        cx = (wgt * xs).sum((1, 2)) / total
+        cy = (wgt * ys).sum((1, 2)) / total
+        xy_hm = self.codec.input_to_heatmap(torch.stack([cx, cy], -1))
+        xy = xy_hm[:, None].expand(b, NUM_KEYPOINTS, 2)
+        heatmaps, _ = self.codec.encode(xy, torch.ones(b, NUM_KEYPOINTS, device=x.device))
+        return heatmaps
+
+
+class BoxFinder(nn.Module):
+    """A fake YOLO detector: one box around the pixels above ``threshold`` (channel mean) with
+    person score 0.9, a decoy box of another class and empty rows (score 0) up to N = 8; the
+    output in YOLOv8 (1, 4 + C, N) or YOLOv5 (1, N, 5 + C) layout, in input pixels. Exported
+    to ONNX by the tests."""
+
+    def __init__(self, layout: str = "yolov8", threshold: float = 0.5, channel: int | None = None):
+        super().__init__()
+        self.layout = layout
+        self.threshold = threshold
+        self.channel = channel
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, _, h, w = x.shape
+        v = x.mean(1)[0] if self.channel is None else x[0, self.channel]
+        m = (v > self.threshold).to(x.dtype)  # (h, w)
+        xs = torch.arange(w, dtype=x.dtype)[None, :] * torch.ones(h, 1)
+        ys = torch.arange(h, dtype=x.dtype)[:, None] * torch.ones(1, w)
+        big = 1e6
+        # YOLO boxes are continuous coordinates in which pixel i spans [i, i + 1).
+        x0 = (xs * m + big * (1 - m)).amin()
+        x1 = (xs * m - big * (1 - m)).amax() + 1
+        y0 = (ys * m + big * (1 - m)).amin()
+        y1 = (ys * m - big * (1 - m)).amax() + 1
+        one = torch.ones((), dtype=x.dtype)
+        zero = torch.zeros((), dtype=x.dtype)
+        person = torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+        decoy = torch.stack([one * 20, one * 20, one * 10, one * 10])
+        if self.layout == "yolov8":
+            rows = [
+                torch.cat([person, torch.stack([0.9 * one, zero])]),
+                torch.cat([decoy, torch.stack([zero, 0.8 * one])]),
+            ]
+            rows += [torch.zeros(6, dtype=x.dtype)] * 6
+            return torch.stack(rows, 1)[None]  # (1, 6, 8)
+        rows = [
+            torch.cat([person, torch.stack([one, 0.9 * one, zero])]),
+            torch.cat([decoy, torch.stack([one, zero, 0.8 * one])]),
+        ]
+        rows += [torch.zeros(7, dtype=x.dtype)] * 6
+        return torch.stack(rows, 0)[None]  # (1, 8, 7)
+
+
+def export_box_finder(path: Path, layout: str = "yolov8", threshold: float = 0.5,
+                      size: tuple[int, int] = (96, 128), channel: int | None = None) -> Path:  # fmt: skip
+    torch.onnx.export(
+        BoxFinder(layout, threshold, channel).eval(),
+        (torch.zeros(1, 3, *size),),
+        str(path),
+        dynamo=False,
+        input_names=["images"],
+        output_names=["output0"],
+        opset_version=17,
+    )
+    return path
+
+
+def rectangle_image(h: int = 120, w: int = 200, box=(50, 30, 40, 70), rgb=(255, 255, 255)):
+    """Black RGB image with a filled rectangle (x, y, w, h: whole pixels) of colour ``rgb``."""
+    img = np.zeros((h, w, 3), np.uint8)
+    x, y, bw, bh = box
+    img[y : y + bh, x : x + bw] = rgb
+    return img

@@ -1,0 +1,165 @@
+"""The demo: sample images, synthetic images, a generated video, a folder with a bad file,
+and the Hydra entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.evaluation.results import Predictions
+from fullbody.inference.demo import DemoRunner, image_ids_for, list_inputs, run_demo
+from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
+from fullbody.inference.predictor import load_predictor
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def runner(ckpt, detector, **kw) -> DemoRunner:
+    pred = load_predictor(ckpt_path=ckpt, device="cpu", batch_size=8)
+    return DemoRunner(pred, detector, draw_threshold=0.0, **kw)
+
+
+def synthetic_images(folder: Path, n: int = 3) -> list[Path]:
+    """Images with one bright 'person' rectangle each, named without numbers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = rng.integers(0, 60, (90 + 10 * i, 120, 3), dtype=np.uint8)
+        img[20:70, 30 + 10 * i : 60 + 10 * i] = 240
+        p = folder / f"scene_{'abc'[i % 3]}{i}.png"
+        cv2.imwrite(str(p), img)
+        out.append(p)
+    return out
+
+
+@pytest.mark.needs_sample
+def test_demo_on_the_sample_writes_drawings_and_valid_coco_results(tiny_ckpt, sample_dir, tmp_path):
+    dets = DetectionFileDetector(sample_dir / "annotations" / "person_detections.json", 0.3)
+    out = run_demo(sample_dir / "images", runner(tiny_ckpt, dets), tmp_path, progress=False)
+    gt = WholeBodySet.load(sample_dir / "annotations" / "coco_wholebody_sample.json")
+    assert not out.skipped and len(out.images) == 4
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == sorted(
+        r["file_name"] for r in gt.images.values()
+    )
+    drawn = cv2.imread(str(tmp_path / "vis" / "000000000785.jpg"))
+    assert drawn.shape == (425, 640, 3)
+    # Results use the COCO ids (from the file names) and load with the evaluator's reader.
+    preds = Predictions.load(tmp_path / "results.json", images=gt.images)
+    assert set(preds.image_ids) <= set(gt.images) and len(preds) == out.people > 0
+    images = json.loads((tmp_path / "images.json").read_text())
+    assert sorted(r["id"] for r in images) == sorted(gt.images)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["images"] == 4 and summary["skipped"] == []
+
+
+def test_demo_on_synthetic_images_with_an_onnx_detector(tiny_ckpt, box_finder_onnx, tmp_path):
+    files = synthetic_images(tmp_path / "in")
+    det = OnnxDetector(box_finder_onnx, score_threshold=0.3)
+    out = run_demo(tmp_path / "in", runner(tiny_ckpt, det), tmp_path / "out", progress=False)
+    assert [r["file_name"] for r in out.images] == [f.name for f in files]
+    assert [r["id"] for r in out.images] == [1, 2, 3]  # names are not numbers
+    assert out.people == 3  # one box each
+    preds = Predictions.load(tmp_path / "out" / "results.json")
+    np.testing.assert_allclose(preds.bboxes[0], [30, 20, 30, 50], atol=2)
+    for f in files:
+        assert cv2.imread(str(tmp_path / "out" / "vis" / f.name)) is not None
+
+
+def test_a_corrupt_file_is_reported_and_skipped(tiny_ckpt, box_finder_onnx, tmp_path):
+    files = synthetic_images(tmp_path / "in", 2)
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    det = OnnxDetector(box_finder_onnx, score_threshold=0.3)
+    out = run_demo(tmp_path / "in", runner(tiny_ckpt, det), tmp_path / "out", progress=False)
+    assert len(out.images) == 2 and out.people == 2
+    reasons = {Path(s["file"]).name: s["reason"] for s in out.skipped}
+    assert set(reasons) == {"broken.jpg", "notes.txt"}
+    assert "cannot decode" in reasons["broken.jpg"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert len(summary["skipped"]) == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "vis").iterdir()) == sorted(
+        f.name for f in files
+    )
+
+
+def make_video(path: Path, frames: int = 6, size=(96, 128)) -> Path:
+    h, w = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    assert writer.isOpened()
+    for i in range(frames):
+        img = np.full((h, w, 3), 20, np.uint8)
+        img[20:80, 10 + 8 * i : 40 + 8 * i] = 230  # a bright 'person' walking right
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def test_demo_on_a_video_writes_a_drawn_video(tiny_ckpt, box_finder_onnx, tmp_path):
+    video = make_video(tmp_path / "walk.mp4")
+    det = OnnxDetector(box_finder_onnx, score_threshold=0.3)
+    out = run_demo(video, runner(tiny_ckpt, det), tmp_path / "out", progress=False)
+    assert out.videos == ["walk_pose.mp4"] and not out.skipped
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "walk_pose.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 6
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (128, 96)
+    preds = Predictions.load(tmp_path / "out" / "results.json")
+    assert sorted(set(preds.image_ids)) == [1, 2, 3, 4, 5, 6]
+    x = preds.bboxes[np.argsort(preds.image_ids), 0]
+    assert np.all(np.diff(x) > 4)  # the box follows the walker
+    frames = json.loads((tmp_path / "out" / "images.json").read_text())
+    assert [f["frame"] for f in frames] == list(range(6))
+    short = run_demo(video, runner(tiny_ckpt, det), tmp_path / "short", progress=False,
+                     max_frames=2)  # fmt: skip
+    assert len(short.images) == 2
+
+
+def test_an_unreadable_video_is_reported(tiny_ckpt, box_finder_onnx, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    det = OnnxDetector(box_finder_onnx)
+    out = run_demo(bad, runner(tiny_ckpt, det), tmp_path / "out", progress=False)
+    assert len(out.skipped) == 1 and "bad.mp4" in out.skipped[0]["reason"]
+    assert Predictions.load(tmp_path / "out" / "results.json", allow_empty=True).image_ids.size == 0
+
+
+def test_inputs_and_image_ids(tmp_path, sample_ann_file):
+    with pytest.raises(FileNotFoundError, match="input not found"):
+        list_inputs(tmp_path / "nothing")
+    assert list_inputs(make_video(tmp_path / "v.avi", 1))[0] == "video"
+    files = [tmp_path / "000000000785.jpg", tmp_path / "000000040083.jpg"]
+    assert image_ids_for(files) == [785, 40083]
+    assert image_ids_for([tmp_path / "a.jpg", tmp_path / "7.jpg"]) == [1, 2]
+    assert image_ids_for([tmp_path / "01.jpg", tmp_path / "1.jpg"]) == [1, 2]  # not distinct
+    mapped = image_ids_for(files + [tmp_path / "other.jpg"], sample_ann_file)
+    assert mapped == [785, 40083, None]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"images": [{"id": "x", "file_name": "a.jpg"}]}))
+    with pytest.raises(AnnotationError, match=r"bad\.json.*image #0.*'id'"):
+        image_ids_for(files, bad)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_sample
+def test_demo_command_line(tiny_ckpt, sample_dir, tmp_path):
+    cmd = [
+        sys.executable, "demo.py", f"input={sample_dir / 'images'}", f"ckpt_path={tiny_ckpt}",
+        "detector=file", f"detector.path={sample_dir / 'annotations' / 'person_detections.json'}",
+        "predictor.device=cpu", "progress=false", f"hydra.run.dir={tmp_path}",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 images/frames" in done.stdout
+    assert (tmp_path / "results.json").is_file() and len(list((tmp_path / "vis").iterdir())) == 4

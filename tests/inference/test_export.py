@@ -1,0 +1,75 @@
+"""ONNX export: parity with PyTorch, dynamic batch, metadata the predictor reads, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from fullbody.inference.export import export_onnx, onnx_parity, random_crops
+from fullbody.inference.predictor import PosePredictor
+from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.module import PoseModule
+
+from ._models import HEATMAP_SIZE, INPUT_SIZE, tiny_module
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_onnxruntime_agrees_with_pytorch_at_any_batch_size(tiny_ckpt, tiny_onnx):
+    net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
+    crops = random_crops(5, INPUT_SIZE)
+    report = onnx_parity(net, tiny_onnx, crops, batch_sizes=(1, 2, 5))
+    assert report["max_heatmap"] > 0.1  # a meaningful comparison
+    assert report["max_abs_diff"] < 1e-4 and report["crops"] == 5
+    session = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] == "batch"
+    out = session.run(None, {"image": crops[:3]})[0]
+    assert out.shape == (3, NUM_KEYPOINTS, *HEATMAP_SIZE)
+
+
+def test_parity_check_detects_a_different_network(tiny_onnx):
+    other = tiny_module().net
+    for p in other.parameters():
+        p.data.add_(0.05)
+    report = onnx_parity(other, tiny_onnx, random_crops(2, INPUT_SIZE))
+    assert report["max_abs_diff"] > 1e-3
+
+
+def test_metadata_sets_up_the_predictor(tiny_onnx):
+    pred = PosePredictor.from_onnx(tiny_onnx, flip_test=False)
+    assert pred.input_size == INPUT_SIZE and pred.codec.heatmap_size == HEATMAP_SIZE
+    assert pred.dark and not pred.flip_test and pred.score_threshold == 0.2
+
+
+def test_export_refuses_to_overwrite(tiny_ckpt, tmp_path):
+    net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
+    path = export_onnx(net, tmp_path / "m.onnx", INPUT_SIZE)
+    with pytest.raises(FileExistsError, match="m.onnx: exists"):
+        export_onnx(net, path, INPUT_SIZE)
+    export_onnx(net, path, INPUT_SIZE, {"dark": False}, overwrite=True)
+    meta = ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map
+    assert meta == {"dark": "false"}
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.slow
+def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
+    out = tmp_path / "tiny.onnx"
+    cmd = [sys.executable, "export.py", f"ckpt_path={tiny_ckpt}", f"out_file={out}",
+           "check.crops=4", "check.batch_sizes=[1,4]", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OK" in done.stdout
+    report = json.loads((tmp_path / "export_report.json").read_text())
+    assert report["max_abs_diff"] < 1e-4 and report["batch_sizes"] == [1, 4]
+    assert report["max_heatmap"] > 0.1 and np.isfinite(report["mean_abs_diff"])
+    meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    assert meta["input_size"] == "96,64" and meta["backbone"] == "test_resnet"

@@ -1,0 +1,98 @@
+"""DistillationLoss: confidence weighting, part weights, per-part values, the KD term."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+from fullbody.models.loss import DistillationLoss, part_weight_vector
+
+K = NUM_KEYPOINTS
+
+
+def _maps(seed: int, b: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, K, 8, 6, generator=g), torch.rand(b, K, 8, 6, generator=g)
+
+
+def test_matches_hand_computed_weighted_mse() -> None:
+    pred, target = _maps(0)
+    w = torch.rand(2, K)
+    out = DistillationLoss()(pred, target, w)
+    expected = (((pred - target) ** 2).mean((2, 3)) * w).mean()
+    torch.testing.assert_close(out.loss, expected)
+    assert out.kd is None
+
+
+def test_zero_weight_points_do_not_contribute_or_get_gradients() -> None:
+    pred, target = _maps(1)
+    pred.requires_grad_(True)
+    w = torch.ones(2, K)
+    w[0, 5] = 0.0
+    w[1, PART_SLICES["face"]] = 0.0
+    DistillationLoss()(pred, target, w).loss.backward()
+    assert pred.grad[0, 5].abs().sum() == 0
+    assert pred.grad[1, PART_SLICES["face"]].abs().sum() == 0
+    assert pred.grad[0, 6].abs().sum() > 0
+
+
+def test_confidence_scales_a_point_linearly() -> None:
+    pred, target = _maps(2, b=1)
+    loss = DistillationLoss()
+    w = torch.zeros(1, K)
+    w[0, 3] = 1.0
+    full = loss(pred, target, w).loss
+    w[0, 3] = 0.25
+    torch.testing.assert_close(loss(pred, target, w).loss, 0.25 * full)
+
+
+def test_part_weights_and_per_part_values() -> None:
+    pred, target = _maps(3)
+    w = torch.rand(2, K)
+    pw = {"face": 0.5, "lefthand": 2.0, "righthand": 2.0}
+    out = DistillationLoss(part_weights=pw)(pred, target, w)
+    err = ((pred - target) ** 2).mean((2, 3)) * w
+    for part, s in PART_SLICES.items():
+        torch.testing.assert_close(out.parts[part], err[:, s].mean())
+    recombined = sum(
+        pw.get(p, 1.0) * (s.stop - s.start) / K * out.parts[p] for p, s in PART_SLICES.items()
+    )
+    torch.testing.assert_close(out.loss, recombined)
+    vec = part_weight_vector(pw)
+    assert vec[PART_SLICES["body"]].eq(1).all() and vec[PART_SLICES["face"]].eq(0.5).all()
+
+
+def test_part_weight_errors() -> None:
+    with pytest.raises(KeyError, match="unknown part 'hands'"):
+        part_weight_vector({"hands": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        part_weight_vector({"face": -1.0})
+
+
+def test_kd_term_against_teacher_heatmaps() -> None:
+    pred, target = _maps(4)
+    teacher = torch.rand(2, K, 8, 6)
+    w = torch.ones(2, K)
+    loss = DistillationLoss(kd_weight=0.5)
+    out = loss(pred, target, w, teacher)
+    kd = ((pred - teacher) ** 2).mean()
+    torch.testing.assert_close(out.kd, kd)
+    torch.testing.assert_close(out.loss, out.hard + 0.5 * kd)
+    # Per-call override (a decaying schedule) and a teacher at another resolution.
+    torch.testing.assert_close(loss(pred, target, w, teacher, kd_weight=0.0).loss, out.hard)
+    big = torch.nn.functional.interpolate(teacher, size=(16, 12), mode="bilinear")
+    assert loss(pred, target, w, big).kd is not None
+    # The teacher receives no gradient.
+    pred.requires_grad_(True)
+    teacher.requires_grad_(True)
+    loss(pred, target, w, teacher).loss.backward()
+    assert teacher.grad is None and pred.grad is not None
+
+
+def test_shape_errors() -> None:
+    pred, target = _maps(5)
+    with pytest.raises(ValueError, match="target_weight"):
+        DistillationLoss()(pred, target, torch.ones(2, K - 1))
+    with pytest.raises(ValueError, match="shapes differ"):
+        DistillationLoss()(pred, target[..., :4], torch.ones(2, K))

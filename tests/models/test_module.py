@@ -1,0 +1,154 @@
+"""PoseModule: schedule, re-scoring, flip-test symmetry, decoding to image pixels, steps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS
+from fullbody.models.module import PoseModule, lr_factor, person_score
+
+K = NUM_KEYPOINTS
+SMALL = {"backbone": "resnet18", "head": "deconv", "head_channels": 32}
+
+
+def _module(**kw) -> PoseModule:
+    args = {**SMALL, "input_size": (128, 96), "heatmap_size": (32, 24), **kw}
+    return PoseModule(**args)
+
+
+def _batch(b: int = 2, size=(128, 96), seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    a = torch.tensor([[2.0, 0.0, 30.0], [0.0, 2.0, 40.0]], dtype=torch.float64)
+    return {
+        "image": torch.randn(b, 3, h, w, generator=g),
+        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([w / 4 - 1, h / 4 - 1]),
+        "target_weight": torch.ones(b, K),
+        "crop_to_image": a.expand(b, 2, 3).clone(),
+        "bbox": torch.tensor([[30.0, 40.0, 192.0, 256.0]]).expand(b, 4).clone(),
+        "box_score": torch.full((b,), 0.9),
+        "image_id": torch.arange(b, dtype=torch.int64),
+        "person_id": torch.arange(100, 100 + b, dtype=torch.int64),
+        "flipped": torch.zeros(b, dtype=torch.bool),
+    }
+
+
+def test_lr_factor_warmup_step_and_cosine() -> None:
+    assert lr_factor(0, 100, warmup_steps=10, warmup_factor=0.1) == pytest.approx(0.1)
+    assert lr_factor(5, 100, warmup_steps=10, warmup_factor=0.1) == pytest.approx(0.55)
+    assert lr_factor(10, 100, warmup_steps=10, milestones=[50, 80]) == 1.0
+    assert lr_factor(50, 100, milestones=[50, 80], gamma=0.1) == pytest.approx(0.1)
+    assert lr_factor(99, 100, milestones=[50, 80], gamma=0.1) == pytest.approx(0.01)
+    assert lr_factor(10, 110, warmup_steps=10, policy="cosine") == pytest.approx(1.0)
+    assert lr_factor(60, 110, warmup_steps=10, policy="cosine") == pytest.approx(0.5)
+    assert lr_factor(110, 110, warmup_steps=10, policy="cosine", min_factor=0.01) == pytest.approx(
+        0.01
+    )
+    with pytest.raises(ValueError, match="unknown lr policy"):
+        lr_factor(0, 10, policy="exp")
+
+
+def test_person_score_is_box_score_times_mean_confident_score() -> None:
+    scores = torch.tensor([[0.9, 0.5, 0.1, 0.0], [0.1, 0.1, 0.1, 0.1]])
+    out = person_score(scores, torch.tensor([0.8, 1.0]), threshold=0.2)
+    torch.testing.assert_close(out, torch.tensor([0.8 * 0.7, 0.0]))
+
+
+class _Fixed(nn.Module):
+    """A stand-in network that returns given heatmaps whatever the input."""
+
+    def __init__(self, heatmaps: torch.Tensor) -> None:
+        super().__init__()
+        self.heatmaps = heatmaps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heatmaps
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_decode_to_image_pixels_through_inverse_affine(dark: bool) -> None:
+    """Points encoded in the crop come back in image pixels through crop_to_image."""
+    m = _module(flip_test=False, dark=dark).eval()
+    codec = HeatmapCodec((128, 96), (32, 24), 2.0)
+    batch = _batch()
+    g = torch.Generator().manual_seed(1)
+    # At least 2 sigma (4 heatmap px = 16 crop px) inside the border, where DARK is exact.
+    xy_in = 16 + torch.rand(2, K, 2, generator=g) * torch.tensor([96 - 32.0, 128 - 32.0])
+    heatmaps, _ = codec.encode(codec.input_to_heatmap(xy_in), torch.ones(2, K))
+    m._forward = _Fixed(heatmaps)
+    with torch.no_grad():
+        preds = m.predict_step(batch, 0)["preds"]
+    expected = xy_in * 2.0 + torch.tensor([30.0, 40.0])  # the batch's affine: scale 2, shift
+    err = (preds["keypoints"][..., :2] - expected).abs().max()
+    # Image px = 2 crop px = 8 heatmap px: DARK ~0.05 hm px, the quarter-pixel shift ~0.25.
+    assert err < (0.5 if dark else 2.2)
+    # Scores are the peak pixel's value: 1 at the centre, >= exp(-0.5^2/(2 sigma^2)) off it.
+    assert preds["keypoints"][..., 2].min() > 0.88
+    assert ((preds["score"] > 0.9 * 0.88) & (preds["score"] <= 0.9)).all()
+    assert preds["person_id"].tolist() == [100, 101]
+    assert preds["keypoints"].shape == (2, K, 3)
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_flip_test_is_exactly_mirror_symmetric(dark: bool) -> None:
+    """With flip testing, predicting on a mirrored crop gives the mirrored, left/right-swapped
+    points of the original crop: for any network, trained or not."""
+    torch.manual_seed(0)
+    m = _module(flip_test=True, dark=dark).eval()
+    batch = _batch(b=2, seed=3)
+    mirrored = dict(batch, image=batch["image"].flip(-1))
+    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    batch["crop_to_image"] = mirrored["crop_to_image"] = eye.expand(2, 2, 3).clone()
+    with torch.no_grad():
+        a = m.predict_step(batch, 0)["preds"]["keypoints"]
+        b = m.predict_step(mirrored, 0)["preds"]["keypoints"]
+    w_in = 96
+    b_back = b[:, torch.as_tensor(np.array(FLIP_INDEX))].clone()
+    b_back[..., 0] = (w_in - 1) - b_back[..., 0]
+    # Exact up to float32 rounding (DARK's blur sums in a different order when mirrored).
+    torch.testing.assert_close(b_back, a, atol=1e-3 if dark else 1e-5, rtol=0)
+
+
+def test_training_loss_reaches_every_parameter() -> None:
+    torch.manual_seed(0)
+    m = _module()
+    batch = _batch(b=2)
+    out = m._loss(batch, m(batch["image"]), batch["image"])
+    out.loss.backward()
+    assert out.loss.item() > 0 and out.kd is None
+    assert set(out.parts) == {"body", "foot", "face", "lefthand", "righthand"}
+    # timm zero-initialises each residual block's last BN, so inside the blocks gradients start
+    # at exactly zero; the stem and the whole head must receive them from the first step.
+    grads = {n: p.grad for n, p in m.named_parameters()}
+    checked = ["net.backbone.conv1.weight"] + [n for n in grads if n.startswith("net.head.")]
+    assert [n for n in checked if grads[n] is None or not grads[n].abs().sum() > 0] == []
+
+
+def test_sizes_are_checked() -> None:
+    with pytest.raises(ValueError, match="input_size"):
+        _module(heatmap_size=(64, 48))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        _module(input_size=(192, 144), heatmap_size=(48, 36))
+
+
+def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
+    import lightning as L
+
+    teacher = _module()
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(teacher)
+    trainer.save_checkpoint(tmp_path / "teacher.ckpt")
+    student = _module(teacher_ckpt=str(tmp_path / "teacher.ckpt"), kd_weight=0.5)
+    assert student._teacher is not None and not student._teacher.training
+    assert not any(k.startswith("_teacher") for k in student.state_dict())
+    batch = _batch()
+    out = student._loss(batch, student(batch["image"]), batch["image"])
+    assert out.kd is not None and math.isfinite(out.kd.item())
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        _module(teacher_ckpt=str(tmp_path / "missing.ckpt"), kd_weight=0.5)

@@ -1,0 +1,94 @@
+"""PoseNet: timm backbones by name, both heads, stride-4 heatmaps, local checkpoints only."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.network import DeconvHead, DUCHead, PoseNet, create_backbone, create_pose_net
+
+
+@pytest.mark.parametrize("head", ["deconv", "duc"])
+@pytest.mark.parametrize(
+    "backbone", ["resnet18", "mobilenetv3_small_050", "efficientnet_b0", "convnext_atto"]
+)
+def test_forward_shapes(backbone: str, head: str) -> None:
+    widths = 32 if head == "deconv" else [64, 32]  # narrow heads keep the test fast
+    net = create_pose_net(backbone, head, head_channels=widths).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 128, 96))
+    assert out.shape == (2, NUM_KEYPOINTS, 32, 24)
+    assert torch.isfinite(out).all()
+
+
+def test_stride16_backbone_gets_two_upsamplings() -> None:
+    net = PoseNet(
+        "vit_tiny_patch16_224", "duc", head_channels=[64], backbone_kwargs={"img_size": (128, 96)}
+    )
+    assert net.backbone.feature_info.reduction()[-1] == 16
+    assert len(net.head.upsample) == 2  # pixel shuffle + one DUC block
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 128, 96)).shape == (1, NUM_KEYPOINTS, 32, 24)
+
+
+def test_duc_head_has_fastpose_shape_on_resnet50_width() -> None:
+    head = DUCHead(2048, NUM_KEYPOINTS, num_upsample=3)
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (512, 1024, (3, 3)),
+        (256, 512, (3, 3)),
+        (128, NUM_KEYPOINTS, (3, 3)),
+    ]
+    assert head(torch.randn(1, 2048, 8, 6)).shape == (1, NUM_KEYPOINTS, 64, 48)
+
+
+def test_deconv_head_is_simplebaseline() -> None:
+    head = DeconvHead(2048, NUM_KEYPOINTS, num_upsample=3, channels=256)
+    deconvs = [m for m in head.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(d.in_channels, d.out_channels, d.kernel_size, d.stride) for d in deconvs] == [
+        (2048, 256, (4, 4), (2, 2)),
+        (256, 256, (4, 4), (2, 2)),
+        (256, 256, (4, 4), (2, 2)),
+    ]
+    assert head.final.kernel_size == (1, 1)
+
+
+def test_pretrained_true_is_refused_and_missing_file_named(tmp_path) -> None:
+    with pytest.raises(ValueError, match="download"):
+        create_backbone("resnet18", pretrained=True)
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        create_backbone("resnet18", pretrained=tmp_path / "nope.pth")
+
+
+def test_local_timm_checkpoint_is_loaded(tmp_path) -> None:
+    source = timm.create_model("resnet18")
+    torch.save(source.state_dict(), tmp_path / "r18.pth")
+    net = PoseNet("resnet18", "deconv", pretrained=str(tmp_path / "r18.pth"))
+    assert torch.equal(net.backbone.conv1.weight, source.conv1.weight)
+    assert torch.equal(net.backbone.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+    fresh = PoseNet("resnet18", "deconv")
+    assert not torch.equal(fresh.backbone.conv1.weight, source.conv1.weight)
+
+
+def test_bad_head_and_widths() -> None:
+    with pytest.raises(ValueError, match="unknown head"):
+        PoseNet("resnet18", "hourglass")
+    with pytest.raises(ValueError, match="block widths"):
+        DUCHead(512, NUM_KEYPOINTS, num_upsample=3, channels=[256])
+    with pytest.raises(ValueError, match="one per upsampling"):
+        DeconvHead(512, NUM_KEYPOINTS, num_upsample=3, channels=[256, 128])
+    assert DeconvHead(512, NUM_KEYPOINTS, 3, channels=[64, 32, 16]).final.in_channels == 16
+    with pytest.raises(ValueError, match="divisible by 4"):
+        DUCHead(510, NUM_KEYPOINTS)
+
+
+def test_head_output_starts_near_zero() -> None:
+    """Small init: the untrained net predicts near-empty heatmaps (loss starts at the target's
+    energy, not above it)."""
+    net = PoseNet("resnet18", "duc", head_channels=[64, 32]).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 128, 96))
+    assert out.abs().max() < 0.5

@@ -1,0 +1,261 @@
+"""train.py end to end: every config composes, every experiment runs (fast_dev_run), exact resume,
+a multirun sweep, 2-process CPU DDP, and DDP inside a multirun sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fullbody.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+#: Small synthetic data and a small, fast network for running experiments on the CPU.
+TINY = [
+    "data=synthetic",
+    "data.train_images=4",
+    "data.val_images=2",
+    "data.input_size=[128,96]",
+    "data.heatmap_size=[32,24]",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.backbone=resnet18",
+    "model.head_channels=null",
+    "model.pretrained=false",
+    "model.channels_last=false",
+    "trainer=cpu",
+    "trainer.devices=1",
+    "logger=csv",
+]
+
+
+def compose_train(overrides: list[str], out: Path) -> DictConfig:
+    """The train config as ``train.py`` would see it, with its output folder at ``out``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                *overrides,
+                f"paths.output_dir={out}",
+                f"paths.data_dir={out.parent / 'data'}",
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def run_train(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in the repository, failing with its output if it fails."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WANDB_MODE="offline")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
+    extra = ["model.teacher_ckpt=/some/teacher.ckpt"] if experiment == "distill" else []
+    cfg = compose_train([f"+experiment={experiment}", *extra], tmp_path / "run")
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert container["model"]["_target_"] == "fullbody.models.module.PoseModule"
+    assert container["model"]["input_size"] == container["data"]["input_size"]
+
+
+def test_paper_experiment_is_the_paper_recipe(tmp_path: Path) -> None:
+    cfg = compose_train(["+experiment=paper"], tmp_path / "run")
+    assert cfg.trainer.devices == 7 and cfg.trainer.strategy == "ddp"
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.max_epochs == 270
+    assert (cfg.model.backbone, cfg.model.head, cfg.model.lr) == ("seresnet50", "duc", 1e-3)
+    assert list(cfg.model.milestones) == [170, 200] and cfg.model.lr_policy == "step"
+    assert list(cfg.data.input_size) == [256, 192] and list(cfg.data.heatmap_size) == [64, 48]
+    assert cfg.data._target_.endswith("WholeBodyDataModule")
+    assert "pseudo" in cfg.data.train.ann_file
+
+
+def test_config_groups_compose(tmp_path: Path) -> None:
+    """Every trainer, logger, debug, search and launcher config composes and resolves."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    for overrides in (
+        ["trainer=gpu"],
+        ["trainer=ddp"],
+        ["trainer=ddp_sim"],
+        ["trainer=slurm"],
+        ["logger=wandb"],
+        ["logger=many"],
+        ["debug=overfit"],
+        ["debug=limit"],
+        ["debug=fast_dev_run"],
+        ["hparams_search=grid"],
+        ["hparams_search=optuna"],
+        ["hydra/launcher=slurm_gpu"],
+    ):
+        cfg = compose_train(overrides, tmp_path / "run")
+        OmegaConf.to_container(cfg, resolve=True)
+    slurm = compose_train(["trainer=slurm"], tmp_path / "run")
+    assert slurm.trainer.strategy == "ddp" and slurm.trainer.num_nodes == 1
+
+
+def test_wandb_logger_is_offline_by_default(tmp_path: Path) -> None:
+    cfg = compose_train([], tmp_path / "run")
+    assert cfg.logger.wandb.offline is True
+    assert cfg.logger.wandb.save_dir == str(tmp_path / "run")
+
+
+def _teacher_ckpt(tmp_path: Path) -> Path:
+    """A checkpoint of a tiny student, saved without training (the distillation teacher)."""
+    import lightning as L
+
+    from fullbody.models.module import PoseModule
+
+    teacher = PoseModule(backbone="resnet18", input_size=(128, 96), heatmap_size=(32, 24))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(teacher)
+    path = tmp_path / "teacher.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_fast_dev_run_of_every_experiment(experiment: str, tmp_path: Path) -> None:
+    """Each experiment's model, trainer and callbacks run one batch of train/val/test.
+
+    Data, device and logger are swapped for tiny synthetic data on the CPU (the experiments'
+    own data sets are COCO, and there is no GPU here)."""
+    extra = []
+    if experiment == "distill":
+        extra = [f"model.teacher_ckpt={_teacher_ckpt(tmp_path)}"]
+    cfg = compose_train(
+        [f"+experiment={experiment}", "debug=fast_dev_run", *TINY, *extra], tmp_path / "run"
+    )
+    metrics = train(cfg)
+    assert "test/wholebody/AP" in metrics and "train/loss" in metrics
+    if experiment == "distill":
+        assert "train/loss_kd" in metrics
+
+
+@pytest.mark.slow
+def test_resume_is_exact(tmp_path: Path) -> None:
+    """Two epochs in one go == one epoch, then resume from last.ckpt for the second."""
+    common = [
+        "+experiment=smoke",
+        "data.num_workers=2",
+        "data.persistent_workers=false",
+        "trainer.limit_train_batches=3",
+        "trainer.check_val_every_n_epoch=1",
+        "test=false",
+    ]
+
+    def last(run: str) -> dict[str, torch.Tensor]:
+        ckpt = torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
+        return ckpt["state_dict"]
+
+    train(compose_train([*common, "trainer.max_epochs=2"], tmp_path / "straight"))
+    train(compose_train([*common, "trainer.max_epochs=1"], tmp_path / "first"))
+    resume = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(
+        compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={resume}"], tmp_path / "second")
+    )
+    straight, resumed = last("straight"), last("second")
+    assert straight.keys() == resumed.keys()
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    first = last("first")
+    assert not all(torch.equal(first[k], straight[k]) for k in straight)
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_metrics_and_images(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_train(
+        ["+experiment=smoke", f"hydra.run.dir={out}", f"paths.data_dir={tmp_path / 'data'}"]
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    parts = ("body", "foot", "face", "lefthand", "righthand", "wholebody")
+    assert all(f"{p}/AP" in metrics for p in parts)
+    assert "wholebody" in proc.stdout and (out / "checkpoints" / "last.ckpt").is_file()
+    assert list((out / "predictions").glob("epoch*.jpg"))
+    assert (out / ".hydra" / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_multirun_sweep_runs_one_job_per_value(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    run_train(
+        [
+            "-m",
+            "+experiment=smoke",
+            "model.head=deconv,duc",
+            f"hydra.sweep.dir={sweep}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert jobs == ["0", "1"]
+    heads = [OmegaConf.load(sweep / j / ".hydra" / "config.yaml").model.head for j in jobs]
+    assert heads == ["deconv", "duc"]
+    assert all((sweep / j / "metrics.json").is_file() for j in jobs)
+
+
+@pytest.mark.slow
+def test_cpu_ddp_two_processes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_train(
+        [
+            "+experiment=smoke",
+            "trainer=ddp_sim",
+            f"hydra.run.dir={out}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    assert (
+        "world_size: 2" in proc.stdout + proc.stderr or "MEMBER: 2/2" in proc.stdout + proc.stderr
+    )
+    assert json.loads((out / "metrics.json").read_text())["wholebody/AP"] >= 0
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_multirun_sweep(tmp_path: Path) -> None:
+    """Each job of the sweep runs its own 2 ranks; ranks must not restart the sweep."""
+    sweep = tmp_path / "sweep"
+    proc = run_train(
+        [
+            "-m",
+            "+experiment=smoke",
+            "trainer=ddp_sim",
+            "model.head=deconv,duc",
+            f"hydra.sweep.dir={sweep}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ],
+        timeout=900,
+    )
+    out = proc.stdout + proc.stderr
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"], out[-3000:]
+    assert all((sweep / j / "metrics.json").is_file() for j in jobs)
+    # Rank 1 of each job ran that job only (its own overrides, its job's folder).
+    assert out.count("Launching 2 jobs locally") == 1
+    assert out.count("MEMBER: 2/2") == 2, out[-3000:]
