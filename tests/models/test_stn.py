@@ -15,6 +15,7 @@ from fullbody.models.stn import (
     LocalisationNet,
     ParallelSPPE,
     STNPoseNet,
+    affine_grid,
     affine_theta,
     invert_theta,
     recentred_targets,
@@ -127,6 +128,15 @@ def test_crop_and_heatmap_frames_share_one_theta():
     a = codec.input_to_heatmap(transform_points(xy, theta, CROP))
     b = transform_points(codec.input_to_heatmap(xy), theta, HEATMAP)
     assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_affine_grid_equals_torch_affine_grid():
+    gen = torch.Generator().manual_seed(6)
+    theta = random_theta(8, gen).float()
+    for h, w in (CROP, HEATMAP, (7, 5)):
+        ours = affine_grid(theta, h, w)
+        ref = F.affine_grid(theta, [8, 1, h, w], align_corners=False)
+        assert torch.allclose(ours, ref, atol=1e-6)
 
 
 @pytest.mark.parametrize("size", [CROP, HEATMAP])
@@ -361,3 +371,25 @@ def test_stn_statistics_read_the_transform_back():
     assert stats["scale"] == pytest.approx((1.2 + 0.8 + 1.0) / b, abs=1e-5)
     assert stats["rotation"] == pytest.approx((10 + 20 + 0) / b, abs=1e-4)
     assert stats["shift"] == pytest.approx((0.1 + 0.2 + 0.05) / b, abs=1e-5)
+
+
+def test_invert_theta_composes_to_the_identity():
+    gen = torch.Generator().manual_seed(5)
+    theta = random_theta(32, gen)
+    inv = invert_theta(theta)
+    full = torch.cat([theta, torch.tensor([0, 0, 1.0]).double().expand(32, 1, 3)], 1)
+    full_inv = torch.cat([inv, torch.tensor([0, 0, 1.0]).double().expand(32, 1, 3)], 1)
+    assert torch.allclose(full @ full_inv, torch.eye(3).double().expand(32, 3, 3), atol=1e-12)
+
+
+def test_stn_pose_net_exports_to_onnx_and_matches(tmp_path):
+    """The wrapped network is still one graph (affine grid, grid sample, closed-form inverse)."""
+    from fullbody.inference.export import export_onnx, onnx_parity, random_crops
+
+    torch.manual_seed(0)
+    stn = STNPoseNet(TinyPoseNet()).eval()
+    with torch.no_grad():  # a non-trivial transform, so that the resampling matters
+        stn.localisation.out.bias.copy_(torch.tensor([0.3, -0.2, 0.4, 0.2, -0.3]))
+    path = export_onnx(stn, tmp_path / "stn.onnx", input_size=(64, 48))
+    parity = onnx_parity(stn, path, random_crops(4, (64, 48)), batch_sizes=(1, 4))
+    assert parity["max_abs_diff"] < 1e-4 * max(parity["max_heatmap"], 1.0)

@@ -74,10 +74,17 @@ def affine_theta(scale: Tensor, angle: Tensor, shift: Tensor, size: Sequence[int
 
 
 def invert_theta(theta: Tensor) -> Tensor:
-    """Exact inverse of (B,2,3) affines: ``[A | t] -> [A^-1 | -A^-1 t]``."""
-    a, t = theta[..., :2], theta[..., 2:]
-    a_inv = torch.linalg.inv(a)
-    return torch.cat([a_inv, -a_inv @ t], -1)
+    """Exact inverse of (B,2,3) affines: ``[A | t] -> [A^-1 | -A^-1 t]``.
+
+    Closed form (elementwise ops only, so it exports to ONNX, which has no matrix inverse).
+    """
+    a, b, tx = theta[..., 0, 0], theta[..., 0, 1], theta[..., 0, 2]
+    c, d, ty = theta[..., 1, 0], theta[..., 1, 1], theta[..., 1, 2]
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    row0 = torch.stack([ia, ib, -(ia * tx + ib * ty)], -1)
+    row1 = torch.stack([ic, id_, -(ic * tx + id_ * ty)], -1)
+    return torch.stack([row0, row1], -2)
 
 
 def theta_to_pixel(theta: Tensor, size: Sequence[int]) -> Tensor:
@@ -114,8 +121,21 @@ def warp(x: Tensor, theta: Tensor, size: Sequence[int] | None = None) -> Tensor:
     defaults to the input's.
     """
     h, w = (x.shape[-2], x.shape[-1]) if size is None else (int(size[0]), int(size[1]))
-    grid = F.affine_grid(theta.to(x.dtype), [x.shape[0], x.shape[1], h, w], align_corners=False)
+    grid = affine_grid(theta.to(x.dtype), h, w)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def affine_grid(theta: Tensor, h: int, w: int) -> Tensor:
+    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` in elementwise operations.
+
+    (B,2,3) -> (B,h,w,2) normalised sampling points. Written out because ONNX has an affine-grid
+    operator only from opset 20; this exports at any opset (and equals it exactly, see tests).
+    """
+    xs = (2.0 * torch.arange(w, device=theta.device, dtype=theta.dtype) + 1.0) / w - 1.0
+    ys = (2.0 * torch.arange(h, device=theta.device, dtype=theta.dtype) + 1.0) / h - 1.0
+    t = theta[:, :, :, None, None]  # (B,2,3,1,1)
+    xy = t[:, :, 0] * xs + t[:, :, 1] * ys[:, None] + t[:, :, 2]  # (B,2,h,w)
+    return xy.permute(0, 2, 3, 1)
 
 
 # ---------------------------------------------------------------------------- networks
