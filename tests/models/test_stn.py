@@ -393,3 +393,19 @@ def test_stn_pose_net_exports_to_onnx_and_matches(tmp_path):
     path = export_onnx(stn, tmp_path / "stn.onnx", input_size=(64, 48))
     parity = onnx_parity(stn, path, random_crops(4, (64, 48)), batch_sizes=(1, 4))
     assert parity["max_abs_diff"] < 1e-4 * max(parity["max_heatmap"], 1.0)
+
+
+def test_transform_stays_in_float32_under_bfloat16_autocast():
+    torch.manual_seed(0)
+    stn = STNPoseNet(TinyPoseNet()).eval()
+    with torch.no_grad():
+        stn.localisation.out.bias.copy_(torch.tensor([0.3, -0.2, 0.4, 0.2, -0.3]))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        ref = stn.forward_detailed(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = stn.forward_detailed(x)
+    assert low.theta.dtype == torch.float32 and low.crop.dtype == torch.float32
+    assert (low.theta - ref.theta).abs().max() < 1e-6
+    assert (low.crop - ref.crop).abs().max() < 1e-5
+    assert low.heatmaps.dtype == torch.float32
