@@ -27,6 +27,7 @@ from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_hea
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.loss import DistillationLoss
 from fullbody.models.network import PoseNet
+from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
 
 
 def person_score(keypoint_scores: Tensor, box_score: Tensor, threshold: float = 0.2) -> Tensor:
@@ -111,6 +112,13 @@ class PoseModule(L.LightningModule):
         lr_policy, milestones (epochs), gamma, min_lr_factor, warmup_epochs, warmup_factor:
             the schedule (updated every optimiser step).
         flip_test, dark, score_threshold: evaluation decoding and person re-scoring.
+        stn, stn_kwargs: RMPE's symmetric spatial transformer around the network
+            (:class:`fullbody.models.stn.STNPoseNet` and its bounds); heatmaps stay in the
+            input crop's frame, so decoding and evaluation are unchanged (docs/rmpe.md).
+        parallel_sppe, parallel_sppe_weight, parallel_sppe_ckpt, parallel_sppe_recentre:
+            RMPE's frozen parallel SPPE (training only; needs ``stn``): a heatmap loss on the
+            transformed crop against the labels re-centred there, times the weight; the frozen
+            network is the current one, detached, or the SPPE of a checkpoint of this project.
         channels_last, compile, compile_mode: speed options.
     """
 
@@ -145,6 +153,12 @@ class PoseModule(L.LightningModule):
         compile: bool = False,
         compile_mode: str | None = None,
         num_keypoints: int = NUM_KEYPOINTS,
+        stn: bool = False,
+        stn_kwargs: Mapping[str, Any] | None = None,
+        parallel_sppe: bool = False,
+        parallel_sppe_weight: float = 1.0,
+        parallel_sppe_ckpt: str | None = None,
+        parallel_sppe_recentre: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -156,6 +170,8 @@ class PoseModule(L.LightningModule):
             )
         if kd_decay not in ("none", "linear"):
             raise ValueError(f"kd_decay must be 'none' or 'linear', got {kd_decay!r}")
+        if parallel_sppe and not stn:
+            raise ValueError("model.parallel_sppe=true needs model.stn=true (it trains the SSTN)")
         self.net = PoseNet(
             backbone=backbone,
             head=head,
@@ -171,14 +187,27 @@ class PoseModule(L.LightningModule):
                 f"input_size {input_size} must be multiples of {stride}, the stride of "
                 f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
             )
+        if stn:
+            self.net = STNPoseNet(self.net, **(stn_kwargs or {}))
         self.codec = HeatmapCodec(input_size, heatmap_size, sigma)
+        self.parallel_sppe: ParallelSPPE | None = None
+        if parallel_sppe:
+            ref = None
+            if parallel_sppe_ckpt:
+                ref = self._load_frozen(parallel_sppe_ckpt, "model.parallel_sppe_ckpt")
+                ref = ref.pose_net if isinstance(ref, STNPoseNet) else ref  # the SPPE alone
+            self.parallel_sppe = ParallelSPPE(self.codec, ref, parallel_sppe_recentre)
         self.loss = DistillationLoss(part_weights, kd_weight, num_keypoints)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         # Neither the teacher nor the compiled wrapper is a registered submodule: they must not
         # enter the state dict (the compiled one shares the net's parameters anyway).
-        teacher = self._load_teacher(teacher_ckpt) if teacher_ckpt and kd_weight > 0 else None
+        teacher = (
+            self._load_frozen(teacher_ckpt, "model.teacher_ckpt")
+            if teacher_ckpt and kd_weight > 0
+            else None
+        )
         forward = torch.compile(self.net, mode=compile_mode) if compile else self.net
         object.__setattr__(self, "_teacher", teacher)
         object.__setattr__(self, "_forward", forward)
@@ -186,12 +215,13 @@ class PoseModule(L.LightningModule):
 
     # ------------------------------------------------------------------ network
     @staticmethod
-    def _load_teacher(path: str) -> nn.Module:
+    def _load_frozen(path: str, key: str) -> nn.Module:
+        """The network of a checkpoint of this project, frozen (``key``: the setting naming it)."""
         file = Path(path).expanduser()
         if not file.is_file():
-            raise FileNotFoundError(f"{file}: teacher checkpoint not found (model.teacher_ckpt)")
+            raise FileNotFoundError(f"{file}: checkpoint not found ({key})")
         teacher = PoseModule.load_from_checkpoint(
-            file, map_location="cpu", teacher_ckpt=None, compile=False
+            file, map_location="cpu", teacher_ckpt=None, parallel_sppe_ckpt=None, compile=False
         ).net
         teacher.eval().requires_grad_(False)
         return teacher
@@ -232,18 +262,35 @@ class PoseModule(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         image = batch["image"]
-        out = self._loss(batch, self(image), image)
         bs = image.shape[0]
+        if isinstance(self.net, STNPoseNet):
+            stn = self.net.forward_detailed(image.contiguous(memory_format=self.memory_format))
+            out = self._loss(batch, stn.heatmaps, image)
+            loss = out.loss + self._parallel_sppe_loss(batch, stn)
+            for name, value in stn_statistics(stn.theta, image.shape[-2:]).items():
+                self.log(f"train/stn/{name}", value, batch_size=bs)
+        else:
+            out = self._loss(batch, self(image), image)
+            loss = out.loss
         # No prog_bar: Lightning turns progress-bar metrics into Python numbers every step, a
         # device synchronisation that measurably slows GPU training (benchmarks/bench_train.py).
-        self.log("train/loss", out.loss, batch_size=bs)
+        self.log("train/loss", loss, batch_size=bs)
         for part, value in out.parts.items():
             self.log(f"train/loss/{part}", value, batch_size=bs)
         if out.kd is not None:
             self.log("train/loss_hard", out.hard, batch_size=bs)
             self.log("train/loss_kd", out.kd, batch_size=bs)
             self.log("train/kd_weight", self._kd_weight(), batch_size=bs)
-        return out.loss
+        return loss
+
+    def _parallel_sppe_loss(self, batch: Mapping[str, Tensor], stn: STNOutput) -> Tensor | float:
+        """RMPE's parallel SPPE term (weighted; 0 when the option is off)."""
+        if self.parallel_sppe is None:
+            return 0.0
+        xy, weight = batch["target_xy"], batch["target_weight"]
+        branch = self.loss(*self.parallel_sppe(self.net.pose_net, stn, xy, weight)).loss
+        self.log("train/loss_parallel_sppe", branch.detach(), batch_size=xy.shape[0])
+        return self.hparams.parallel_sppe_weight * branch
 
     def _evaluate(self, batch: Mapping[str, Tensor], stage: str | None) -> dict[str, Any]:
         image = batch["image"]
