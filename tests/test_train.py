@@ -200,6 +200,31 @@ def test_smoke_run_writes_metrics_and_images(tmp_path: Path) -> None:
     assert list((out / "predictions").glob("epoch*.jpg"))
     assert (out / ".hydra" / "config.yaml").is_file()
 
+    # eval.py on the checkpoint and the same data gives the same numbers, and a results file.
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    ev = tmp_path / "eval"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "eval.py"),
+            f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
+            "data.train_images=8",
+            "data.val_images=3",
+            "data.num_workers=0",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"hydra.run.dir={ev}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((ev / "metrics.json").read_text()) == pytest.approx(metrics)
+    results = json.loads((ev / "results.json").read_text())
+    assert results and {"image_id", "score", "keypoints", "face_kpts"} <= set(results[0])
+
 
 @pytest.mark.slow
 def test_multirun_sweep_runs_one_job_per_value(tmp_path: Path) -> None:
