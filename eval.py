@@ -2,6 +2,11 @@
 
 ``python eval.py ann_file=GT.json results_file=RESULTS.json [metrics_file=OUT.json] [nms=oks]``
 prints AP/AR per part and writes ``metrics.json`` (keys ``"<part>/<stat>"``).
+
+``python eval.py ckpt_path=RUN/checkpoints/last.ckpt [data=coco_wholebody ...]`` first predicts
+with a checkpoint of ``train.py`` on the data config's test split (its validation split when it
+has none) and evaluates those predictions against that split's labels; the predictions are
+saved as ``results.json`` in the run folder.
 """
 
 from __future__ import annotations
@@ -29,16 +34,26 @@ def main(cfg: DictConfig) -> None:
     """Load, validate, (optionally) NMS, evaluate, print and write the metrics."""
     parts = tuple(cfg.parts)
     try:
-        gt = WholeBodySet.load(cfg.ann_file)
-        preds = Predictions.load(cfg.results_file, images=gt.images)
-    except (AnnotationError, FileNotFoundError) as e:
+        if cfg.get("ckpt_path"):
+            from fullbody.training import predict_checkpoint
+
+            gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
+            source = str(cfg.ckpt_path)
+            saved = preds.save(Path(cfg.paths.output_dir) / "results.json", overwrite=True)
+            print(f"predictions written to {saved}")
+        else:
+            for key in ("ann_file", "results_file"):
+                if not cfg.get(key):
+                    raise ValueError(f"{key} is not set: give {key}=PATH (or ckpt_path=CKPT)")
+            gt = WholeBodySet.load(cfg.ann_file)
+            preds = Predictions.load(cfg.results_file, images=gt.images)
+            source = str(cfg.results_file)
+    except (AnnotationError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     preds = nms_per_image(preds, cfg.nms, oks_threshold=cfg.oks_threshold)
     metrics = evaluate(gt, preds, parts, cfg.sigmas)
-    print(
-        f"{cfg.results_file}: {len(preds)} predictions on {len(gt.images)} images ({cfg.sigmas} sigmas)"
-    )
+    print(f"{source}: {len(preds)} predictions on {len(gt.images)} images ({cfg.sigmas} sigmas)")
     print(format_table(metrics, parts))
     out = Path(cfg.metrics_file)
     replaced = out.exists()

@@ -83,7 +83,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 ckpt = best if best and cfg.get("test_best", True) else None
             else:
                 ckpt = cfg.get("ckpt_path")
-            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     finally:
         _finish(loggers)
@@ -108,3 +108,45 @@ def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
     print(format_table(table))
     path = write_json_atomic(table, out_dir / "metrics.json")
     print(f"metrics written to {path}")
+
+
+def predict_checkpoint(
+    ckpt_path: str | Path, data_cfg: DictConfig, trainer_cfg: DictConfig | None = None
+) -> tuple[Any, Any]:
+    """Predict with a ``train.py`` checkpoint on a data config's test split.
+
+    The data config's ``input_size``/``heatmap_size`` are set to the checkpoint's. Returns the
+    split's ground truth (a ``WholeBodySet``) and the predictions (``Predictions``, one row per
+    person box, in ``person_id`` order).
+    """
+    from omegaconf import open_dict
+
+    from fullbody.evaluation.callback import gather_predictions
+    from fullbody.evaluation.results import Predictions
+    from fullbody.models.module import PoseModule
+
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found (ckpt_path)")
+    model = PoseModule.load_from_checkpoint(path, map_location="cpu", teacher_ckpt=None)
+    data_cfg = data_cfg.copy()
+    with open_dict(data_cfg):
+        data_cfg.input_size = list(model.hparams.input_size)
+        data_cfg.heatmap_size = list(model.hparams.heatmap_size)
+    datamodule = instantiate(data_cfg)
+    kwargs = OmegaConf.to_container(trainer_cfg, resolve=True) if trainer_cfg else {}
+    assert isinstance(kwargs, dict)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, **kwargs)
+    batches = trainer.predict(model, datamodule=datamodule)
+    chunks = [{k: v.detach().cpu().numpy() for k, v in b["preds"].items()} for b in batches or []]
+    arrays = gather_predictions(chunks)
+    preds = Predictions(
+        image_ids=arrays["image_id"],
+        keypoints=arrays["keypoints"],
+        scores=arrays["score"],
+        bboxes=arrays["bbox"],
+    )
+    gt = datamodule.test_annotations
+    preds.validate(gt.images, str(path))
+    log.info("%d predictions from %s", len(preds), path)
+    return gt, preds
