@@ -280,17 +280,7 @@ class WholeBodySet:
     @classmethod
     def load(cls, path: str | os.PathLike) -> WholeBodySet:
         """Read and validate a COCO-WholeBody (or pseudo-label, or COCO person) JSON file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: annotation file not found")
-        try:
-            with path.open() as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(
-                path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}"
-            ) from e
-        return cls.from_json(data, path)
+        return cls.from_json(read_json(path, "annotation file"), path)
 
     # ---------------------------------------------------------------- output
     def validate(self, src: str = "<arrays>") -> None:
@@ -353,6 +343,18 @@ class WholeBodySet:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the JSON atomically (temporary file + rename), so a reader never sees half."""
         return write_json_atomic(self.to_json(), path)
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """Load a JSON file; a missing file or malformed JSON gets an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}") from e
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:

@@ -7,7 +7,6 @@ categories are dropped when ``category_id`` is present.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fullbody.annotations import AnnotationError
+from fullbody.annotations import AnnotationError, read_json
 
 PERSON_CATEGORY = 1
 
@@ -83,16 +82,7 @@ class PersonDetections:
     @classmethod
     def load(cls, path: str | os.PathLike, images: Iterable[int] | None = None) -> PersonDetections:
         """Read a COCO results file of person boxes (see :meth:`from_json`)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: detection results file not found")
-        try:
-            with path.open() as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(
-                path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}"
-            ) from e
+        data = read_json(path, "detection results file")
         return cls.from_json(data, path, images)
 
 

@@ -18,7 +18,6 @@ layouts, malformed JSON. Nothing is silently dropped or zeroed.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from fullbody.annotations import (
     _number,
     _numbers,
     _py,
+    read_json,
     write_json_atomic,
 )
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS, PART_FIELDS, PART_SLICES
@@ -281,16 +281,7 @@ class Predictions:
         allow_empty: bool = False,
     ) -> Predictions:
         """Read and validate a results JSON file (either layout)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: results file not found")
-        try:
-            with path.open() as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(
-                path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}"
-            ) from e
+        data = read_json(path, "results file")
         return cls.from_json(data, path, images=images, allow_empty=allow_empty)
 
     def to_json(self, layout: Layout = "split") -> list[dict[str, Any]]:
