@@ -90,13 +90,15 @@ def invert_theta(theta: Tensor) -> Tensor:
 def theta_to_pixel(theta: Tensor, size: Sequence[int]) -> Tensor:
     """Normalised (B,2,3) affine -> the same map in pixels of a frame of ``size`` = (H, W).
 
-    With ``u = (2x + 1) / W - 1`` (``align_corners=False``): ``x = D^-1 (u + 1) / 2 - 1/2``.
+    With ``u = (2x + 1) / W - 1`` (``align_corners=False``), ``x = d u + o`` where
+    ``d = W / 2`` and ``o = (W - 1) / 2`` (per axis).
     """
     h, w = float(size[0]), float(size[1])
     d = theta.new_tensor([w / 2.0, h / 2.0])
     off = theta.new_tensor([(w - 1) / 2.0, (h - 1) / 2.0])
     a, t = theta[..., :2], theta[..., 2]
-    # x = d*u + off, u = A u' + t, u' = (x' - off)/d  =>  x = (d A / d') x' + d t + off - ...
+    # x = d u + o and u = A u' + t with u' = (x' - o) / d give
+    # x = (diag(d) A diag(1/d)) x' + d t + o - (diag(d) A diag(1/d)) o.
     a_px = a * d[:, None] / d[None, :]
     t_px = d * t + off - (a_px @ off)
     return torch.cat([a_px, t_px.unsqueeze(-1)], -1)
@@ -134,7 +136,7 @@ def affine_grid(theta: Tensor, h: int, w: int) -> Tensor:
     """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` in elementwise operations.
 
     (B,2,3) -> (B,h,w,2) normalised sampling points. Written out because ONNX has an affine-grid
-    operator only from opset 20; this exports at any opset (and equals it exactly, see tests).
+    operator only from opset 20; this exports at any opset (and equals it to rounding, tested).
     """
     xs = (2.0 * torch.arange(w, device=theta.device, dtype=theta.dtype) + 1.0) / w - 1.0
     ys = (2.0 * torch.arange(h, device=theta.device, dtype=theta.dtype) + 1.0) / h - 1.0
