@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from tinydata import dot_colour, person, write_set
-from torch.utils.data import default_collate
+from torch.utils.data import DataLoader, default_collate
 
 from fullbody.annotations import AnnotationError, WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec, encode_reference
@@ -122,12 +122,12 @@ def test_augmented_targets_follow_pixels_and_sides(tiny_set, seed):
     ds = TopDownDataset(
         WholeBodySet.load(ann_file), image_dir, train=True, photometric=None,
         flip_prob=0.5, half_body_prob=0.5, rotation_prob=1.0, rotation_factor=40, scale_factor=0.3,
+        seed=seed,
     )  # fmt: skip
     codec = HeatmapCodec()
-    torch.manual_seed(seed)
     flips = checked = missing = 0
-    for i in list(range(len(ds))) * 3:
-        s = ds[i]
+    for key in [(i, epoch) for epoch in range(3) for i in range(len(ds))]:
+        s = ds[key]
         flips += bool(s["flipped"])
         xy_in = codec.heatmap_to_input(s["target_xy"].astype(np.float64))
         near = xy_in[FLIP_INDEX] if s["flipped"] else xy_in
@@ -152,10 +152,9 @@ def test_half_body_crops_one_half(tiny_set):
         WholeBodySet.load(ann_file), image_dir, train=True,
         **{**NO_AUG, "half_body_prob": 1.0},
     )  # fmt: skip
-    torch.manual_seed(0)
     halves = set()
-    for _ in range(10):
-        w = ds[0]["target_weight"]
+    for epoch in range(10):
+        w = ds[0, epoch]["target_weight"]
         upper, lower = w[:11] > 0, w[11:17] > 0
         assert upper.all() or lower.all()  # the chosen half is whole in the crop
         halves.add("upper" if upper.all() and not lower.all() else "lower")
@@ -188,6 +187,34 @@ def test_photometric_changes_pixels_not_targets(tiny_set):
     a, b = plain[1], aug[1]
     np.testing.assert_array_equal(a["target_xy"], b["target_xy"])
     assert not torch.equal(a["image"], b["image"])
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_set):
+    """Not of the worker that draws it, nor of what was drawn before: resumed runs and runs
+    with other worker counts see the same crops."""
+    ann_file, image_dir = tiny_set
+    ann = WholeBodySet.load(ann_file)
+    aug = {"photometric": default_photometric(1.0), "rotation_prob": 1.0}
+    ds = TopDownDataset(ann, image_dir, train=True, **aug)
+    again = TopDownDataset(ann, image_dir, train=True, **aug)
+    other = TopDownDataset(ann, image_dir, train=True, seed=1, **aug)
+    keys = [(i, e) for e in range(2) for i in range(len(ds))]
+    a = [ds[k] for k in keys]
+    b = [again[k] for k in reversed(keys)][::-1]
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x["image"], y["image"])
+        np.testing.assert_array_equal(x["target_xy"], y["target_xy"])
+    assert not torch.equal(a[0]["image"], a[len(ds)]["image"])  # epoch 1 differs from epoch 0
+    assert not torch.equal(a[0]["image"], other[keys[0]]["image"])  # so does another seed
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        sampler = ImageGroupedSampler(ds.image_ids, group_size=2, seed=3)
+        sampler.set_epoch(5)
+        loader = DataLoader(ds, batch_size=2, sampler=sampler, num_workers=workers)
+        return [b["image"] for b in loader]
+
+    for x, y in zip(batches(0), batches(2), strict=True):
+        assert torch.equal(x, y)
 
 
 def test_targets_outside_the_crop_weigh_zero(tiny_set):
@@ -336,9 +363,8 @@ def test_people_of_one_image_share_a_decode(tiny_set, monkeypatch):
     calls = []
     real = ds.load_image
     monkeypatch.setattr(ds, "load_image", lambda i, f=1: calls.append(i) or real(i, f))
-    order = list(ImageGroupedSampler(ds.image_ids, group_size=4, seed=0))
-    for i in order:
-        ds[i]
+    for key in ImageGroupedSampler(ds.image_ids, group_size=4, seed=0):
+        ds[key]
     assert len(calls) == 3  # three images, four people
     calls.clear()
     for i in [1, 0, 2]:  # image 2, image 1, image 2: no longer in a row
@@ -347,11 +373,15 @@ def test_people_of_one_image_share_a_decode(tiny_set, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- sampler
+def indices(sampler: ImageGroupedSampler) -> list[int]:
+    return [i for i, _ in sampler]
+
+
 def test_grouped_sampler_orders():
     image_ids = np.repeat(np.arange(20), np.arange(1, 21) % 7 + 1)  # 1..7 people per image
     n = len(image_ids)
     s = ImageGroupedSampler(image_ids, group_size=3, seed=1)
-    first = list(s)
+    first = indices(s)
     assert sorted(first) == list(range(n))
     # each image's people come in at most ceil(n / 3) runs, so most people have company
     for img in range(20):
@@ -360,19 +390,19 @@ def test_grouped_sampler_orders():
         assert runs <= -(-len(pos) // 3)
     switches = sum(image_ids[a] != image_ids[b] for a, b in zip(first, first[1:]))
     assert switches + 1 < n / 2
-    assert list(s) == first  # same epoch, same order
+    assert list(s) == [(i, 0) for i in first]  # same epoch, same order; keys carry the epoch
     s.set_epoch(1)
-    assert list(s) != first
-    plain = ImageGroupedSampler(image_ids, group_size=1, seed=1)
-    assert sorted(plain) == list(range(n)) and list(plain) != list(range(n))
+    assert indices(s) != first and {e for _, e in s} == {1}
+    plain = indices(ImageGroupedSampler(image_ids, group_size=1, seed=1))
+    assert sorted(plain) == list(range(n)) and plain != list(range(n))
     fixed = ImageGroupedSampler(image_ids, shuffle=False)
-    assert list(fixed) == list(range(n))
+    assert indices(fixed) == list(range(n))
 
 
 def test_grouped_sampler_splits_ranks():
     image_ids = np.repeat(np.arange(10), 3)[:-1]  # 29 people
     parts = [
-        list(ImageGroupedSampler(image_ids, 4, num_replicas=3, rank=r, seed=2)) for r in range(3)
+        indices(ImageGroupedSampler(image_ids, 4, num_replicas=3, rank=r, seed=2)) for r in range(3)
     ]
     assert [len(p) for p in parts] == [10, 10, 10]
     assert set().union(*map(set, parts)) == set(range(29))  # padded by one repeat

@@ -161,6 +161,7 @@ class WholeBodyDataModule(L.LightningDataModule):
                 ann,
                 self._path("train", "image_dir", kind="training image folder"),
                 train=True,
+                seed=self.seed,
                 **kwargs,
                 **self._common(),
             )
@@ -188,6 +189,10 @@ class WholeBodyDataModule(L.LightningDataModule):
             return int(kw["num_replicas"]), int(kw["rank"])
         return 1, 0
 
+    def _epochs_done(self) -> int:
+        fit_loop = getattr(getattr(self, "trainer", None), "fit_loop", None)
+        return 0 if fit_loop is None else int(fit_loop.epoch_progress.current.processed)
+
     def train_dataloader(self) -> DataLoader:
         ds = self.train_dataset
         if ds is None:
@@ -201,6 +206,9 @@ class WholeBodyDataModule(L.LightningDataModule):
             num_replicas=replicas,
             rank=rank,
         )
+        # Lightning sets the epoch before each new epoch's iterator, but on resume it builds the
+        # first iterator before setting it: start from the epoch the checkpoint had reached.
+        sampler.set_epoch(self._epochs_done())
         drop_last = len(sampler) > self.batch_size
         return self._loader(
             ds, "fit", batch_size=self.batch_size, sampler=sampler, drop_last=drop_last

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,12 @@ class TopDownDataset(Dataset):
         conf_floor, part_weights: pseudo-label weight rules (:func:`keypoint_weights`).
         min_keypoints: training people need at least this many points of positive weight.
         reduced_decode: decode large images at 1/2-1/8 size when the crop cannot show more.
+        seed: with the epoch and the index, the seed of an item's augmentation.
+
+    Items are indexed by ``i`` or by ``(i, epoch)``, as :class:`ImageGroupedSampler` yields
+    them. A training item's augmentation is drawn from a generator seeded by
+    ``(seed, epoch, i)`` alone (``epoch`` 0 for a bare index), so it does not depend on the
+    number of workers or ranks, and a resumed run sees exactly the crops of an uninterrupted one.
     """
 
     def __init__(
@@ -169,6 +175,7 @@ class TopDownDataset(Dataset):
         part_weights: Mapping[str, float] | None = None,
         min_keypoints: int = 1,
         reduced_decode: bool = True,
+        seed: int = 0,
     ) -> None:
         self.image_dir = Path(image_dir)
         self.train = train
@@ -184,6 +191,7 @@ class TopDownDataset(Dataset):
         self.rotation_factor, self.rotation_prob = rotation_factor, rotation_prob
         self.photometric = photometric
         self.reduced_decode = reduced_decode
+        self.seed = int(seed)
         self.normalize = ImageNormalizer()
         weights = keypoint_weights(
             ann.keypoints[..., 2],
@@ -245,33 +253,31 @@ class TopDownDataset(Dataset):
              for i in self._image_table.tolist()],
             dtype=np.int64,
         ).reshape(-1, 2)  # fmt: skip
-        self._rng: np.random.Generator | None = None
-        self._rng_seed: int | None = None
         self._cache: tuple[int, int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     # ------------------------------------------------------------------ randomness
-    @property
-    def rng(self) -> np.random.Generator:
-        """A generator seeded from torch's seed of this process (each DataLoader worker, each
-        epoch gets its own; ``seed_everything(workers=True)`` makes them reproducible)."""
-        seed = torch.initial_seed()
-        if self._rng is None or seed != self._rng_seed:
-            self._rng, self._rng_seed = np.random.default_rng(seed), seed
-            if self.photometric is not None and hasattr(self.photometric, "set_random_seed"):
-                self.photometric.set_random_seed(seed % 2**32)
-        return self._rng
+    def item_rng(self, i: int, epoch: int = 0) -> np.random.Generator:
+        """The generator of item ``i``'s augmentation in ``epoch`` (a function of the seed,
+        the epoch and the index only); it also seeds the photometric transform."""
+        rng = np.random.default_rng((self.seed, epoch, i))
+        if self.photometric is not None and hasattr(self.photometric, "set_random_seed"):
+            self.photometric.set_random_seed(int(rng.integers(2**32)))
+        return rng
 
     # ------------------------------------------------------------------ geometry
-    def crop_params(self, i: int) -> tuple[np.ndarray, bool, np.ndarray]:
-        """Affine (image -> crop px), mirror flag and the (jittered) box of item ``i``."""
+    def crop_params(
+        self, i: int, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, bool, np.ndarray]:
+        """Affine (image -> crop px), mirror flag and the (jittered) box of item ``i``; training
+        draws from ``rng`` (default: :meth:`item_rng` of epoch 0)."""
         box = self.boxes[i]
         if not self.train:
             c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
             return affine_matrix(c, s, 0.0, self.input_size), False, box
-        rng = self.rng
+        rng = self.item_rng(i) if rng is None else rng
         kpts = self.keypoints[i]
         if self.jitter is not None:
             box = self.jitter(box, rng, kpts)
@@ -342,8 +348,10 @@ class TopDownDataset(Dataset):
         self._cache = (image_id, factor, image)
         return image, factor
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        matrix, flip, box = self.crop_params(i)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        i, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
+        rng = self.item_rng(i, epoch) if self.train else None
+        matrix, flip, box = self.crop_params(i, rng)
         image, factor = self.cached_image(int(self.image_ids[i]), self.decode_factor(matrix))
         to_crop = matrix if factor == 1 else compose_affine(matrix, reduced_to_full(factor))
         crop = cv2.cvtColor(warp(image, to_crop, self.input_size), cv2.COLOR_RGBA2RGB)
@@ -431,7 +439,8 @@ class ImageGroupedSampler(DistributedSampler):
             chunks.extend(np.array_split(members, k))
         return np.concatenate([chunks[j] for j in rng.permutation(len(chunks))])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """``(index, epoch)`` keys of this rank's share (see :class:`TopDownDataset`)."""
         order = self.order()
         if self.drop_last:
             order = order[: self.total_size]
@@ -439,4 +448,4 @@ class ImageGroupedSampler(DistributedSampler):
             pad = self.total_size - len(order)
             order = np.concatenate([order, np.resize(order, pad)]) if pad > 0 else order
         start = self.rank * self.num_samples
-        return iter(order[start : start + self.num_samples].tolist())
+        return ((i, self.epoch) for i in order[start : start + self.num_samples].tolist())

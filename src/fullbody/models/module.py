@@ -71,6 +71,23 @@ def lr_factor(
     raise ValueError(f"unknown lr policy {policy!r}; expected 'step', 'cosine' or 'constant'")
 
 
+def stepping_batches(trainer: L.Trainer) -> int:
+    """Optimizer steps of the whole run, as ``trainer.estimated_stepping_batches`` counts them,
+    but from the length of a fresh training DataLoader of the data module.
+
+    Lightning's property builds the training iterator when it is first asked, before a
+    checkpoint is restored; on resume that iterator would serve the order of epoch 0.
+    """
+    dm = getattr(trainer, "datamodule", None)
+    if dm is None:
+        return int(trainer.estimated_stepping_batches)
+    batches = len(dm.train_dataloader())
+    limit = trainer.limit_train_batches
+    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    total = math.ceil(batches / trainer.accumulate_grad_batches) * max(trainer.max_epochs or 1, 1)
+    return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
+
+
 def _rng_states() -> dict[str, Any]:
     """Python, numpy, torch (and CUDA) RNG states, as types ``torch.load(weights_only=True)``
     accepts (so checkpoints stay loadable without unpickling arbitrary objects)."""
@@ -340,7 +357,7 @@ class PoseModule(L.LightningModule):
         optimizer = torch.optim.Adam(
             self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
         )
-        total = int(self.trainer.estimated_stepping_batches)
+        total = stepping_batches(self.trainer)
         epochs = self.trainer.max_epochs
         per_epoch = total / epochs if epochs and epochs > 0 else float(total)
         warmup = round(hp.warmup_epochs * per_epoch)
