@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install models train test test-fast lint bench teachers detector
+.PHONY: install models train test test-fast test-long lint bench teachers detector
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: install models  ## the whole test suite, as CI runs it (teachers and detec
 
 test-fast: install  ## the quick loop: everything but the slow tests
 	$(PY) -m pytest -n 2 -m "not slow" $(ARGS)
+
+test-long: install  ## the long checks left out of `make test` (the sample overfit, ~15 min CPU)
+	$(PY) -m pytest -m long $(ARGS)
 
 lint: install
 	$(VENV)/bin/pre-commit run --all-files

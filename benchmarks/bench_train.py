@@ -9,6 +9,7 @@ images per second over the timed steps (after warm-up, synchronised with the dev
     python benchmarks/bench_train.py                       # GPU: resnet50 256x192 batch 64
     python benchmarks/bench_train.py --variants eager,compiled
     python benchmarks/bench_train.py --device cpu --backbone resnet18 --input 128 96 --batch 8
+    python benchmarks/bench_train.py --device cpu --backbone resnet18 --input 128 96 --rounds 3
 
 Prints one line per variant, then one JSON line: the first variant's figures plus all variants.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -160,6 +162,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")
     ap.add_argument("--precision", default=None, help="default bf16-mixed on GPU, 32-true on CPU")
     ap.add_argument("--variants", default="eager", help="comma list of eager, compiled")
+    ap.add_argument(
+        "--rounds", type=int, default=1,
+        help="alternate the two loops this many times and report medians (CPU figures drift)",
+    )  # fmt: skip
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -172,8 +178,11 @@ def main(argv: list[str] | None = None) -> dict:
     for variant in args.variants.split(","):
         compiled = variant == "compiled"
         try:
-            bare = bench_bare(args, compiled, device)
-            lit = bench_lightning(args, compiled, device)
+            bares, lits = [], []
+            for _ in range(args.rounds):
+                bares.append(bench_bare(args, compiled, device))
+                lits.append(bench_lightning(args, compiled, device))
+            bare, lit = statistics.median(bares), statistics.median(lits)
         except Exception as e:  # e.g. no compiler tool chain: report, go on with the others
             print(f"{variant}: failed: {e!r}")
             results.append({"variant": variant, "error": repr(e)[:300]})
@@ -185,6 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "bare": round(bare, 1),
                 "ratio": round(lit / bare, 3),
                 "overhead_pct": round(100 * (1 - lit / bare), 1),
+                "rounds": args.rounds,
             }
         )
         print(

@@ -294,12 +294,11 @@ def test_ddp_inside_a_multirun_sweep(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.needs_sample
-@pytest.mark.skip(
-    reason="issue 5 is open: the sample-overfit bar (whole-body AP >= 0.9) was not yet seen green"
-)
 def test_overfits_the_coco_sample(sample_dir: Path, tmp_path: Path) -> None:
-    """A short run on the shared 4-image sample learns its own 14 people (AP >= 0.9)."""
+    """A run on the shared 4-image sample learns its own people (whole-body AP >= 0.9; measured
+    1.000 in 13 min on 2 CPU cores). `make test-long` runs it; `make test` leaves it out."""
     cfg = compose_train(
         ["+experiment=sample_overfit", f"paths.sample_dir={sample_dir}"], tmp_path / "run"
     )

@@ -239,7 +239,9 @@ class WholeBodySet:
             image_ids[i] = ann["image_id"]
             im = images[image_ids[i]]
             bboxes[i] = _box(ann["bbox"], src, rec, "bbox", im)
-            areas[i] = _number(ann.get("area", bboxes[i, 2] * bboxes[i, 3]), src, rec, "area")
+            areas[i] = checked_number(
+                ann.get("area", bboxes[i, 2] * bboxes[i, 3]), src, rec, "area"
+            )
             iscrowd[i] = bool(ann.get("iscrowd", 0))
             for p, fld in PART_FIELDS.items():
                 sl = PART_SLICES[p]
@@ -321,20 +323,20 @@ class WholeBodySet:
         for i in range(len(self)):
             ann: dict[str, Any] = dict(self.extras[i]) if self.extras else {}
             ann.setdefault("category_id", 1)
-            ann.update(id=_py(self.ann_ids[i]), image_id=_py(self.image_ids[i]))
-            ann["bbox"] = [_py(v) for v in self.bboxes[i]]
-            ann["area"] = _py(self.areas[i])
+            ann.update(id=json_number(self.ann_ids[i]), image_id=json_number(self.image_ids[i]))
+            ann["bbox"] = [json_number(v) for v in self.bboxes[i]]
+            ann["area"] = json_number(self.areas[i])
             ann["iscrowd"] = int(self.iscrowd[i])
             ann["num_keypoints"] = int((self.keypoints[i, PART_SLICES["body"], 2] > 0).sum())
             for p, fld in PART_FIELDS.items():
                 sl = PART_SLICES[p]
-                ann[fld] = [_py(v) for v in self.keypoints[i, sl].ravel()]
+                ann[fld] = [json_number(v) for v in self.keypoints[i, sl].ravel()]
                 if self.has_conf:
-                    ann[CONF_FIELDS[p]] = [_py(v) for v in self.conf[i, sl]]
+                    ann[CONF_FIELDS[p]] = [json_number(v) for v in self.conf[i, sl]]
                 if p in VALID_FIELDS:
                     ann[VALID_FIELDS[p]] = bool(self.valid[i, PARTS.index(p)])
             for b, p in enumerate(BOX_PARTS):
-                ann[BOX_FIELDS[p]] = [_py(v) for v in self.part_boxes[i, b]]
+                ann[BOX_FIELDS[p]] = [json_number(v) for v in self.part_boxes[i, b]]
             anns.append(ann)
         header = dict(self.header)
         header.setdefault("categories", [person_category()])
@@ -394,13 +396,15 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _number(v: Any, src: str, rec: str, fld: str) -> float:
+def checked_number(v: Any, src: str, rec: str, fld: str) -> float:
+    """``v`` as a float, or an :class:`AnnotationError` naming file, record and field."""
     if not _is_number(v) or not math.isfinite(v):
         raise AnnotationError(src, rec, fld, f"expected a finite number, got {v!r}")
     return float(v)
 
 
-def _numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
+def checked_numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
+    """``v`` as ``n`` finite float64s, or an :class:`AnnotationError` naming file, record, field."""
     if not isinstance(v, list) or len(v) != n:
         got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
         raise AnnotationError(src, rec, fld, f"expected a list of {n} numbers, got {got}")
@@ -415,21 +419,21 @@ def _numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
 
 
 def _flat_points(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
-    pts = _numbers(v, 3 * k, src, rec, fld).reshape(k, 3)
+    pts = checked_numbers(v, 3 * k, src, rec, fld).reshape(k, 3)
     if (pts[:, 2] < 0).any():
         raise AnnotationError(src, rec, fld, "visibility flags must be >= 0")
     return pts
 
 
 def _confidences(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
-    c = _numbers(v, k, src, rec, fld)
+    c = checked_numbers(v, k, src, rec, fld)
     if ((c < 0) | (c > 1)).any():
         raise AnnotationError(src, rec, fld, "confidences must lie in [0, 1]")
     return c
 
 
 def _box(v: Any, src: str, rec: str, fld: str, image: Mapping[str, Any]) -> np.ndarray:
-    b = _numbers(v, 4, src, rec, fld)
+    b = checked_numbers(v, 4, src, rec, fld)
     if b[2] < 0 or b[3] < 0:
         raise AnnotationError(src, rec, fld, f"negative width or height in {list(b)}")
     w, h = image["width"], image["height"]
@@ -443,7 +447,7 @@ def _box(v: Any, src: str, rec: str, fld: str, image: Mapping[str, Any]) -> np.n
     return b
 
 
-def _py(v: float) -> int | float:
+def json_number(v: float) -> int | float:
     """A JSON number: integral values as ints (flags, zeros of unlabelled points)."""
     f = float(v)
     return int(f) if f.is_integer() else f

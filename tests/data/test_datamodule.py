@@ -190,8 +190,9 @@ def test_synthetic_config(tmp_path):
     assert ann_file.stat().st_mtime_ns == stamp
     assert dm.train_dir != dm.val_dir and dm.train_dir.parent == dm.val_dir.parent == tmp_path
     dm.setup("fit")
-    check_batch(next(iter(dm.train_dataloader())))
-    check_batch(next(iter(dm.val_dataloader())))
+    assert (dm.input_size, dm.heatmap_size) == ((128, 96), (32, 24))  # the CPU default's crop
+    check_batch(next(iter(dm.train_dataloader())), dm.input_size)
+    check_batch(next(iter(dm.val_dataloader())), dm.input_size)
     train_imgs = {im["file_name"] for im in WholeBodySet.load(ann_file).images.values()}
     assert len(train_imgs) == 3 and len(dm.val_annotations.images) == 2
     assert not dm.train_dataset.has_conf

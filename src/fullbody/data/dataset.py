@@ -253,7 +253,7 @@ class TopDownDataset(Dataset):
              for i in self._image_table.tolist()],
             dtype=np.int64,
         ).reshape(-1, 2)  # fmt: skip
-        self._cache: tuple[int, int, np.ndarray] | None = None
+        self._cache: tuple[int, dict[int, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -336,23 +336,25 @@ class TopDownDataset(Dataset):
         return image
 
     # ------------------------------------------------------------------ items
-    def cached_image(self, image_id: int, factor: int) -> tuple[np.ndarray, int]:
-        """The RGBA image at 1/``factor`` size or finer, and its factor, decoding only when the
-        last image this process decoded does not serve: people of one image in a row (see
-        :class:`ImageGroupedSampler`) share a single JPEG decode."""
-        cached = self._cache
-        if cached is not None and cached[0] == image_id and cached[1] <= factor:
-            return cached[2], cached[1]
-        # RGBA: OpenCV's bilinear warp has a much faster path for 4 channels than for 3.
-        image = cv2.cvtColor(self.load_image(image_id, factor), cv2.COLOR_RGB2RGBA)
-        self._cache = (image_id, factor, image)
-        return image, factor
+    def cached_image(self, image_id: int, factor: int) -> np.ndarray:
+        """The RGBA image at 1/``factor`` size, decoding only when the last image
+        this process decoded was another one or at another size: people of one image in a row
+        (see :class:`ImageGroupedSampler`) share a decode. Never a finer cached copy instead, so
+        an item's pixels do not depend on what the process decoded before."""
+        if self._cache is None or self._cache[0] != image_id:
+            self._cache = (image_id, {})
+        sizes = self._cache[1]
+        if factor not in sizes:
+            # RGBA: OpenCV's bilinear warp has a much faster path for 4 channels than for 3.
+            sizes[factor] = cv2.cvtColor(self.load_image(image_id, factor), cv2.COLOR_RGB2RGBA)
+        return sizes[factor]
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         i, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
         rng = self.item_rng(i, epoch) if self.train else None
         matrix, flip, box = self.crop_params(i, rng)
-        image, factor = self.cached_image(int(self.image_ids[i]), self.decode_factor(matrix))
+        factor = self.decode_factor(matrix)
+        image = self.cached_image(int(self.image_ids[i]), factor)
         to_crop = matrix if factor == 1 else compose_affine(matrix, reduced_to_full(factor))
         crop = cv2.cvtColor(warp(image, to_crop, self.input_size), cv2.COLOR_RGBA2RGB)
         if self.train and self.photometric is not None:

@@ -28,9 +28,9 @@ import numpy as np
 
 from fullbody.annotations import (
     AnnotationError,
-    _number,
-    _numbers,
-    _py,
+    checked_number,
+    checked_numbers,
+    json_number,
     read_json,
     write_json_atomic,
 )
@@ -57,7 +57,7 @@ def _checked(v: Any, n: int, src: str, rec: str, fld: str) -> list:
         raise AnnotationError(
             src, rec, fld, "expected a flat list [x, y, c, x, y, c, ...], got nested lists"
         )
-    return _numbers(v, n, src, rec, fld).tolist()  # raises the precise error
+    return checked_numbers(v, n, src, rec, fld).tolist()  # raises the precise error
 
 
 @dataclass
@@ -243,12 +243,12 @@ class Predictions:
                     n = 3 * (PART_SLICES[p].stop - PART_SLICES[p].start)
                     values += _checked(rec[fld], n, src, name, fld)
                 flat[i] = values
-            scores[i] = _number(rec["score"], src, name, "score")
+            scores[i] = checked_number(rec["score"], src, name, "score")
             for p, fld in SCORE_FIELDS.items():
                 if fld in rec:
-                    part_scores[p][i] = _number(rec[fld], src, name, fld)
+                    part_scores[p][i] = checked_number(rec[fld], src, name, fld)
             if "bbox" in rec:
-                boxes[i] = _numbers(rec["bbox"], 4, src, name, "bbox")
+                boxes[i] = checked_numbers(rec["bbox"], 4, src, name, "bbox")
                 if boxes[i, 2] < 0 or boxes[i, 3] < 0:
                     raise AnnotationError(src, name, "bbox", "negative width or height")
                 has_box[i] = True
@@ -262,7 +262,7 @@ class Predictions:
             rec = data[i]
             for fld in ("keypoints", *_SPLIT_FIELDS):
                 if fld in rec:
-                    _numbers(rec[fld], len(rec[fld]), src, f"result #{i}", fld)
+                    checked_numbers(rec[fld], len(rec[fld]), src, f"result #{i}", fld)
         return cls(
             image_ids=image_ids,
             keypoints=kpts if m else np.zeros((0, NUM_KEYPOINTS, 3)),
@@ -292,16 +292,16 @@ class Predictions:
         for i in range(len(self)):
             rec: dict[str, Any] = {"image_id": int(self.image_ids[i]), "category_id": 1}
             if layout == "flat":
-                rec["keypoints"] = [_py(v) for v in self.keypoints[i].ravel()]
+                rec["keypoints"] = [json_number(v) for v in self.keypoints[i].ravel()]
             else:
                 for p, fld in PART_FIELDS.items():
-                    rec[fld] = [_py(v) for v in self.keypoints[i, PART_SLICES[p]].ravel()]
-            rec["score"] = _py(self.scores[i])
+                    rec[fld] = [json_number(v) for v in self.keypoints[i, PART_SLICES[p]].ravel()]
+            rec["score"] = json_number(self.scores[i])
             for p, v in self.part_scores.items():
                 if not np.isnan(v[i]):
-                    rec[SCORE_FIELDS[p]] = _py(v[i])
+                    rec[SCORE_FIELDS[p]] = json_number(v[i])
             if self.bboxes is not None:
-                rec["bbox"] = [_py(v) for v in self.bboxes[i]]
+                rec["bbox"] = [json_number(v) for v in self.bboxes[i]]
             out.append(rec)
         return out
 
