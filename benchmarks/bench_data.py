@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ from fullbody.data.dataset import (
 from fullbody.data.jitter import LearnedJitter
 from fullbody.data.transforms import box_to_center_scale, half_body_box, truncated_normal
 from fullbody.keypoints import FLIP_INDEX
+from fullbody.utils.machine import machine_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLE = Path(
@@ -156,16 +156,6 @@ def timed(fn, orders, batch_size) -> float:
     return n / (time.process_time() - t0)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def loader_throughput(ds, codec, device, batch_size, order, workers) -> float:
     """Wall-clock samples/s through a DataLoader with ``workers`` processes (pinned memory and
     the encode on ``device``) over the training order ``order``: what the loader can feed a
@@ -264,7 +254,7 @@ def main(argv=None) -> int:
         "batch_size": args.batch_size,
         "people": len(ds),
         "photometric": photometric is not None,
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores"
+        "machine": machine_name()
         + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
     }
     if args.workers:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,16 +33,7 @@ from fullbody.annotations import WholeBodySet, write_json_atomic  # noqa: E402
 from fullbody.evaluation.results import Predictions  # noqa: E402
 from fullbody.evaluation.simulate import synthetic_case  # noqa: E402
 from fullbody.evaluation.wholebody import evaluate  # noqa: E402
-
-
-def _machine() -> str:
-    """CPU model and core count (the figures depend on both, and on the load)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"{model}, {os.cpu_count()} cores"
+from fullbody.utils.machine import machine_name  # noqa: E402
 
 
 def main() -> None:
@@ -55,7 +45,7 @@ def main() -> None:
     gt, preds = synthetic_case(**{**SYNTHETIC, "num_images": args.images})
     print(f"{len(gt.images)} images, {len(gt)} people, {len(preds)} predictions", file=sys.stderr)
     line: dict = {"figure": "wholebody_eval_speedup", "images": len(gt.images)}
-    line.update(people=len(gt), predictions=len(preds), machine=_machine())
+    line.update(people=len(gt), predictions=len(preds), machine=machine_name())
 
     def ours() -> tuple[float, float, dict]:
         """Wall and CPU seconds of one evaluation of all six parts, and its numbers."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -40,22 +39,12 @@ from fullbody.inference.predictor import (
     read_image,
 )
 from fullbody.models.network import PoseNet
+from fullbody.utils.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = Path(
     os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
 )
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def rate(fn, items: int, seconds: float, min_runs: int = 3) -> float:

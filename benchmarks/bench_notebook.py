@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fullbody.notebooks import execute_notebook  # noqa: E402
+from fullbody.utils.machine import machine_name  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "hand_error_analysis.ipynb"
 TARGET_S = 180.0
@@ -38,15 +38,6 @@ import matplotlib.pyplot as plt
 from fullbody.analysis import plots
 from fullbody.analysis.report import analyse_part
 from fullbody.evaluation import evaluate"""
-
-
-def _machine() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def _children_cpu() -> float:
@@ -94,7 +85,7 @@ def main() -> None:
         "reference_cpu": round(ref_cpu, 2),
         "target": TARGET_S,
         "within_target": wall < TARGET_S,
-        "machine": _machine(),
+        "machine": machine_name(),
         "load_average": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(line))

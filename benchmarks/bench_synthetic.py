@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
@@ -24,19 +23,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2
 
 from fullbody.data.synthetic import generate, generate_labels
+from fullbody.utils.machine import machine_name
 
 REQUIRED_IMAGES_PER_S = 50.0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -76,7 +65,7 @@ def main() -> None:
         "images": args.images,
         "wall_images_per_s": round(args.images / min(wall), 1),
         "label_images_per_s": round(args.images / label_s, 1),
-        "machine": f"{_cpu_name()}, {os.cpu_count()} cores",
+        "machine": machine_name(),
     }))  # fmt: skip
 
 

@@ -215,7 +215,6 @@ class OnnxDetector:
         providers: Sequence[str] | None = None,
         threads: int = 0,
     ) -> None:
-        import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -230,14 +229,7 @@ class OnnxDetector:
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.max_detections = max_detections
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=list(providers or default_providers())
-            )
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(f"{self.path}: not a loadable ONNX model ({e})") from e
+        self.session = onnx_session(self.path, providers, threads)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:
             raise ValueError(f"{self.path}: input '{inp.name}' has shape {inp.shape}, not NCHW")
@@ -276,6 +268,21 @@ def clip_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x1 = np.clip(boxes[:, 0] + boxes[:, 2], x0, w)
     y1 = np.clip(boxes[:, 1] + boxes[:, 3], y0, h)
     return np.stack([x0, y0, x1 - x0, y1 - y0], 1)
+
+
+def onnx_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0):
+    """An onnxruntime session of ``path`` (``providers`` default: :func:`default_providers`;
+    ``threads`` 0: onnxruntime's choice), or a ``ValueError`` naming the file."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(
+            str(path), opts, providers=list(providers or default_providers())
+        )
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ValueError(f"{path}: not a loadable ONNX model ({e})") from e
 
 
 def default_providers() -> list[str]:

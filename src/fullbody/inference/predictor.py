@@ -30,7 +30,7 @@ from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_hea
 from fullbody.data.dataset import ImageNormalizer
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
-from fullbody.inference.detectors import default_providers
+from fullbody.inference.detectors import onnx_session
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import person_score
 
@@ -104,19 +104,11 @@ class OnnxHeatmapModel:
         providers: Sequence[str] | None = None,
         threads: int = 0,
     ) -> None:
-        import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: pose ONNX file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=list(providers or default_providers())
-            )
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(f"{self.path}: not a loadable ONNX model ({e})") from e
+        self.session = onnx_session(self.path, providers, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
