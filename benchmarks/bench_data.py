@@ -1,20 +1,27 @@
-"""Training data pipeline speed: samples/s per CPU core, ours against a per-sample reference.
+"""Training data pipeline speed: samples/s per CPU core, ours against mmpose-style references.
 
-Both pipelines go from the JPEG files of the shared COCO-WholeBody sample to what the loss
-sees — a batch of normalised 256x192 crops and 133 Gaussian heatmaps of 64x48 per person —
-with the same augmentation (box jitter, half-body, scale, rotation, mirror, photometric),
-on one core (OpenCV and torch limited to one thread), in one process, interleaved repeats.
+Every pipeline goes from JPEG files to what the loss sees — a batch of normalised 256x192
+crops and 133 Gaussian heatmaps of 64x48 per person, **all on the CPU** — with random
+scale/rotation/mirror/half-body augmentation, on one core (OpenCV and torch limited to one
+thread), in random order, timed in CPU seconds of the process (per-core throughput that other
+jobs on the machine do not change much), interleaved repeats. The data set is generated
+(:func:`fullbody.data.synthetic.generate`, 640x480 JPEGs, **one person per image**), so no
+pipeline saves a decode by meeting an image twice in a row; ``--sample`` uses the shared
+COCO-WholeBody sample instead, still in plain random order.
 
-* reference: a straightforward mmpose-style pipeline, per sample: decode the whole image,
-  mirror the whole image when flipping, half-body, random scale/rotation, affine crop,
-  photometric augmentation, 133 heatmaps rendered on the CPU with numpy (a 3-sigma window per
-  keypoint, as mmpose's MSRA heatmaps), collate, then batched normalisation (as mmpose's data
-  preprocessor).
+* ``reference``: a straightforward mmpose-style pipeline in this file, per sample: decode the
+  whole image, mirror the whole image when flipping, half-body, random scale/rotation, affine
+  crop, 133 heatmaps rendered with numpy (a 3-sigma window per keypoint, as mmpose's MSRA
+  heatmaps), collate, batched normalisation (as mmpose's data preprocessor).
+* ``mmpose``: mmpose 1.3.2's own pipeline (``benchmarks/mmpose_reference.py``, run in its venv,
+  see ``benchmarks/reference_venv.py``) on the same files, when that venv is at hand.
 * ours: :class:`fullbody.data.dataset.TopDownDataset` (one affine, reduced JPEG decoding where
-  the crop allows, photometric on the uint8 crop, table-lookup normalisation, keypoints +
-  weights instead of heatmaps), collate, then the batched heatmap encode of
-  :class:`fullbody.codecs.heatmap.HeatmapCodec` on ``--device``.
+  the crop allows, table-lookup normalisation, keypoints + weights), collate, then the batched
+  heatmap encode of :class:`fullbody.codecs.heatmap.HeatmapCodec` on the CPU. The same with the
+  encode on a GPU is a separate figure (``value_gpu_encode``), only on a CUDA machine.
 
+Ours and the in-file reference also apply the box jitter; photometric augmentation is off
+(mmpose's COCO-WholeBody heatmap recipe has none; ``--photometric`` adds it to both of ours).
 Ends by printing one JSON line.
 """
 
@@ -23,9 +30,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +41,10 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import default_collate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_venv import MMPOSE_SCRIPT, mmpose_python
 
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec
@@ -44,13 +56,19 @@ from fullbody.data.dataset import (
     default_photometric,
 )
 from fullbody.data.jitter import LearnedJitter
-from fullbody.data.transforms import box_to_center_scale, half_body_box, truncated_normal
+from fullbody.data.synthetic import SceneConfig, generate
+from fullbody.data.transforms import (
+    box_to_center_scale,
+    half_body_box,
+    truncated_normal,
+)
 from fullbody.keypoints import FLIP_INDEX
 from fullbody.utils.machine import machine_name
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SAMPLE = Path(
-    os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
+from fullbody.utils.sample import (
+    SAMPLE_ANNOTATIONS,
+    missing_sample_reason,
+    sample_available,
+    sample_dir,
 )
 
 
@@ -63,8 +81,8 @@ class ReferencePipeline:
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
 
-    def sample(self, i: int) -> dict:
-        ds, rng = self.ds, self.rng
+    def sample(self, key: tuple[int, int]) -> dict:
+        ds, rng, i = self.ds, self.rng, key[0]
         image = cv2.imread(str(ds.image_path(ds.image_ids[i])), cv2.IMREAD_COLOR)  # BGR
         kpts = ds.keypoints[i].astype(np.float64)
         weight = ds.weights[i].copy()
@@ -135,8 +153,9 @@ class ReferencePipeline:
         return batch
 
 
-def ours_batch(ds: TopDownDataset, codec: HeatmapCodec, indices, device) -> dict:
-    batch = default_collate([ds[i] for i in indices])
+def ours_batch(ds: TopDownDataset, codec: HeatmapCodec, keys, device: torch.device) -> dict:
+    """One training batch as the DataModule and the training step make it."""
+    batch = default_collate([ds[k] for k in keys])
     xy = batch["target_xy"].to(device, non_blocking=True)
     weight = batch["target_weight"].to(device, non_blocking=True)
     batch["heatmaps"], batch["target_weight"] = codec.encode(xy, weight)
@@ -145,124 +164,123 @@ def ours_batch(ds: TopDownDataset, codec: HeatmapCodec, indices, device) -> dict
     return batch
 
 
-def timed(fn, orders, batch_size) -> float:
+def timed(fn, order: list, batch_size: int) -> float:
     """Samples per second of this process's CPU time (user + system, one thread): per-core
-    throughput, unaffected by other processes competing for the cores."""
+    throughput, little affected by other processes competing for the cores."""
     n, t0 = 0, time.process_time()
-    for order in orders:
-        for s in range(0, len(order) - batch_size + 1, batch_size):
-            fn(order[s : s + batch_size])
-            n += batch_size
+    for s in range(0, len(order) - batch_size + 1, batch_size):
+        fn(order[s : s + batch_size])
+        n += batch_size
     return n / (time.process_time() - t0)
 
 
-def loader_throughput(ds, codec, device, batch_size, order, workers) -> float:
-    """Wall-clock samples/s through a DataLoader with ``workers`` processes (pinned memory and
-    the encode on ``device``) over the training order ``order``: what the loader can feed a
-    training step."""
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(ds, order), batch_size=batch_size, num_workers=workers,
-        drop_last=True, pin_memory=device.type == "cuda", prefetch_factor=4,
-    )  # fmt: skip
-    n, t0 = 0, None
-    for batch in loader:
-        xy = batch["target_xy"].to(device, non_blocking=True)
-        weight = batch["target_weight"].to(device, non_blocking=True)
-        batch["image"].to(device, non_blocking=True)
-        codec.encode(xy, weight)
-        if t0 is None:  # start the clock once the workers are up
-            t0 = time.perf_counter()
-            continue
-        n += len(xy)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return n / (time.perf_counter() - t0)
+def run_mmpose(python: Path, ann_file: Path, images: Path, args) -> list[float]:
+    """mmpose's pipeline in its venv: samples per CPU second, one per repeat."""
+    cmd = [str(python), str(MMPOSE_SCRIPT), str(ann_file), str(images),
+           "--samples", str(args.samples), "--repeats", "1", "--batch-size", str(args.batch_size)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"mmpose reference failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sample-dir", type=Path, default=DEFAULT_SAMPLE)
+    p.add_argument("--images", type=int, default=300, help="generated images (one person each)")
+    p.add_argument("--sample", action="store_true",
+                   help="use the shared COCO-WholeBody sample instead of a generated set")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--samples", type=int, default=384, help="samples per timed repeat")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--group-size", type=int, default=4, help="people of one image in a row")
-    p.add_argument(
-        "--device", default="auto", help="where the batched encode runs: auto, cpu, cuda"
-    )
-    p.add_argument("--workers", type=int, default=0,
-                   help="also measure a DataLoader with this many workers (wall clock)")  # fmt: skip
-    p.add_argument("--no-photometric", action="store_true")
+    p.add_argument("--photometric", action="store_true", help="photometric augmentation (ours)")
+    p.add_argument("--no-mmpose", action="store_true", help="skip mmpose's own pipeline")
+    p.add_argument("--smoke", action="store_true",
+                   help="seconds: 24 images, 16 samples a repeat, batch 8, one repeat; the mmpose "
+                        "venv only if already built")  # fmt: skip
     args = p.parse_args(argv)
+    if args.smoke:
+        args.images, args.samples, args.batch_size, args.repeats = 24, 16, 8, 1
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    ann_file = args.sample_dir / "annotations" / "coco_wholebody_sample.json"
-    if not ann_file.is_file():
-        print(f"error: {ann_file} not found (set --sample-dir)", file=sys.stderr)
-        return 2
-    ann = WholeBodySet.load(ann_file)
-    photometric = None if args.no_photometric else default_photometric()
-    ds = TopDownDataset(
-        ann, args.sample_dir / "images", train=True, jitter=LearnedJitter(), photometric=photometric
-    )
-    ref = ReferencePipeline(ds, photometric)
-    codec = HeatmapCodec(ds.input_size, ds.heatmap_size)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    epochs = max(1, args.samples // len(ds))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.sample:
+            if not sample_available():
+                print(f"error: {missing_sample_reason()}", file=sys.stderr)
+                return 2
+            ann_file, images = sample_dir() / SAMPLE_ANNOTATIONS, sample_dir() / "images"
+        else:
+            cfg = SceneConfig(people=(1, 1))
+            out = generate(Path(tmp) / "set", args.images, seed=0, config=cfg, progress=False)
+            ann_file, images = out / "annotations.json", out / "images"
+        photometric = default_photometric() if args.photometric else None
+        ds = TopDownDataset(
+            WholeBodySet.load(ann_file), images, train=True, jitter=LearnedJitter(),
+            photometric=photometric,
+        )  # fmt: skip
+        ref = ReferencePipeline(ds, photometric)
+        codec = HeatmapCodec(ds.input_size, ds.heatmap_size)
+        cpu = torch.device("cpu")
+        gpu = torch.device("cuda") if torch.cuda.is_available() else None
+        mmpose = None if args.no_mmpose else mmpose_python(create=not args.smoke)
 
-    def orders(group_size: int, n_epochs: int = epochs) -> list[list[int]]:
-        """An epoch-after-epoch training order from the sampler the DataModule uses."""
-        sampler = ImageGroupedSampler(ds.image_ids, group_size, seed=0)
-        out = []
-        for e in range(n_epochs):
-            sampler.set_epoch(e)
-            out += list(sampler)
-        return [out]
+        sampler = ImageGroupedSampler(ds.image_ids, 1, seed=0)  # plain shuffling
+        epochs = iter(range(10**6))
 
-    grouped, single = orders(args.group_size), orders(1)
-    runs = {
-        "reference": lambda: timed(ref.batch, single, args.batch_size),
-        "ours": lambda: timed(lambda i: ours_batch(ds, codec, i, device), grouped, args.batch_size),
-        "ours_ungrouped": lambda: timed(
-            lambda i: ours_batch(ds, codec, i, device), single, args.batch_size
-        ),
-        "ours_no_encode": lambda: timed(
-            lambda i: default_collate([ds[j] for j in i]), grouped, args.batch_size
-        ),
-    }
-    for run in runs.values():  # warm-up: file cache, lazy imports, allocator, CUDA context
-        run()
-    results: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
-        for k, run in runs.items():
-            results[k].append(run())
+        def order() -> list[tuple[int, int]]:
+            """The next ``--samples`` keys of the training order, epoch after epoch."""
+            keys: list[tuple[int, int]] = []
+            while len(keys) < args.samples:
+                sampler.set_epoch(next(epochs))
+                keys += list(sampler)
+            return keys[: args.samples]
+
+        runs = {
+            "ours": lambda: timed(
+                lambda k: ours_batch(ds, codec, k, cpu), order(), args.batch_size
+            ),
+            "reference": lambda: timed(ref.batch, order(), args.batch_size),
+            "ours_no_encode": lambda: timed(
+                lambda k: default_collate([ds[j] for j in k]), order(), args.batch_size
+            ),
+        }
+        if gpu is not None:
+            runs["ours_gpu_encode"] = lambda: timed(
+                lambda k: ours_batch(ds, codec, k, gpu), order(), args.batch_size
+            )
+        if mmpose is not None:
+            runs["mmpose"] = lambda: run_mmpose(mmpose, ann_file, images, args)[0]
+        for name, run in runs.items():  # warm-up: file cache, lazy imports, allocator, CUDA
+            if name != "mmpose":  # (it warms up in its own process)
+                run()
+        results: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
+            for k, run in runs.items():
+                results[k].append(run())
     for k, v in results.items():
         print(f"{k:>15}: " + " ".join(f"{x:7.1f}" for x in v) + " samples/s per core")
     med = {k: statistics.median(v) for k, v in results.items()}
     out = {
-        "figure": "train samples/s per CPU core, JPEG -> normalised 256x192 crops + 133 heatmaps 64x48",
+        "figure": "train samples/s per CPU core, JPEG -> normalised 256x192 crops + 133 "
+        "heatmaps 64x48 rendered on the CPU, plain random order",
         "value": round(med["ours"], 1),
         "reference": round(med["reference"], 1),
         "ratio": round(med["ours"] / med["reference"], 2),
-        "group_size": args.group_size,
-        "value_ungrouped": round(med["ours_ungrouped"], 1),
-        "ratio_ungrouped": round(med["ours_ungrouped"] / med["reference"], 2),
+        "mmpose": round(med["mmpose"], 1) if "mmpose" in med else None,
+        "ratio_mmpose": round(med["ours"] / med["mmpose"], 2) if "mmpose" in med else None,
         "loader_only": round(med["ours_no_encode"], 1),
-        "encode_device": str(device),
-        "batch_size": args.batch_size,
+        "data": "shared sample" if args.sample else f"generated, {args.images} images",
         "people": len(ds),
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
         "photometric": photometric is not None,
-        "machine": machine_name()
-        + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
+        "machine": machine_name(),
     }
-    if args.workers:
-        long = orders(args.group_size, 8 * epochs * args.workers)[0]
-        sps = loader_throughput(ds, codec, device, args.batch_size, long, args.workers)
-        print(f"DataLoader, {args.workers} workers: {sps:.1f} samples/s (wall clock)")
-        out["loader_workers"] = args.workers
-        out["loader_samples_per_s"] = round(sps, 1)
+    if "ours_gpu_encode" in med:  # a separate figure: the heatmaps rendered on the GPU
+        out["value_gpu_encode"] = round(med["ours_gpu_encode"], 1)
+        out["gpu"] = torch.cuda.get_device_name()
+    if mmpose is None and not args.no_mmpose:
+        out["mmpose_skipped"] = "no mmpose venv (benchmarks/reference_venv.py)"
     print(json.dumps(out))
     return 0
 

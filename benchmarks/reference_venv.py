@@ -1,13 +1,20 @@
-"""A throw-away virtualenv holding the reference implementation (xtcocotools, numpy<2).
+"""Throw-away virtualenvs holding the reference implementations (numpy<2 in both).
 
-xtcocotools' wheels are built against numpy 1.x, so the reference cannot live in the project's
-environment (numpy 2). :func:`reference_python` returns the python of a separate venv
-(``$XTCOCOTOOLS_VENV``, default ``/tmp/xtvenv``), creating it with ``pip install "numpy<2"
-xtcocotools`` when needed, or ``None`` with the reason printed when that is impossible.
+* xtcocotools (the official COCO-WholeBody metric): its wheels are built against numpy 1.x, so
+  it cannot live in the project's environment (numpy 2). :func:`reference_python` returns the
+  python of ``$XTCOCOTOOLS_VENV`` (default ``/tmp/xtvenv``), creating it with ``pip install
+  "numpy<2" xtcocotools`` when needed, or ``None`` with the reason printed.
+* mmpose 1.3.2 (its top-down training pipeline, for ``bench_data.py``): :func:`mmpose_python`
+  returns the python of ``$MMPOSE_VENV`` (default ``/tmp/mmposevenv``). Everything comes from
+  wheels or pure-Python sources (``mmcv-lite``, no compiled mmcv ops; ``mmpose`` without its
+  dependency list, which names ``chumpy``, a broken source package the data pipeline does not
+  use); torch, too large to install twice, is taken from the project's environment through a
+  ``.pth`` file placed after the venv's own packages, so numpy<2 wins.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,32 +24,24 @@ VENV = Path(os.environ.get("XTCOCOTOOLS_VENV", "/tmp/xtvenv"))
 REFERENCE_SCRIPT = Path(__file__).resolve().with_name("xtcocotools_reference.py")
 PACKAGES = ("numpy<2", "xtcocotools")
 
+MMPOSE_VENV = Path(os.environ.get("MMPOSE_VENV", "/tmp/mmposevenv"))
+MMPOSE_SCRIPT = Path(__file__).resolve().with_name("mmpose_reference.py")
+MMPOSE_PACKAGES = (
+    "numpy<2", "mmcv-lite==2.1.0", "mmengine", "opencv-python-headless", "scipy",
+    "json_tricks", "munkres", "pillow", "matplotlib", "xtcocotools",
+)  # fmt: skip
 
-def _works(python: Path) -> bool:
-    probe = "import numpy, xtcocotools.cocoeval; assert numpy.__version__ < '2'"
+
+def _works(python: Path, probe: str) -> bool:
     return (
         python.exists()
         and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
     )
 
 
-def reference_python(create: bool = True) -> Path | None:
-    """The venv's python if xtcocotools imports there (built on demand), else ``None``."""
-    python = VENV / "bin" / "python"
-    if _works(python):
-        return python
-    if not create:
-        print(
-            f"reference venv {VENV} not usable (create it with {' '.join(PACKAGES)})",
-            file=sys.stderr,
-        )
-        return None
-    print(f"building the reference venv {VENV} ({', '.join(PACKAGES)}) ...", file=sys.stderr)
-    steps = [
-        [sys.executable, "-m", "venv", str(VENV)],
-        [str(python), "-m", "pip", "install", "--quiet", *PACKAGES],
-    ]
-    for cmd in steps:
+def _build(venv: Path, steps: list[list[str]], python: Path, probe: str) -> Path | None:
+    print(f"building the reference venv {venv} ...", file=sys.stderr)
+    for cmd in [[sys.executable, "-m", "venv", str(venv)], *steps]:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             print(
@@ -50,13 +49,56 @@ def reference_python(create: bool = True) -> Path | None:
                 file=sys.stderr,
             )
             return None
-    return python if _works(python) else None
+    return python if _works(python, probe) else None
+
+
+_XT_PROBE = "import numpy, xtcocotools.cocoeval; assert numpy.__version__ < '2'"
+
+
+def reference_python(create: bool = True) -> Path | None:
+    """The xtcocotools venv's python if it works (built on demand), else ``None``."""
+    python = VENV / "bin" / "python"
+    if _works(python, _XT_PROBE):
+        return python
+    if not create:
+        print(f"reference venv {VENV} not usable (create it with {' '.join(PACKAGES)})",
+              file=sys.stderr)  # fmt: skip
+        return None
+    pip = [str(python), "-m", "pip", "install", "--quiet"]
+    return _build(VENV, [[*pip, *PACKAGES]], python, _XT_PROBE)
+
+
+_MMPOSE_PROBE = (
+    "import numpy, mmpose, mmpose.datasets.transforms; "
+    "assert numpy.__version__ < '2' and mmpose.__version__ == '1.3.2'"
+)
+
+
+def mmpose_python(create: bool = True) -> Path | None:
+    """The mmpose venv's python if mmpose 1.3.2 imports there (built on demand), else ``None``."""
+    python = MMPOSE_VENV / "bin" / "python"
+    if _works(python, _MMPOSE_PROBE):
+        return python
+    if not create:
+        print(f"mmpose venv {MMPOSE_VENV} not usable (see benchmarks/reference_venv.py)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--only-binary", "numpy,scipy"]
+    torch_dir = Path(__import__("torch").__file__).parents[1]  # the project's site-packages
+    link = (
+        f"from pathlib import Path; import site; "
+        f"Path(site.getsitepackages()[0], 'zz_project_torch.pth').write_text({str(torch_dir)!r})"
+    )
+    steps = [
+        [*pip, *MMPOSE_PACKAGES],
+        [*pip, "--no-deps", "mmpose==1.3.2"],
+        [str(python), "-c", link],
+    ]
+    return _build(MMPOSE_VENV, steps, python, _MMPOSE_PROBE)
 
 
 def run_reference(gt_file: Path, results_file: Path, sigmas: str = "official") -> dict:
     """Run ``xtcocotools_reference.py`` in the venv; its JSON (stats, seconds, load_seconds)."""
-    import json
-
     python = reference_python()
     if python is None:
         raise RuntimeError("xtcocotools reference venv unavailable")

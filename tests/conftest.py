@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = Path(
-    os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
+from fullbody.utils.sample import (
+    SAMPLE_ANNOTATIONS,
+    missing_sample_reason,
+    sample_available,
 )
+from fullbody.utils.sample import sample_dir as _sample_dir
 
 
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     """The shared real-data sample folder (images/, annotations/)."""
-    if not (SAMPLE_DIR / "annotations" / "coco_wholebody_sample.json").is_file():
-        pytest.skip(
-            f"COCO-WholeBody sample not found at {SAMPLE_DIR} "
-            "(set FULLBODY_SAMPLE_DIR or check out ../shared beside the repo)"
-        )
-    return SAMPLE_DIR
+    if not sample_available():
+        pytest.skip(missing_sample_reason())
+    return _sample_dir()
 
 
 @pytest.fixture(scope="session")
 def sample_ann_file(sample_dir: Path) -> Path:
     """The sample's human whole-body labels."""
-    return sample_dir / "annotations" / "coco_wholebody_sample.json"
+    return sample_dir / SAMPLE_ANNOTATIONS

@@ -89,3 +89,20 @@ def test_crop_to_image_points():
 def test_bad_blur_kernel():
     with pytest.raises(ValueError, match="odd"):
         HeatmapCodec(blur_kernel=10)
+
+
+def test_encode_writes_no_subnormals_and_drops_only_negligible_tails():
+    """Far Gaussian tails are 0, not subnormal floats (slow CPU arithmetic downstream); what is
+    dropped is below 2**-63 per factor, so the maps match exact Gaussians to ~1e-19."""
+    codec = HeatmapCodec()
+    xy = torch.tensor([[[1.0, 2.0], [40.0, 60.0], [23.5, 31.2]]])
+    heatmaps, _ = codec.encode(xy, torch.ones(1, 3))
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((heatmaps > 0) & (heatmaps < tiny)).any()
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(48.0), indexing="ij")
+    exact = torch.exp(
+        -((xs - xy[0, :, :1, None]) ** 2 + (ys - xy[0, :, 1:, None]) ** 2) / (2 * 2.0**2)
+    )
+    torch.testing.assert_close(heatmaps[0], exact, atol=1e-6, rtol=1e-5)
+    cut = heatmaps[0] == 0
+    assert cut.any() and (exact[cut] < 2.0**-62).all()  # e.g. the first point's far corner

@@ -23,6 +23,10 @@ from torch import Tensor
 from fullbody.keypoints import FLIP_INDEX
 
 ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
+#: Gaussian factors below 2**-63 (exponents beyond this) are set to 0: the product of two
+#: factors at or above it is a normal float32, and producing or multiplying subnormals (the far
+#: tails of exp) is several times slower on CPUs.
+_MAX_EXPONENT = 63 * math.log(2)
 
 
 class HeatmapCodec:
@@ -73,9 +77,9 @@ class HeatmapCodec:
         ys = torch.arange(h, device=xy.device, dtype=torch.float32)
         denom = 2.0 * self.sigma**2
         weight = target_weight.float() * inside.float()
-        gx = torch.exp(-((xs - xy[..., :1]) ** 2) / denom)  # (B,K,w)
+        gx = _gaussian(((xs - xy[..., :1]) ** 2) / denom)  # (B,K,w)
         # the mask goes into the small factor, so the full maps are written only once
-        gy = torch.exp(-((ys - xy[..., 1:]) ** 2) / denom) * (weight > 0).unsqueeze(-1)  # (B,K,h)
+        gy = _gaussian(((ys - xy[..., 1:]) ** 2) / denom) * (weight > 0).unsqueeze(-1)  # (B,K,h)
         return gy.unsqueeze(-1) * gx.unsqueeze(-2), weight
 
     def _inside(self, xy: Tensor) -> Tensor:
@@ -193,6 +197,11 @@ def crop_to_image_points(xy_in: Tensor, crop_to_image: Tensor) -> Tensor:
     a = crop_to_image.to(torch.float64)
     out = torch.einsum("bij,bkj->bki", a[:, :, :2], xy_in.to(torch.float64)) + a[:, None, :, 2]
     return out.to(xy_in.dtype)
+
+
+def _gaussian(exponent: Tensor) -> Tensor:
+    """exp(-exponent), exactly 0 where that would be below 2**-63 (see ``_MAX_EXPONENT``)."""
+    return torch.exp(-exponent.clamp(max=_MAX_EXPONENT)) * (exponent < _MAX_EXPONENT)
 
 
 def _like(values: tuple[float, float], ref: ArrayT) -> ArrayT:
