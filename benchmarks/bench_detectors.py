@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from pathlib import Path
 
 from fullbody.inference.detectors import (
     PACKAGED_SETTINGS,
@@ -23,17 +21,21 @@ from fullbody.inference.detectors import (
     packaged_detector,
     person_box_ap,
 )
+from fullbody.utils.sample import missing_sample_reason, sample_available, sample_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = Path(
-    os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
-)
+SAMPLE = sample_dir()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    ap.add_argument("--smoke", action="store_true", help="seconds: one NMS setting")
     args = ap.parse_args()
+    if not sample_available():
+        reason = missing_sample_reason()
+        print(json.dumps({"figure": "packaged_detector_person_box_AP", "value": None,
+                          "reference": None, "ratio": None, "skipped": reason}))  # fmt: skip
+        return
     ann = SAMPLE / "annotations" / "coco_wholebody_sample.json"
     images = SAMPLE / "images"
     try:
@@ -47,7 +49,7 @@ def main() -> None:
     ref = person_box_ap(DetectionFileDetector(SAMPLE / "annotations" / "person_detections.json"),
                         ann, images)  # fmt: skip
     rows["detection file (reference)"] = ref
-    for iou in (0.5, 0.6, 0.7):
+    for iou in (0.6,) if args.smoke else (0.5, 0.6, 0.7):
         det = packaged_detector(score_threshold=0.01, nms_iou=iou, threads=args.threads)
         start = time.perf_counter()
         stats = person_box_ap(det, ann, images)

@@ -40,11 +40,9 @@ from fullbody.inference.predictor import (
 )
 from fullbody.models.network import PoseNet
 from fullbody.utils.machine import cpu_name
+from fullbody.utils.sample import SAMPLE_ANNOTATIONS, sample_available, sample_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = Path(
-    os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
-)
+SAMPLE = sample_dir()
 
 
 def rate(fn, items: int, seconds: float, min_runs: int = 3) -> float:
@@ -97,7 +95,7 @@ def sample_detector():
         return DetectionFileDetector(dets, score_threshold=0.3), "detection file (score >= 0.3)"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None)
     ap.add_argument("--backbone", default="resnet18")
@@ -105,19 +103,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timing per figure")
     ap.add_argument("--device", default="auto", help="auto | cpu (skip the GPU figures)")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds: 96x72 crops, batches of 1 and 4, one run per figure")  # fmt: skip
+    args = ap.parse_args(argv)
+    big = 4 if args.smoke else 32  # the large batch
+    if args.smoke:
+        args.seconds = 0.0
     if args.threads:
         torch.set_num_threads(args.threads)
     net, input_size, model_name = load_net(args)
+    if args.smoke and not args.ckpt:
+        input_size = (96, 72)
     heatmap_size = (input_size[0] // 4, input_size[1] // 4)
-    crops = random_crops(32, input_size)
+    crops = random_crops(big, input_size)
     figures: dict[str, float] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(net, Path(tmp) / "pose.onnx", input_size)
         torch_cpu = TorchHeatmapModel(net, "cpu")
         ort_cpu = OnnxHeatmapModel(onnx_path, ["CPUExecutionProvider"], threads=args.threads)
-        for b in (1, 32):
+        for b in (1, big):
             figures[f"cpu_torch_crops_per_s_b{b}"] = crops_per_second(
                 torch_cpu, crops, b, args.seconds
             )
@@ -130,12 +135,12 @@ def main() -> None:
 
         detector, detector_name = sample_detector()
         images = []
-        if (SAMPLE / "annotations" / "coco_wholebody_sample.json").is_file():
-            meta = json.loads((SAMPLE / "annotations" / "coco_wholebody_sample.json").read_text())
+        if sample_available():
+            meta = json.loads((SAMPLE / SAMPLE_ANNOTATIONS).read_text())
             images = [(SAMPLE / "images" / r["file_name"], r["id"]) for r in meta["images"]]
             n_boxes = sum(len(detector(read_image(p), i)[0]) for p, i in images)
             for name, model in (("torch", torch_cpu), ("onnx", ort_cpu)):
-                pred = PosePredictor(model, input_size, heatmap_size, batch_size=32)
+                pred = PosePredictor(model, input_size, heatmap_size, batch_size=big)
                 figures[f"cpu_{name}_images_per_s_e2e"] = end_to_end(
                     pred, detector, images, args.seconds
                 )
@@ -152,26 +157,26 @@ def main() -> None:
             for half in (False, True):
                 tag = "fp16" if half else "fp32"
                 model = TorchHeatmapModel(net, "cuda", half=half, channels_last=True)
-                for b in (1, 32):
+                for b in (1, big):
                     key = f"gpu_torch_{tag}_crops_per_s_b{b}"
                     figures[key] = crops_per_second(model, crops, b, args.seconds, sync)
                     print(f"GPU {tag} batch {b:2d}: PyTorch {figures[key]:.1f} crops/s", flush=True)
                 if images:
-                    pred = PosePredictor(model, input_size, heatmap_size, batch_size=32)
+                    pred = PosePredictor(model, input_size, heatmap_size, batch_size=big)
                     key = f"gpu_torch_{tag}_images_per_s_e2e"
                     figures[key] = end_to_end(pred, detector, images, args.seconds)
                     print(f"GPU {tag} end to end: {figures[key]:.2f} images/s", flush=True)
             if "CUDAExecutionProvider" in default_providers():
                 ort_gpu = OnnxHeatmapModel(onnx_path, ["CUDAExecutionProvider"])
-                for b in (1, 32):
+                for b in (1, big):
                     key = f"gpu_onnx_crops_per_s_b{b}"
                     figures[key] = crops_per_second(ort_gpu, crops, b, args.seconds)
                     print(f"GPU batch {b:2d}: onnxruntime {figures[key]:.1f} crops/s", flush=True)
 
-    value = figures["cpu_onnx_crops_per_s_b32"]
-    reference = figures["cpu_torch_crops_per_s_b32"]
+    value = figures[f"cpu_onnx_crops_per_s_b{big}"]
+    reference = figures[f"cpu_torch_crops_per_s_b{big}"]
     result = {
-        "figure": "cpu_onnx_crops_per_s_b32",
+        "figure": f"cpu_onnx_crops_per_s_b{big}",
         "value": round(value, 2),
         "reference": round(reference, 2),
         "ratio": round(value / reference, 3),

@@ -16,6 +16,7 @@ import os
 for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_k] = "1"
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -23,6 +24,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -30,12 +32,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from fullbody.annotations import PARTS, WholeBodySet  # noqa: E402
 from fullbody.pseudo.runner import ImageTask, label_image, read_image  # noqa: E402
 from fullbody.pseudo.teachers.base import TeacherError  # noqa: E402
+from fullbody.utils.sample import SAMPLE_ANNOTATIONS, missing_sample_reason, sample_dir  # noqa: E402
 
 COCO_TRAIN_PEOPLE = 150_000
 REFERENCE = COCO_TRAIN_PEOPLE / 86_400 / 2
-SAMPLE = Path(
-    os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
-)
+SAMPLE = sample_dir()
 
 
 def teachers(face: str) -> dict:
@@ -73,23 +74,30 @@ def measure(ws: WholeBodySet, by_part: dict, repeats: int) -> tuple[float, float
     return people / (time.process_time() - cpu), people / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "5")),
+                    help="passes over the sample (default $BENCH_REPEATS or 5)")  # fmt: skip
+    ap.add_argument("--smoke", action="store_true", help="seconds: one pass, one image")
+    args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    ann = SAMPLE / "annotations" / "coco_wholebody_sample.json"
+    ann = SAMPLE / SAMPLE_ANNOTATIONS
     if not ann.is_file():
         print(
             json.dumps(
                 {
                     "figure": "pseudo_label_persons_per_s_per_core",
-                    "skipped": f"no sample at {SAMPLE}",
+                    "skipped": missing_sample_reason(),
                 }
             )
         )
         return
     ws = WholeBodySet.load(ann)
-    repeats = int(os.environ.get("BENCH_REPEATS", "5"))
+    if args.smoke:
+        args.repeats = 1
+        ws = ws.subset(np.flatnonzero(ws.image_ids == ws.image_ids[0]))
     try:
-        rates = {face: measure(ws, teachers(face), repeats) for face in ("mediapipe", "dlib")}
+        rates = {face: measure(ws, teachers(face), args.repeats) for face in ("mediapipe", "dlib")}
     except (TeacherError, ImportError) as e:
         print(json.dumps({"figure": "pseudo_label_persons_per_s_per_core", "skipped": str(e)}))
         return

@@ -28,11 +28,14 @@ from fullbody.utils.machine import machine_name
 REQUIRED_IMAGES_PER_S = 50.0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3, help="best of this many runs")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="seconds: 8 images, one run")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.images, args.repeats = 8, 1
     cv2.setNumThreads(1)
     try:
         import torch

@@ -167,7 +167,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="alternate the two loops this many times and report medians (CPU figures drift)",
     )  # fmt: skip
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds: resnet18, 64x48, batch 2, 2 + 1 steps, 2 rounds")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.backbone, args.input, args.batch = "resnet18", [64, 48], 2
+        args.steps, args.warmup, args.rounds = 2, 1, 2
     device = torch.device(args.device)
     args.precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
     args.pin = device.type == "cuda"
@@ -179,9 +184,10 @@ def main(argv: list[str] | None = None) -> dict:
         compiled = variant == "compiled"
         try:
             bares, lits = [], []
-            for _ in range(args.rounds):
-                bares.append(bench_bare(args, compiled, device))
-                lits.append(bench_lightning(args, compiled, device))
+            for r in range(args.rounds):  # alternate which loop runs first: no order bias
+                loops = [(bares, bench_bare), (lits, bench_lightning)]
+                for out, bench in loops if r % 2 == 0 else loops[::-1]:
+                    out.append(bench(args, compiled, device))
             bare, lit = statistics.median(bares), statistics.median(lits)
         except Exception as e:  # e.g. no compiler tool chain: report, go on with the others
             print(f"{variant}: failed: {e!r}")

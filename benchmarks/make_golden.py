@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -38,11 +37,10 @@ from fullbody.evaluation.simulate import (  # noqa: E402
     simulate_predictions,
     synthetic_case,
 )
+from fullbody.utils.sample import sample_dir  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "evaluation" / "golden"
-SAMPLE = Path(
-    os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")
-)
+SAMPLE = sample_dir()
 SAMPLE_SEED = 7
 #: The sample is tiny: more duplicates and false positives exercise more rules.
 SAMPLE_CONFIG = SimulationConfig(duplicate_rate=0.4, false_positives=2.0, part_drop=0.15)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from fullbody.keypoints import (
     BODY_NAMES,
@@ -243,11 +244,10 @@ class WholeBodySet:
                 ann.get("area", bboxes[i, 2] * bboxes[i, 3]), src, rec, "area"
             )
             iscrowd[i] = bool(ann.get("iscrowd", 0))
+            kpts[i] = _all_points(ann, src, rec)
             for p, fld in PART_FIELDS.items():
                 sl = PART_SLICES[p]
                 k = sl.stop - sl.start
-                if fld in ann:
-                    kpts[i, sl] = _flat_points(ann[fld], k, src, rec, fld)
                 lab = kpts[i, sl, 2] > 0
                 cfld = CONF_FIELDS[p]
                 if cfld in ann:
@@ -352,9 +352,13 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} not found")
+    data = path.read_bytes()
     try:
-        with path.open() as f:
-            return json.load(f)
+        return orjson.loads(data)  # ~3x faster than json on files of 100 MB
+    except orjson.JSONDecodeError:
+        pass  # let json name the line of the error (orjson also rejects NaN, which json reads)
+    try:
+        return json.loads(data)
     except json.JSONDecodeError as e:
         raise AnnotationError(path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}") from e
 
@@ -392,6 +396,10 @@ def points_box(points: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- field parsing
+#: What JSON numbers parse to (``bool`` is not one, though a subclass of ``int``).
+_NUMBER_TYPES = frozenset((int, float))
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -408,7 +416,7 @@ def checked_numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
     if not isinstance(v, list) or len(v) != n:
         got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
         raise AnnotationError(src, rec, fld, f"expected a list of {n} numbers, got {got}")
-    if not all(_is_number(x) for x in v):
+    if not _NUMBER_TYPES.issuperset(map(type, v)):  # exact types: one C-level pass
         raise AnnotationError(src, rec, fld, "holds a value that is not a number")
     arr = np.asarray(v, dtype=np.float64)
     if not np.isfinite(arr).all():
@@ -423,6 +431,30 @@ def _flat_points(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
     if (pts[:, 2] < 0).any():
         raise AnnotationError(src, rec, fld, "visibility flags must be >= 0")
     return pts
+
+
+def _all_points(ann: Mapping[str, Any], src: str, rec: str) -> np.ndarray:
+    """The (133, 3) points of every part field of one annotation (zeros for absent fields),
+    converted and checked in one go; a bad field is then named by :func:`_flat_points`."""
+    flat: list = []
+    for p, fld in PART_FIELDS.items():
+        n = 3 * (PART_SLICES[p].stop - PART_SLICES[p].start)
+        v = ann.get(fld, _ABSENT)
+        if v is _ABSENT:
+            flat += [0.0] * n
+        elif isinstance(v, list) and len(v) == n and _NUMBER_TYPES.issuperset(map(type, v)):
+            flat += v
+        else:
+            _flat_points(v, n // 3, src, rec, fld)  # raises the precise error
+    pts = np.array(flat, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+    if not np.isfinite(pts).all() or (pts[:, 2] < 0).any():
+        for p, fld in PART_FIELDS.items():  # name the field
+            if fld in ann:
+                _flat_points(ann[fld], PART_SLICES[p].stop - PART_SLICES[p].start, src, rec, fld)
+    return pts
+
+
+_ABSENT = object()
 
 
 def _confidences(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
