@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     ap.add_argument("--smoke", action="store_true",
-                    help="seconds: resnet18, 64x48, batch 2, 2 + 1 steps, 2 rounds")  # fmt: skip
+                    help="seconds: resnet18, 64x64, batch 2, 2 + 1 steps, 2 rounds")  # fmt: skip
     args = ap.parse_args(argv)
     if args.smoke:
-        args.backbone, args.input, args.batch = "resnet18", [64, 48], 2
+        args.backbone, args.input, args.batch = "resnet18", [64, 64], 2
         args.steps, args.warmup, args.rounds = 2, 1, 2
     device = torch.device(args.device)
     args.precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")

@@ -245,7 +245,7 @@ class WholeBodySet:
             )
             iscrowd[i] = bool(ann.get("iscrowd", 0))
             kpts[i] = _all_points(ann, src, rec)
-            for p, fld in PART_FIELDS.items():
+            for p in PART_FIELDS:
                 sl = PART_SLICES[p]
                 k = sl.stop - sl.start
                 lab = kpts[i, sl, 2] > 0
