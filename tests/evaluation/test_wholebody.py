@@ -198,6 +198,35 @@ def test_crowd_and_unlabelled_ground_truths_are_ignored_not_missed():
     assert m["lefthand/AP"] < 0.9 and m["body/AP"] == pytest.approx(1.0)
 
 
+def test_a_crowd_region_absorbs_any_number_of_detections():
+    """A crowd ground truth stays matchable after a match (pycocotools): every detection on it
+    is ignored, none becomes a false positive."""
+    a, crowd = pose(100, 100, 150), pose(900, 100, 150)
+    gt = gt_set([(1, a), (1, crowd)], iscrowd=[False, True])
+    on_crowd = [(1, as_prediction(crowd), score) for score in (0.97, 0.96, 0.95)]
+    preds = predictions([*on_crowd, (1, as_prediction(a), 0.5)])
+    m = evaluate(gt, preds)
+    for part in EVAL_PARTS:
+        assert m[f"{part}/AP"] == pytest.approx(1.0), part
+        ref = _pycocotools_part(gt, preds, part)
+        assert [m[f"{part}/{s}"] for s in STATS] == pytest.approx(ref, abs=TOL), part
+
+
+def test_equal_oks_goes_to_the_later_ground_truth():
+    """A detection at equal OKS to two ground truths takes the later one (pycocotools' loop
+    keeps the last best), which decides what the next detection can still match: here the
+    second detection, 1 px off, only reaches OKS >= 0.5 against the first ground truth (whose
+    area is large), so AP is 1 with the later-wins rule and lower with earlier-wins."""
+    p = pose(100, 100, 150)
+    gt = gt_set([(1, p), (1, p.copy())], areas=[1e6, 10.0])
+    preds = predictions([(1, as_prediction(p), 0.9), (1, as_prediction(p, shift=1.0), 0.8)])
+    m = evaluate(gt, preds)
+    for part in EVAL_PARTS:
+        assert m[f"{part}/AP"] == pytest.approx(1.0), part
+        ref = _pycocotools_part(gt, preds, part)
+        assert [m[f"{part}/{s}"] for s in STATS] == pytest.approx(ref, abs=TOL), part
+
+
 def test_at_most_20_detections_per_image():
     a = pose(100, 100, 150)
     gt = gt_set([(1, a)])
