@@ -17,16 +17,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomic
-from fullbody.evaluation.breakdown import (
-    OCCLUSION_PARTS,
-    format_breakdown,
-    occlusion_breakdown,
-    size_breakdown,
-)
-from fullbody.evaluation.nms import nms_per_image
+from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.evaluation.breakdown import format_breakdown
 from fullbody.evaluation.results import Predictions
-from fullbody.evaluation.wholebody import evaluate, format_table
+from fullbody.evaluation.run import run_evaluation
+from fullbody.evaluation.wholebody import format_table
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -51,26 +46,20 @@ def main(cfg: DictConfig) -> None:
     except (AnnotationError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    preds = nms_per_image(preds, cfg.nms, oks_threshold=cfg.oks_threshold)
-    metrics = evaluate(gt, preds, parts, cfg.sigmas)
-    print(f"{source}: {len(preds)} predictions on {len(gt.images)} images ({cfg.sigmas} sigmas)")
-    print(format_table(metrics, parts))
     out = Path(cfg.metrics_file)
     replaced = out.exists()
-    write_json_atomic(metrics, out)
+    run = run_evaluation(
+        gt, preds, parts=parts, sigmas=cfg.sigmas, nms=cfg.nms,
+        oks_threshold=cfg.oks_threshold, breakdowns=cfg.breakdown, metrics_file=out,
+    )  # fmt: skip
+    print(f"{source}: {len(run.predictions)} predictions on {len(gt.images)} images "
+          f"({cfg.sigmas} sigmas)")  # fmt: skip
+    print(format_table(run.metrics, parts))
     print(f"metrics {'replaced in' if replaced else 'written to'} {out}")
-    if cfg.breakdown:
-        breakdown = {
-            "size": size_breakdown(gt, preds, parts, sigmas=cfg.sigmas),
-            "occlusion": occlusion_breakdown(
-                gt, preds, [p for p in OCCLUSION_PARTS if p in parts], sigmas=cfg.sigmas
-            ),
-        }
-        print(format_breakdown(breakdown["size"], "person size"))
-        print(format_breakdown(breakdown["occlusion"], "occluded fraction"))
-        bd = out.with_name("breakdown.json")
-        write_json_atomic(breakdown, bd)
-        print(f"breakdown written to {bd}")
+    if run.breakdowns:
+        print(format_breakdown(run.breakdowns["size"], "person size"))
+        print(format_breakdown(run.breakdowns["occlusion"], "occluded fraction"))
+        print(f"breakdown written to {run.written[-1]}")
 
 
 if __name__ == "__main__":

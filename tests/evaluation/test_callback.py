@@ -146,9 +146,14 @@ def test_callback_config_instantiates(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    overrides = ["+callbacks=wholebody_eval", "ann_file=a", "results_file=b"]
+    overrides = [
+        "+callbacks=evaluation",
+        "+callbacks.evaluation.metrics_dir=${paths.output_dir}",
+        "ann_file=a",
+        "results_file=b",
+    ]
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose("eval", overrides=[*overrides, f"paths.output_dir={tmp_path}"])
-    callback = instantiate(cfg.callbacks.wholebody_eval)
+    callback = instantiate(cfg.callbacks.evaluation)
     assert isinstance(callback, WholeBodyEvaluator)
     assert callback.metrics_dir == tmp_path and callback.parts == EVAL_PARTS

@@ -25,11 +25,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fullbody.annotations import WholeBodySet, write_json_atomic
-from fullbody.evaluation.breakdown import OCCLUSION_PARTS, occlusion_breakdown, size_breakdown
-from fullbody.evaluation.nms import nms_per_image
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
-from fullbody.evaluation.wholebody import evaluate, format_table
+from fullbody.evaluation.run import run_evaluation
+from fullbody.evaluation.wholebody import format_table
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
 
 _FIELDS = ("image_id", "person_id", "keypoints", "score", "bbox")
@@ -190,23 +189,17 @@ class WholeBodyEvaluator(pl.Callback):
             scores=arrays["score"],
             bboxes=arrays["bbox"],
         )
-        preds = nms_per_image(preds, self.nms, oks_threshold=self.oks_threshold)  # type: ignore[arg-type]
-        metrics = evaluate(gt, preds, self.parts, self.sigmas)
-        breakdowns: dict[str, Any] = {}
-        if self.want_breakdowns:
-            breakdowns = {
-                "size": size_breakdown(gt, preds, self.parts, sigmas=self.sigmas),
-                "occlusion": occlusion_breakdown(
-                    gt, preds, [p for p in OCCLUSION_PARTS if p in self.parts], sigmas=self.sigmas
-                ),
-            }
-        if self.metrics_dir is not None:
-            write_json_atomic(metrics, self.metrics_dir / _FILES[stage])
-            if breakdowns:
-                prefix = "" if stage == "val" else "test_"
-                write_json_atomic(breakdowns, self.metrics_dir / f"{prefix}breakdown.json")
+        prefix = "" if stage == "val" else "test_"
+        run = run_evaluation(
+            gt, preds, parts=self.parts, sigmas=self.sigmas, nms=self.nms,
+            oks_threshold=self.oks_threshold, breakdowns=self.want_breakdowns,
+            metrics_file=None if self.metrics_dir is None else self.metrics_dir / _FILES[stage],
+            breakdown_file=None if self.metrics_dir is None
+            else self.metrics_dir / f"{prefix}breakdown.json",
+        )  # fmt: skip
+        metrics, breakdowns = run.metrics, run.breakdowns
         if self.print_table:
-            print(f"\n{stage} (epoch {trainer.current_epoch}, {len(preds)} predictions)")
+            print(f"\n{stage} (epoch {trainer.current_epoch}, {len(run.predictions)} predictions)")
             print(format_table(metrics, self.parts))
         return {"metrics": metrics, "breakdowns": breakdowns, "num_evaluated": num}
 
