@@ -12,7 +12,7 @@ import torch
 from tinydata import dot_colour, person, write_set
 from torch.utils.data import DataLoader, default_collate
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec, encode_reference
 from fullbody.data.batch import Batch
 from fullbody.data.dataset import (
@@ -25,6 +25,7 @@ from fullbody.data.dataset import (
     keypoint_weights,
 )
 from fullbody.data.detections import PersonDetections
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS, PART_SLICES
 
 NO_AUG = dict(

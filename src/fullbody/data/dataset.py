@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import (
@@ -41,6 +41,7 @@ from fullbody.data.transforms import (
     truncated_normal,
     warp,
 )
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
 # albumentations checks PyPI for a newer version when imported; a training run makes no such

@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from fullbody.annotations import WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.data.detections import PersonDetections, box_iou
+from fullbody.jsonio import write_json_atomic
 
 FORMAT = "fullbody-pgpg-jitter"
 VERSION = 1

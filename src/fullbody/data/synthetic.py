@@ -47,7 +47,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet, points_box, write_json_atomic
+from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet, points_box
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import NAME_TO_INDEX, NUM_KEYPOINTS, PART_SLICES
 
 __all__ = [
