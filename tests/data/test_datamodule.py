@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from fullbody.annotations import WholeBodySet
 from fullbody.data.batch import Batch
 from fullbody.data.datamodule import DataConfigError, SyntheticDataModule, WholeBodyDataModule
-from fullbody.data.dataset import ImageGroupedSampler
+from fullbody.data.sampler import ImageGroupedSampler
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

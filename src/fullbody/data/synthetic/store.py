@@ -248,4 +248,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = json.loads((out / MANIFEST).read_text())["counts"]
     print(f"{out}: {counts['images']} images, {counts['people']} people")
     return 0
-
