@@ -17,11 +17,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import format_breakdown
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.run import run_evaluation
 from fullbody.evaluation.wholebody import format_table
+from fullbody.jsonio import AnnotationError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from make_golden import SYNTHETIC  # noqa: E402
 from reference_venv import REFERENCE_SCRIPT, reference_python  # noqa: E402
 
-from fullbody.annotations import write_json_atomic  # noqa: E402
 from fullbody.evaluation.simulate import synthetic_case  # noqa: E402
+from fullbody.jsonio import write_json_atomic  # noqa: E402
 from fullbody.utils.machine import machine_name  # noqa: E402
 
 TOLERANCE = 1e-9

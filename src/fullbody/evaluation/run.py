@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fullbody.annotations import WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import OCCLUSION_PARTS, occlusion_breakdown, size_breakdown
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 
 
