@@ -6,10 +6,11 @@ Both loops run in this process on the same device, the same pre-made batches (on
 precision / memory-format / compile settings; only the loop differs. Throughput counts
 images per second over the timed steps (after warm-up, synchronised with the device).
 
-    python benchmarks/bench_train.py                       # GPU: resnet50 256x192 batch 64
+    python benchmarks/bench_train.py                 # GPU: resnet50 256x192 batch 64, 1 round
     python benchmarks/bench_train.py --variants eager,compiled
-    python benchmarks/bench_train.py --device cpu --backbone resnet18 --input 128 96 --batch 8
-    python benchmarks/bench_train.py --device cpu --backbone resnet18 --input 128 96 --rounds 3
+    python benchmarks/bench_train.py --device cpu    # CPU recipe: resnet18 128x96 batch 8, 3 rounds
+
+Rounds alternate which loop runs first (bare, Lightning; then Lightning, bare; ...).
 
 Prints one line per variant, then one JSON line: the first variant's figures plus all variants.
 """
@@ -154,17 +155,19 @@ def bench_bare(args: argparse.Namespace, compiled: bool, device: torch.device) -
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--backbone", default="resnet50")
+    ap.add_argument("--backbone", default=None, help="default resnet50 on GPU, resnet18 on CPU")
     ap.add_argument("--head", default="duc")
-    ap.add_argument("--input", type=int, nargs=2, default=[256, 192], metavar=("H", "W"))
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--input", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="default 256 192 on GPU, 128 96 on CPU")  # fmt: skip
+    ap.add_argument("--batch", type=int, default=None, help="default 64 on GPU, 8 on CPU")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")
     ap.add_argument("--precision", default=None, help="default bf16-mixed on GPU, 32-true on CPU")
     ap.add_argument("--variants", default="eager", help="comma list of eager, compiled")
     ap.add_argument(
-        "--rounds", type=int, default=1,
-        help="alternate the two loops this many times and report medians (CPU figures drift)",
+        "--rounds", type=int, default=None,
+        help="alternate the two loops this many times and report medians (CPU figures drift; "
+        "default 1 on GPU, 3 on CPU)",
     )  # fmt: skip
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     ap.add_argument("--smoke", action="store_true",
@@ -174,6 +177,11 @@ def main(argv: list[str] | None = None) -> dict:
         args.backbone, args.input, args.batch = "resnet18", [64, 64], 2
         args.steps, args.warmup, args.rounds = 2, 1, 2
     device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    args.backbone = args.backbone or ("resnet50" if gpu else "resnet18")
+    args.input = args.input or ([256, 192] if gpu else [128, 96])
+    args.batch = args.batch or (64 if gpu else 8)
+    args.rounds = args.rounds or (1 if gpu else 3)
     args.precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
     args.pin = device.type == "cuda"
     if device.type == "cuda":
