@@ -207,6 +207,7 @@ class WholeBodySet:
         ann_ids, image_ids = np.zeros(n, np.int64), np.zeros(n, np.int64)
         iscrowd = np.zeros(n, bool)
         valid = np.zeros((n, len(PARTS)), bool)
+        conf_given, valid_given = np.zeros(conf.shape, bool), np.zeros(valid.shape, bool)
         part_boxes = np.zeros((n, len(BOX_PARTS), 4))
         conf_names = set(CONF_FIELDS.values())
         has_conf = any(isinstance(a, dict) and not conf_names.isdisjoint(a) for a in anns)
@@ -235,22 +236,23 @@ class WholeBodySet:
             )
             iscrowd[i] = bool(ann.get("iscrowd", 0))
             kpts[i] = _all_points(ann, src, rec)
-            for p in PART_FIELDS:
-                sl = PART_SLICES[p]
-                k = sl.stop - sl.start
-                lab = kpts[i, sl, 2] > 0
-                cfld = CONF_FIELDS[p]
+            for p, cfld in CONF_FIELDS.items():  # absent: human labels (set after the loop)
                 if cfld in ann:
-                    conf[i, sl] = _confidences(ann[cfld], k, src, rec, cfld)
-                else:  # no confidences: human labels
-                    conf[i, sl] = lab
-                vfld = VALID_FIELDS.get(p)
-                pi = PARTS.index(p)
-                valid[i, pi] = bool(ann[vfld]) if vfld and vfld in ann else bool(lab.any())
+                    sl = PART_SLICES[p]
+                    conf[i, sl] = _confidences(ann[cfld], sl.stop - sl.start, src, rec, cfld)
+                    conf_given[i, sl] = True
+            for p, vfld in VALID_FIELDS.items():  # absent: "has a labelled point"
+                if vfld in ann:
+                    valid[i, PARTS.index(p)] = bool(ann[vfld])
+                    valid_given[i, PARTS.index(p)] = True
             for b, p in enumerate(BOX_PARTS):
                 if BOX_FIELDS[p] in ann:
                     part_boxes[i, b] = _box(ann[BOX_FIELDS[p]], src, rec, BOX_FIELDS[p], im)
             extras.append({k: v for k, v in ann.items() if k not in _ARRAY_FIELDS})
+        labelled = kpts[..., 2] > 0
+        conf = np.where(conf_given, conf, labelled)
+        part_labelled = np.stack([labelled[:, PART_SLICES[p]].any(1) for p in PARTS], axis=1)
+        valid = np.where(valid_given, valid, part_labelled)
         header = {k: v for k, v in data.items() if k not in ("images", "annotations")}
         return cls(
             images=images,
