@@ -50,6 +50,10 @@ class AnnotationError(ValueError):
         self.file, self.record, self.field, self.problem = str(file), record, field, problem
         super().__init__(f"{file}: {record}: field '{field}': {problem}")
 
+    def __reduce__(self):
+        # Rebuilt from its four parts, so it survives pickling (worker processes send it back).
+        return type(self), (self.file, self.record, self.field, self.problem)
+
 
 def person_category() -> dict[str, Any]:
     """The COCO person category with its 17 body keypoint names and 1-based body skeleton."""

@@ -13,7 +13,8 @@ from fake_teachers import RegionTeacher
 
 from fullbody.annotations import AnnotationError, WholeBodySet, points_box
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.runner import PseudoLabeller, assign_parts
+from fullbody.pseudo.labelling import assign_parts
+from fullbody.pseudo.runner import PseudoLabeller
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

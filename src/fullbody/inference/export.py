@@ -20,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from fullbody.data.dataset import ImageNormalizer
+from fullbody.images import ImageNormalizer
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "heatmaps"

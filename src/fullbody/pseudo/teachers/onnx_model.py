@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from fullbody.codecs.heatmap import HeatmapCodec
-from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from fullbody.data.transforms import transform_points
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
     UP,
@@ -36,7 +37,6 @@ from fullbody.pseudo.crops import (
     crop_affines,
     invert_affines,
     person_crops,
-    transform_points,
     warp_crops,
 )
 from fullbody.pseudo.teachers.base import (
@@ -152,7 +152,7 @@ class OnnxTopDown:
             crops = warp_crops(image, affines, (w, h)).astype(np.float32) / 255.0
             x = (crops.transpose(0, 3, 1, 2) - self.mean) / self.std
             xy, conf = self._decode(self._infer(np.ascontiguousarray(x, np.float32)))
-            xy = transform_points(invert_affines(affines), xy)
+            xy = transform_points(xy, invert_affines(affines))
             idx = self.indices + PART_SLICES[job].start if self.region == "hands" else self.indices
             out.xy[rows[:, None], idx] = xy
             out.conf[rows[:, None], idx] = conf
