@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 @hydra.main(version_base="1.3", config_path="conf", config_name="pseudo_label")
 def main(cfg: DictConfig) -> None:
     """Run the sharded, resumable labelling job and, if asked, its quality report."""
-    from fullbody.annotations import AnnotationError
+    from fullbody.jsonio import AnnotationError
     from fullbody.pseudo.runner import PseudoLabeller
     from fullbody.pseudo.teachers.base import TeacherError
 

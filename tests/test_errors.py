@@ -9,7 +9,7 @@ import pickle
 import pkgutil
 
 import fullbody
-from fullbody.annotations import AnnotationError
+from fullbody.jsonio import AnnotationError
 
 #: How to build the error types whose constructor is not a single message.
 SAMPLES = {AnnotationError: ("ann.json", "image 3", "width/height", "the file is 10x10")}

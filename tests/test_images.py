@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError
 from fullbody.images import (
     ImageNotFoundError,
     ImageReadError,
     read_image,
     read_image_records,
 )
+from fullbody.jsonio import AnnotationError
 
 
 def _picture(h: int = 48, w: int = 64) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fullbody.annotations import AnnotationError, read_json
+from fullbody.jsonio import AnnotationError, read_json
 
 #: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -27,12 +27,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fullbody.annotations import write_json_atomic
 from fullbody.draw import draw_wholebody
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageReadError, read_image, read_image_records
 from fullbody.inference.detectors import PersonDetector
 from fullbody.inference.predictor import PosePredictor, PoseResult
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)

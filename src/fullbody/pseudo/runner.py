@@ -4,18 +4,18 @@
 its images (in id order) into shards of ``shard_size`` images and hands the shards to
 ``workers`` processes (each builds its own teachers from their Hydra configs). Every worker
 writes its shard's labels atomically as ``<out stem>.shards/shard-NNNNN.json`` next to the
-output, beside a ``manifest.json`` naming the input (SHA-256), the image folder and the
-settings. A run that finds that folder with the same manifest skips the shards already written,
-so a killed job resumes without redoing or losing work; a different manifest is refused, naming
-what differs. Labelling one image is :mod:`fullbody.pseudo.labelling`; images are read as
-training reads them (:mod:`fullbody.images`). A worker that fails ends the job with its error
-(finished shards stay for the resume); with ``skip_bad_images``, an image that is missing,
-truncated or not decodable is left out instead (with its people) and listed in
-``<out stem>.skipped.json`` and in the report. When every shard is there
-they are merged, in shard order, into the output file (written atomically; an existing output is
-never replaced unless ``overwrite``), and the shard folder is removed unless ``keep_shards``.
-With ``report``, the output is then scored against the input's human whole-body labels
-(:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``.
+output, beside the job's record (:class:`fullbody.manifest.JobManifest`: the input's SHA-256,
+the image folder, the shard size and the settings). A run that finds that folder with the same
+record skips the shards already written, so a killed job resumes without redoing or losing
+work; another job's folder is refused, naming what differs. Labelling one image is
+:mod:`fullbody.pseudo.labelling`; images are read as training reads them
+(:mod:`fullbody.images`). A worker that fails ends the job with its error (finished shards stay
+for the resume); with ``skip_bad_images``, an image that is missing, truncated or not decodable
+is left out instead (with its people) and listed in ``<out stem>.skipped.json`` and the report.
+When every shard is there they are merged, in shard order, into the output file (written
+atomically; an existing output is never replaced unless ``overwrite``), and the shard folder is
+removed unless ``keep_shards``. With ``report``, the output is then scored against the input's
+human whole-body labels (:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``.
 Shards depend only on their images, so the output is the same byte for byte however the work
 was split, interrupted or resumed.
 """
@@ -23,8 +23,6 @@ was split, interrupted or resumed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import multiprocessing
 import os
 import pickle
@@ -38,9 +36,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.images import ImageReadError
+from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
+from fullbody.manifest import DIFFERENT, NEW, JobManifest, ManifestMismatchError, file_sha256
 from fullbody.pseudo.labelling import (
     PART_BOX_MODES,
     ImageTask,
@@ -62,14 +62,6 @@ class ImageLabelError(RuntimeError):
 
 
 # ------------------------------------------------------------------------ the shard manifest
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _describe(spec: Any) -> Any:
     """A JSON-able description of a teacher spec for the manifest."""
     if spec is None or isinstance(spec, (str, int, float, bool)):
@@ -79,36 +71,6 @@ def _describe(spec: Any) -> Any:
     if isinstance(spec, (list, tuple)):
         return [_describe(v) for v in spec]
     return f"{type(spec).__module__}.{type(spec).__qualname__}"
-
-
-def _flatten(record: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys, so a difference names the innermost field."""
-    if not isinstance(record, Mapping):
-        return {prefix.rstrip(".") or "(manifest)": record}
-    out: dict[str, Any] = {}
-    for k, v in record.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def manifest_difference(old: Any, new: Mapping[str, Any]) -> str:
-    """What differs between a stored manifest and this job's, as ``field: old -> new; ...``."""
-    if old is None:
-        return "no readable manifest"
-    a, b = _flatten(old), _flatten(new)
-    diffs = [
-        f"{k}: {a.get(k)!r} -> {b.get(k)!r}" if k != "shards" else "shards: other images"
-        for k in dict.fromkeys([*b, *a])
-        if a.get(k) != b.get(k)
-    ]
-    return "; ".join(diffs)
-
-
-def _shard_path(shard_dir: Path, index: int) -> Path:
-    return shard_dir / f"shard-{index:05d}.json"
 
 
 # ------------------------------------------------------------------------ worker processes
@@ -125,14 +87,14 @@ def _picklable(e: BaseException) -> BaseException:
         return RuntimeError(f"{type(e).__name__}: {e}")
 
 
-def _init_worker(specs, image_dir, source, part_boxes, min_conf, shard_dir, threads, skip):
+def _init_worker(specs, image_dir, source, part_boxes, min_conf, manifest, threads, skip):
     _WORKER.clear()
     _WORKER.update(
         image_dir=image_dir,
         source=source,
         part_boxes=part_boxes,
         min_conf=min_conf,
-        shard_dir=Path(shard_dir),
+        manifest=manifest,
         skip_bad_images=skip,
     )
     cv2.setNumThreads(threads)
@@ -185,7 +147,7 @@ def _run_shard(job: tuple[int, list[ImageTask]]) -> tuple[int, int]:
         rows["conf"] += conf.tolist()
         rows["valid"] += valid.tolist()
         rows["part_boxes"] += boxes.tolist()
-    write_json_atomic({"shard": index, **rows}, _shard_path(w["shard_dir"], index))
+    w["manifest"].write_shard(index, {"shard": index, **rows})
     return index, sum(len(t.ann_ids) for t in tasks)
 
 
@@ -280,42 +242,39 @@ class PseudoLabeller:
             for i, r in sorted(groups.items())
         ]
 
-    def _manifest(self, tasks: list[ImageTask]) -> dict[str, Any]:
-        shards = [
-            [int(t.image["id"]) for t in tasks[i : i + self.shard_size]]
-            for i in range(0, len(tasks), self.shard_size)
-        ]
-        return {
-            "version": MANIFEST_VERSION,
-            "ann_file_sha256": _sha256(self.ann_file),
-            "image_dir": str(self.image_dir.resolve()),
-            "settings": {
-                "teachers": _describe(self.teachers),
-                "part_boxes": self.part_boxes,
-                "min_conf": self.min_conf,
-                "skip_bad_images": self.skip_bad_images,
+    def _manifest(self) -> JobManifest:
+        """The shard folder's record: what fixes the output (the shard plan follows from the
+        input and ``shard_size``), so a resume with anything else is refused by name."""
+        return JobManifest(
+            self.shard_dir,
+            {
+                "version": MANIFEST_VERSION,
+                "ann_file_sha256": file_sha256(self.ann_file),
+                "image_dir": str(self.image_dir.resolve()),
+                "shard_size": self.shard_size,
+                "settings": {
+                    "teachers": _describe(self.teachers),
+                    "part_boxes": self.part_boxes,
+                    "min_conf": self.min_conf,
+                    "skip_bad_images": self.skip_bad_images,
+                },
             },
-            "shards": shards,
-        }
+        )
 
-    def _prepare_shard_dir(self, manifest: dict[str, Any]) -> None:
-        path = self.shard_dir / "manifest.json"
-        if self.shard_dir.exists():
-            try:
-                old = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                old = None
-            if old != manifest:
-                if not self.overwrite:
-                    raise FileExistsError(
-                        f"{self.shard_dir} holds shards of a different job "
-                        f"({manifest_difference(old, manifest)}); resume with the same input, "
-                        "image_dir and settings, or delete it or pass overwrite=true"
-                    )
-                shutil.rmtree(self.shard_dir)
-        if not self.shard_dir.exists():
-            self.shard_dir.mkdir(parents=True)
-            write_json_atomic(manifest, path)
+    def _prepare_shard_dir(self, manifest: JobManifest) -> None:
+        """Refuse a folder of another job (naming what differs) unless ``overwrite``, which
+        clears it; then record that this job runs."""
+        state = manifest.state()
+        stray = state == NEW and any(self.shard_dir.glob("shard-*.json"))
+        if state == DIFFERENT or stray:
+            if not self.overwrite:
+                what = "no manifest" if stray else manifest.difference()
+                raise ManifestMismatchError(
+                    f"{self.shard_dir} holds shards of a different job ({what}); resume with "
+                    "the same input, image_dir and settings, or delete it or pass overwrite=true"
+                )
+            manifest.clear()
+        manifest.begin()
 
     # ----------------------------------------------------------------- running
     def run(self) -> WholeBodySet:
@@ -338,20 +297,20 @@ class PseudoLabeller:
                 "part_boxes=gt needs human part boxes, and this file has none",
             )  # fmt: skip
         tasks = self._tasks(ws)
-        manifest = self._manifest(tasks)
+        manifest = self._manifest()
         self._prepare_shard_dir(manifest)
         shard_tasks = [
             tasks[i : i + self.shard_size] for i in range(0, len(tasks), self.shard_size)
         ]
-        done = {i for i in range(len(shard_tasks)) if _shard_path(self.shard_dir, i).is_file()}
-        todo = [(i, shard_tasks[i]) for i in range(len(shard_tasks)) if i not in done]
+        done = set(manifest.finished_shards(len(shard_tasks)))
+        todo = [(i, shard_tasks[i]) for i in manifest.missing_shards(len(shard_tasks))]
         done_people = sum(len(t.ann_ids) for i in done for t in shard_tasks[i])
         bar = tqdm(
             total=len(ws), initial=done_people, unit="person", desc="pseudo-labelling",
             disable=not self.progress, dynamic_ncols=True,
         )  # fmt: skip
         args = (self.teachers, str(self.image_dir), str(self.ann_file), self.part_boxes,
-                self.min_conf, str(self.shard_dir), self.threads, self.skip_bad_images)  # fmt: skip
+                self.min_conf, manifest, self.threads, self.skip_bad_images)  # fmt: skip
         with bar:
             if self.workers == 0:
                 _init_worker(*args)
@@ -370,8 +329,9 @@ class PseudoLabeller:
                 ):
                     for _, n in pool.imap_unordered(_run_shard_across, todo):
                         bar.update(n)
-        out, kept = self._merge(ws, len(shard_tasks))
+        out, kept = self._merge(ws, manifest, len(shard_tasks))
         out.save(self.out_file)
+        manifest.finish({"people": len(out), "skipped_images": len(self.skipped)})
         if self.skipped:
             write_json_atomic(self.skipped, self.skipped_file)
         if not self.keep_shards:
@@ -385,7 +345,9 @@ class PseudoLabeller:
             write_json_atomic(self.report_table, self.report_file)
         return out
 
-    def _merge(self, ws: WholeBodySet, n_shards: int) -> tuple[WholeBodySet, WholeBodySet]:
+    def _merge(
+        self, ws: WholeBodySet, manifest: JobManifest, n_shards: int
+    ) -> tuple[WholeBodySet, WholeBodySet]:
         """The pseudo-labels of every shard, and the input without the skipped images."""
         out = ws.subset(np.arange(len(ws)))
         out.keypoints, out.conf = np.zeros_like(ws.keypoints), np.zeros_like(ws.conf)
@@ -395,12 +357,12 @@ class PseudoLabeller:
         seen = np.zeros(len(ws), bool)
         self.skipped = []
         for i in range(n_shards):
-            path = _shard_path(self.shard_dir, i)
+            path = manifest.shard_path(i)
+            shard = manifest.read_shard(i)  # a damaged file: an error naming it
             try:
-                shard = json.loads(path.read_text())
                 rows = np.array([row_of[int(a)] for a in shard["ann_ids"]], dtype=np.int64)
                 self.skipped += shard["skipped"]
-            except (OSError, json.JSONDecodeError, KeyError) as e:
+            except (KeyError, TypeError, ValueError) as e:
                 raise AnnotationError(path, "shard", "(file)", f"unreadable shard: {e}") from e
             if len(rows):
                 out.keypoints[rows] = np.asarray(shard["keypoints"], np.float64)
