@@ -46,6 +46,7 @@ from fullbody.pseudo.teachers.base import (
     TeacherError,
     check_parts,
 )
+from fullbody.utils.onnx_session import onnx_session
 
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
 
@@ -78,8 +79,6 @@ class OnnxTopDown:
         std: Sequence[float] = IMAGENET_STD,
         num_threads: int = 1,
     ):
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
@@ -92,11 +91,7 @@ class OnnxTopDown:
         self.indices = _indices(keypoints)
         if region == "hands" and len(self.indices) != 21:
             raise ValueError(f"{self.path}: region 'hands' needs a 21-point hand model")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = num_threads
-        self.session = ort.InferenceSession(
-            str(self.path), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(self.path, ["CPUExecutionProvider"], num_threads)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:
             raise TeacherError(f"{self.path}: input must be (B, 3, H, W), got {inp.shape}")
