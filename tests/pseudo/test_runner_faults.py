@@ -124,3 +124,30 @@ def test_a_resume_with_another_image_dir_is_refused(dataset, tmp_path):
         _job(dataset, out, other, shard_size=2, keep_shards=True).run()
     _job(dataset, out, images, shard_size=2).run()  # the same folder resumes
     assert out.is_file()
+
+
+_CHILD = """
+import sys
+from fullbody.pseudo.runner import PseudoLabeller
+try:
+    PseudoLabeller(sys.argv[1], sys.argv[2], sys.argv[3],
+                   {"bad": {"_target_": "fake_teachers.NoSuchTeacher"}}, workers=2,
+                   shard_size=2, progress=False).run()
+except Exception as e:
+    print(type(e).__name__, e)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+def test_a_teacher_that_cannot_be_built_in_the_workers_ends_the_job(dataset, tmp_path):
+    # A failing pool initialiser would be retried forever; the error comes back instead.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(HERE)])}
+    cmd = [sys.executable, "-c", _CHILD, str(dataset), str(dataset.parent / "images"),
+           str(tmp_path / "p.json")]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pool job hung on a worker that could not build its teacher")
+    assert done.returncode == 3, done.stderr
+    assert "NoSuchTeacher" in done.stdout
