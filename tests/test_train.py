@@ -306,3 +306,38 @@ def test_overfits_the_coco_sample(sample_dir: Path, tmp_path: Path) -> None:
     assert metrics["test/wholebody/AP"] >= 0.9, {
         k: round(v, 3) for k, v in metrics.items() if k.startswith("test/") and k.endswith("/AP")
     }
+
+
+def test_endless_run_is_refused_with_one_line(tmp_path: Path) -> None:
+    """trainer.max_epochs=-1 without max_steps would train forever at learning rate 0: exit 2
+    with one line naming the options (today's code trains until the timeout)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WANDB_MODE="offline")
+    args = ["+experiment=smoke", "trainer.max_epochs=-1", f"hydra.run.dir={tmp_path / 'run'}",
+            f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "trainer.max_epochs" in lines[0] and "max_steps" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_endless_epochs_with_max_steps_stop_at_max_steps(tmp_path: Path) -> None:
+    """max_epochs=-1 max_steps=N: the run stops after N steps over several epochs and the
+    cosine schedule spans all N (it used to span one epoch, then stay at learning rate 0)."""
+    import csv
+
+    out = tmp_path / "run"
+    cfg = compose_train(
+        [*TINY, "trainer.max_epochs=-1", "+trainer.max_steps=7", "test=false",
+         "trainer.log_every_n_steps=1", "model.lr_policy=cosine", "model.warmup_epochs=0"],
+        out,
+    )  # fmt: skip
+    train(cfg)
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 7 and ckpt["epoch"] >= 1  # more than one epoch
+    with open(next(out.glob("csv/*/metrics.csv"))) as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f) if r.get("lr")]
+    assert len(lrs) == 7 and all(lr > 0 for lr in lrs), lrs
+    assert lrs == sorted(lrs, reverse=True)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fullbody.annotations import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.utils.cli import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,22 @@ def _finish(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
+def check_run_length(trainer_cfg: DictConfig) -> None:
+    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit) and no ``max_steps``
+    would train forever, with a schedule that cannot be sized (ConfigError)."""
+    epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
+    if epochs is not None and epochs < 0 and (steps is None or steps < 0):
+        raise ConfigError(
+            f"trainer.max_epochs={epochs} trains without end: also set trainer.max_steps=N "
+            "(the learning-rate schedule is then sized from it) or give trainer.max_epochs=N"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
+    if cfg.get("train", True):
+        check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))

@@ -1,0 +1,32 @@
+"""User errors of the entry points: one line on stderr and exit status 2, not a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class ConfigError(ValueError):
+    """A setting of the composed config is wrong or missing; the message names its key."""
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def user_errors(*types: type[BaseException]) -> Iterator[None]:
+    """Exit with status 2 and ``error: <message>`` when one of ``types`` (default
+    :class:`ConfigError`) is raised inside. In a multirun the error is raised on, so that Hydra
+    records the job as failed and the sweep goes on to the next job."""
+    try:
+        yield
+    except types or (ConfigError,) as e:
+        if _in_multirun():
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
