@@ -23,9 +23,10 @@ def user_errors(*types: type[BaseException]) -> Iterator[None]:
     """Exit with status 2 and ``error: <message>`` when one of ``types`` (default
     :class:`ConfigError`) is raised inside. In a multirun the error is raised on, so that Hydra
     records the job as failed and the sweep goes on to the next job."""
+    caught = tuple(types) or (ConfigError,)
     try:
         yield
-    except types or (ConfigError,) as e:
+    except caught as e:
         if _in_multirun():
             raise
         print(f"error: {e}", file=sys.stderr)
