@@ -29,5 +29,8 @@ def user_errors(*types: type[BaseException]) -> Iterator[None]:
     except caught as e:
         if _in_multirun():
             raise
+        from fullbody.utils.hydra_callbacks import record_failure
+
+        record_failure(f"{type(e).__name__}: {e}")
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

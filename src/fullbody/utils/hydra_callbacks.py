@@ -18,9 +18,11 @@ Extra DDP ranks (``LOCAL_RANK``/``SLURM_PROCID`` > 0) record nothing: rank 0 spe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Environment variables that hold a process's rank; any > 0 is not the job's main process.
 _RANK_ENV = ("LOCAL_RANK", "RANK", "SLURM_PROCID")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def is_main_rank() -> bool:
@@ -69,6 +72,25 @@ def _is_timestamped(config: DictConfig, key: str) -> bool:
     return isinstance(raw, str) and "${now:" in raw
 
 
+def record_failure(message: str) -> None:
+    """Mark the current Hydra job's ``job.json`` failed with ``message``: for a job that ends in
+    ``sys.exit`` (a user error, exit status 2), which Hydra's ``on_job_end`` never sees."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from fullbody.compare import JOB_FILE, write_job_file
+
+    if not (HydraConfig.initialized() and is_main_rank()):
+        return
+    out = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        info = json.loads((out / JOB_FILE).read_text())
+        started = datetime.strptime(info["started"], _TIME_FORMAT).timestamp()
+        info.update(status="failed", error=message, wall_s=round(time.time() - started, 3))
+        write_job_file(out, info)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.debug("job.json of %s not updated: %s", out, e)
+
+
 class RunRecorder(Callback):
     """Unique run folders, ``job.json`` per job, ``sweep_summary.*`` per multirun."""
 
@@ -97,7 +119,7 @@ class RunRecorder(Callback):
         if not is_main_rank():
             return
         out = Path(config.hydra.runtime.output_dir)
-        self._started[str(out)] = (time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self._started[str(out)] = (time.time(), time.strftime(_TIME_FORMAT))
         self._write_job(out, config, {"status": "running", "started": self._started[str(out)][1]})
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
