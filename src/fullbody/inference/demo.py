@@ -97,7 +97,8 @@ def check_out_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PermissionError(f"{out}: cannot create the output folder (out_dir): {e.strerror}")
+        msg = f"{out}: cannot create the output folder (out_dir): {e.strerror}"
+        raise PermissionError(msg) from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise PermissionError(f"{out}: the output folder is not writable (out_dir)")
     found = [n for n in OUTPUT_NAMES if (out / n).exists()]
