@@ -49,7 +49,9 @@ def sweep(tmp_path: Path) -> Path:
     _run(root / "1", bad, None)
     killed = {"overrides": ["+experiment=smoke", "model.head=duc"], "status": "running"}
     _run(root / "2", killed, None)
-    _run(root / "10", None, "{not json")  # corrupt metrics, no job.json
+    corrupt = _run(root / "10", None, "{not json")  # corrupt metrics, no job.json
+    (corrupt / ".hydra").mkdir()
+    (corrupt / ".hydra" / "overrides.yaml").write_text("- +experiment=smoke\n- model.lr=1\n")
     return root
 
 
@@ -57,11 +59,14 @@ def test_rows_say_how_each_run_ended(sweep: Path) -> None:
     ok, failed, killed = (read_run(sweep / j) for j in ("0", "1", "2"))
     assert ok.status == "completed" and ok.wall_s == 12.5 and ok.objective == 0.55
     assert ok.ap["body/AP"] == pytest.approx(0.5) and ok.ap["wholebody/AP"] == pytest.approx(0.55)
-    assert failed.status == "failed" and failed.error == "ValueError: unknown head 'bogus'"
+    assert (
+        failed.status == "failed" and failed.error == "ValueError: unknown head 'bogus' more lines"
+    )
     assert all(v is None for v in failed.ap.values())
     assert killed.status == "running"
     corrupt = read_run(sweep / "10")
     assert "metrics.json unreadable" in corrupt.error
+    assert corrupt.overrides == ["+experiment=smoke", "model.lr=1"]  # from Hydra's record
 
 
 def test_summary_files_of_a_sweep(sweep: Path) -> None:
@@ -137,7 +142,7 @@ def test_two_runs_in_the_same_second_get_two_folders(tmp_path: Path) -> None:
     assert folders[1].name == f"{folders[0].name}_2"
     for f in folders:
         job = json.loads((f / "job.json").read_text())
-        assert job["status"] == "failed" or job["status"] == "running"
+        assert job["status"] == "failed" and "nonexistent.json" in job["error"]
         assert (f / ".hydra" / "config.yaml").is_file()
 
 

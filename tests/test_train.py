@@ -249,6 +249,41 @@ def test_multirun_sweep_runs_one_job_per_value(tmp_path: Path) -> None:
     heads = [OmegaConf.load(sweep / j / ".hydra" / "config.yaml").model.head for j in jobs]
     assert heads == ["deconv", "duc"]
     assert all((sweep / j / "metrics.json").is_file() for j in jobs)
+    # The sweep's summary: one row per job, the six per-part APs, a chart and a table.
+    rows = _summary_rows(sweep)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert ["model.head=deconv" in r["overrides"] for r in rows] == [True, False]
+    for r in rows:
+        metrics = json.loads((sweep / r["job"] / "metrics.json").read_text())
+        for part in ("body", "foot", "face", "lefthand", "righthand", "wholebody"):
+            assert float(r[f"{part}/AP"]) == pytest.approx(metrics[f"{part}/AP"], abs=1e-4)
+        assert float(r["wall_s"]) > 0
+    assert (sweep / "sweep_summary.png").stat().st_size > 1000
+    assert "`model.head=duc`" in (sweep / "sweep_summary.md").read_text()
+
+
+def _summary_rows(sweep: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(sweep / "sweep_summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_a_row_of_the_sweep_summary(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WANDB_MODE="offline")
+    args = ["-m", "+experiment=smoke", "model.head=deconv,no_such_head",
+            f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode != 0  # the sweep says that a job failed ...
+    rows = _summary_rows(sweep)  # ... and its summary still lists every job
+    assert [r["status"] for r in rows] == ["completed", "failed"], rows
+    assert rows[0]["wholebody/AP"] != "" and rows[1]["wholebody/AP"] == ""
+    assert "no_such_head" in rows[1]["error"] and "no_such_head" in rows[1]["overrides"]
+    job = json.loads((sweep / "1" / "job.json").read_text())
+    assert job["status"] == "failed" and job["wall_s"] >= 0
 
 
 @pytest.mark.slow

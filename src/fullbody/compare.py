@@ -89,6 +89,12 @@ def _hydra_overrides(folder: Path) -> list[str]:
     return [ln[2:].strip().strip("'\"") for ln in lines if ln.startswith("- ")]
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs folded), cut at ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def read_run(folder: str | os.PathLike, job: str | None = None) -> RunRow:
     """What one run folder says about its run (never raises on missing or corrupt files)."""
     folder = Path(folder)
@@ -112,12 +118,13 @@ def read_run(folder: str | os.PathLike, job: str | None = None) -> RunRow:
     if isinstance(metrics, dict):
         for col in AP_COLUMNS:
             v = metrics.get(col)
-            row.ap[col] = float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+            ok = isinstance(v, int | float) and math.isfinite(v) and v >= 0  # -1: no labels
+            row.ap[col] = float(v) if ok else None
         if row.status == "unknown":
             row.status = "completed"
     elif row.status == "completed":
         errors.append(f"no {METRICS_FILE}")
-    row.error = "; ".join(e.splitlines()[0] for e in errors if e)
+    row.error = "; ".join(_one_line(e) for e in errors if e)
     return row
 
 
