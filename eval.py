@@ -34,7 +34,7 @@ from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate, format_table, scope_note
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.utils.cli import ConfigError, user_errors
+from fullbody.utils.cli import ConfigError, OutputError, user_errors
 
 log = logging.getLogger(__name__)
 CHOICES = {"sigmas": ("official", "halpe"), "nms": ("none", "oks", "parametric")}
@@ -71,13 +71,13 @@ def write(obj: Any, path: Path, option: str) -> Path:
     try:
         return write_json_atomic(obj, path)
     except OSError as e:
-        raise ConfigError(f"{option}={path}: cannot write: {e.strerror or e}") from None
+        raise OutputError(f"{option}={path}: cannot write: {e.strerror or e}") from None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Load, validate, (optionally) NMS, evaluate, print and write the metrics."""
-    with user_errors(ConfigError, AnnotationError, FileNotFoundError, ValueError):
+    with user_errors(ConfigError, OutputError, AnnotationError, FileNotFoundError, ValueError):
         evaluate_job(cfg)
 
 

@@ -17,10 +17,10 @@ def main(cfg: DictConfig) -> float | None:
     from fullbody.annotations import AnnotationError
     from fullbody.data.datamodule import DataConfigError
     from fullbody.training import train
-    from fullbody.utils.cli import ConfigError, user_errors
+    from fullbody.utils.cli import ConfigError, OutputError, user_errors
     from fullbody.utils.ddp import distributed_job
 
-    with user_errors(ConfigError, DataConfigError, AnnotationError), distributed_job():
+    with user_errors(ConfigError, OutputError, DataConfigError, AnnotationError), distributed_job():
         metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

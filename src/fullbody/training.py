@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fullbody.annotations import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.utils.cli import ConfigError
+from fullbody.utils.cli import ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,13 @@ def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
         return
     print(f"\n{stage} set, per part (run took {elapsed:.0f} s):")
     print(format_table(table))
-    path = write_json_atomic(table, out_dir / "metrics.json")
+    try:
+        path = write_json_atomic(table, out_dir / "metrics.json")
+    except OSError as e:  # a full disk at the end of a run: the table above keeps the numbers
+        raise OutputError(
+            f"{out_dir / 'metrics.json'}: cannot write ({e.strerror or e}); the table above "
+            "holds the run's numbers"
+        ) from None
     print(f"metrics written to {path}")
 
 

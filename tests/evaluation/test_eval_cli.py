@@ -96,7 +96,7 @@ def test_cli_refuses_a_bad_option_in_one_line(files, tmp_path, option, named):
 def test_cli_says_when_wholebody_is_body_only(files, tmp_path):
     """Ground truth from a plain COCO person file (body points only): 'wholebody' is a body AP,
     and the log and metrics.json say so (they used to print it as a whole-body AP)."""
-    gt, preds, tmp = files
+    _, _, tmp = files
     data = json.loads((tmp / "gt.json").read_text())
     for ann in data["annotations"]:
         for key in [k for k in ann if k.startswith(("foot", "face", "lefthand", "righthand"))]:

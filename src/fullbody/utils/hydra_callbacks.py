@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +73,28 @@ def _is_timestamped(config: DictConfig, key: str) -> bool:
     return isinstance(raw, str) and "${now:" in raw
 
 
+def prepare_folder(config: DictConfig, key: str) -> Path:
+    """The folder of ``hydra.<key>`` (run.dir or sweep.dir), created and known writable: a
+    time-stamped one is claimed (:func:`claim_folder`). A folder that cannot be created or
+    written (read-only file system, full disk) ends the program with one line and status 2,
+    before Hydra writes anything."""
+    path = Path(str(OmegaConf.select(config, f"hydra.{key}")))
+    try:
+        if _is_timestamped(config, key):
+            folder = claim_folder(path)
+        else:
+            folder = path
+            folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
+        probe.write_bytes(b"0")
+        probe.unlink()
+    except OSError as e:
+        print(f"error: {path}: cannot write the run folder (hydra.{key}, under paths.log_dir): "
+              f"{e.strerror or e}", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    return folder
+
+
 def record_failure(message: str) -> None:
     """Mark the current Hydra job's ``job.json`` failed with ``message``: for a job that ends in
     ``sys.exit`` (a user error, exit status 2), which Hydra's ``on_job_end`` never sees."""
@@ -100,19 +123,21 @@ class RunRecorder(Callback):
 
     # ------------------------------------------------------------- folders
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if is_main_rank() and _is_timestamped(config, "run.dir"):
-            folder = claim_folder(str(config.hydra.run.dir))
+        if is_main_rank():
+            folder = prepare_folder(config, "run.dir")
             with read_write(config.hydra.run):
                 config.hydra.run.dir = str(folder)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if not (is_main_rank() and _is_timestamped(config, "sweep.dir")):
+        if not is_main_rank():
             return
-        folder = claim_folder(str(config.hydra.sweep.dir))
-        with read_write(config.hydra), open_dict(config.hydra):
-            config.hydra.sweep.dir = str(folder)
-            # Jobs compose their config again from these overrides: they must see the folder.
-            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{folder}'")
+        fresh = _is_timestamped(config, "sweep.dir")
+        folder = prepare_folder(config, "sweep.dir")
+        if fresh:
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.sweep.dir = str(folder)
+                # Jobs compose their config again from these overrides: they must see it.
+                config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{folder}'")
 
     # ------------------------------------------------------------- jobs
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
