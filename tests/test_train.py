@@ -376,3 +376,43 @@ def test_endless_epochs_with_max_steps_stop_at_max_steps(tmp_path: Path) -> None
         lrs = [float(r["lr"]) for r in csv.DictReader(f) if r.get("lr")]
     assert len(lrs) == 7 and all(lr > 0 for lr in lrs), lrs
     assert lrs == sorted(lrs, reverse=True)
+
+
+def test_final_per_part_ap_goes_to_wandb_as_a_table_and_bar_chart(tmp_path: Path) -> None:
+    """Offline: the run page gets the test AP per part without configuring a panel."""
+    import wandb
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from fullbody.training import log_part_chart
+
+    logged: list[dict] = []
+
+    class Run:  # what WandbLogger.experiment is, as far as logging goes
+        def log(self, data: dict) -> None:
+            logged.append(data)
+
+    wb = WandbLogger(save_dir=str(tmp_path), offline=True)
+    wb._experiment = Run()
+    parts = ("body", "foot", "face", "lefthand", "righthand", "wholebody")
+    metrics = {f"val/{p}/AP": 0.1 for p in parts} | {f"test/{p}/AP": 0.1 * k
+                                                       for k, p in enumerate(parts)}  # fmt: skip
+    log_part_chart([CSVLogger(str(tmp_path)), wb], metrics)
+    assert len(logged) == 1 and set(logged[0]) == {"test/AP_per_part", "test/AP_per_part_chart"}
+    table = logged[0]["test/AP_per_part"]
+    assert isinstance(table, wandb.Table) and table.columns == ["part", "AP"]
+    assert [r[0] for r in table.data] == list(parts)
+    assert [r[1] for r in table.data] == pytest.approx([0.1 * k for k in range(6)])
+    chart = logged[0]["test/AP_per_part_chart"]
+    assert type(chart).__name__ == "CustomChart" and chart.table is not None
+    log_part_chart([wb], {"train/loss": 1.0})  # nothing evaluated: nothing logged
+    assert len(logged) == 1
+
+
+def test_a_sweeps_wandb_runs_share_a_group_named_after_it(tmp_path: Path) -> None:
+    from fullbody.training import sweep_group
+
+    compose_train([*TINY, "logger=wandb"], tmp_path / "run")
+    assert sweep_group("train") is None  # a single run keeps the task's group
+    sweep = tmp_path / "multiruns" / "2026-12-05_10-00-00"
+    compose_train([*TINY, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}"], tmp_path / "0")
+    assert sweep_group("smoke") == "smoke-2026-12-05_10-00-00"
