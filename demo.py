@@ -15,8 +15,8 @@ def main(cfg: DictConfig) -> None:
     """Build detector and predictor from the config, run, print where the outputs are."""
     from hydra.utils import instantiate
 
-    from fullbody.annotations import AnnotationError
     from fullbody.inference.demo import DemoRunner, check_out_dir, list_inputs, run_demo
+    from fullbody.jsonio import AnnotationError
     from fullbody.utils.cli import user_errors
 
     with user_errors(FileNotFoundError, FileExistsError, PermissionError, AnnotationError):

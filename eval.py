@@ -23,7 +23,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import (
     OCCLUSION_PARTS,
     format_breakdown,
@@ -33,6 +33,7 @@ from fullbody.evaluation.breakdown import (
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate, format_table, scope_note
+from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.utils.cli import ConfigError, OutputError, user_errors
 

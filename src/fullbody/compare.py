@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fullbody.annotations import write_json_atomic
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 
 JOB_FILE = "job.json"
