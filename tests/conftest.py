@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never touch the network: timm's weights come from local files or a temporary hub cache.
+# Set before anything imports huggingface_hub (it reads the variable once); subprocesses inherit.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = Path(
     os.environ.get("FULLBODY_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "coco_wholebody_sample")

@@ -14,12 +14,17 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from fullbody.annotations import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.models.checkpoint import CheckpointError, read_checkpoint
+
+#: What a run reports in one line (exit status 2): its weights are missing or unusable.
+WEIGHTS_ERRORS = (FileNotFoundError, CheckpointError)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,17 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def instantiate_model(model_cfg: DictConfig) -> L.LightningModule:
+    """The model of the config. Weights it cannot find or read (backbone, KD teacher, parallel
+    SPPE) raise their own error, not Hydra's wrapper, so that ``train.py`` reports one line."""
+    try:
+        return instantiate(model_cfg, _convert_="all")
+    except InstantiationException as e:
+        if isinstance(e.__cause__, WEIGHTS_ERRORS):
+            raise e.__cause__ from None
+        raise
 
 
 def stage_metrics(metrics: dict[str, Any], stage: str) -> dict[str, float]:
@@ -61,11 +77,13 @@ def _finish(loggers: list[Logger]) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
+    if cfg.get("ckpt_path"):
+        read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     datamodule: L.LightningDataModule = instantiate(cfg.data)
-    model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    model = instantiate_model(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -115,6 +133,7 @@ def predict_checkpoint(
 ) -> tuple[Any, Any]:
     """Predict with a ``train.py`` checkpoint on a data config's test split.
 
+    The checkpoint loads with its own weights only (:func:`fullbody.models.module.load_pose_model`).
     The data config's ``input_size``/``heatmap_size`` are set to the checkpoint's. Returns the
     split's ground truth (a ``WholeBodySet``) and the predictions (``Predictions``, one row per
     person box, in ``person_id`` order).
@@ -123,12 +142,10 @@ def predict_checkpoint(
 
     from fullbody.evaluation.callback import gather_predictions
     from fullbody.evaluation.results import Predictions
-    from fullbody.models.module import PoseModule
+    from fullbody.models.module import load_pose_model
 
     path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found (ckpt_path)")
-    model = PoseModule.load_from_checkpoint(path, map_location="cpu", teacher_ckpt=None)
+    model = load_pose_model(path, "ckpt_path")
     data_cfg = data_cfg.copy()
     with open_dict(data_cfg):
         data_cfg.input_size = list(model.hparams.input_size)
