@@ -7,8 +7,6 @@ run folder (``outputs/train/runs/<time>/``). See docs/training.md.
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
@@ -16,20 +14,15 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One training job; returns ``cfg.optimized_metric`` for hyper-parameter sweepers."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
+    from fullbody.data.datamodule import DataConfigError
+    from fullbody.jsonio import AnnotationError
     from fullbody.training import WEIGHTS_ERRORS, train
+    from fullbody.utils.cli import ConfigError, OutputError, user_errors
     from fullbody.utils.ddp import distributed_job
 
-    try:
-        with distributed_job():
-            metrics = train(cfg)
-    except WEIGHTS_ERRORS as e:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweep records this job as failed and goes on
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    errors = (ConfigError, OutputError, DataConfigError, AnnotationError, *WEIGHTS_ERRORS)
+    with user_errors(*errors), distributed_job():
+        metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.models.checkpoint import CheckpointError, read_checkpoint
+from fullbody.utils.cli import ConfigError, OutputError
 
 #: What a run reports in one line (exit status 2): its weights are missing or unusable.
 WEIGHTS_ERRORS = (FileNotFoundError, CheckpointError)
@@ -34,17 +34,6 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
-
-
-def instantiate_model(model_cfg: DictConfig) -> L.LightningModule:
-    """The model of the config. Weights it cannot find or read (backbone, KD teacher, parallel
-    SPPE) raise their own error, not Hydra's wrapper, so that ``train.py`` reports one line."""
-    try:
-        return instantiate(model_cfg, _convert_="all")
-    except InstantiationException as e:
-        if isinstance(e.__cause__, WEIGHTS_ERRORS):
-            raise e.__cause__ from None
-        raise
 
 
 def stage_metrics(metrics: dict[str, Any], stage: str) -> dict[str, float]:
@@ -67,6 +56,42 @@ def _log_config(loggers: list[Logger], cfg: DictConfig, model: L.LightningModule
         logger.log_hyperparams(hparams)
 
 
+def final_table(metrics: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """The stage ("test", else "val") and its ``{"<part>/<stat>": value}`` table."""
+    for stage in ("test", "val"):
+        table = stage_metrics(metrics, stage)
+        if table:
+            return stage, table
+    return "val", {}
+
+
+def log_part_chart(loggers: list[Logger], metrics: dict[str, Any]) -> None:
+    """The final per-part AP on each W&B run page, as a table and a bar chart (no panels to
+    configure): ``<stage>/AP_per_part`` and ``<stage>/AP_per_part_chart``."""
+    stage, table = final_table(metrics)
+    rows = [[p, table[f"{p}/AP"]] for p in EVAL_PARTS if f"{p}/AP" in table]
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    if not rows or not wandb_loggers:
+        return
+    import wandb
+
+    for logger in wandb_loggers:
+        t = wandb.Table(columns=["part", "AP"], data=rows)
+        chart = wandb.plot.bar(t, "part", "AP", title=f"{stage} AP per part")
+        logger.experiment.log({f"{stage}/AP_per_part": t, f"{stage}/AP_per_part_chart": chart})
+
+
+def sweep_group(task_name: str) -> str | None:
+    """The W&B group of a multirun's jobs: ``<task>-<sweep folder name>`` (None outside one),
+    so that the project page shows a sweep's runs together."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+
+
 def _finish(loggers: list[Logger]) -> None:
     """Close W&B runs so that the next job of a sweep starts its own."""
     for logger in loggers:
@@ -74,17 +99,33 @@ def _finish(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
+def check_run_length(trainer_cfg: DictConfig) -> None:
+    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit) and no ``max_steps``
+    would train forever, with a schedule that cannot be sized (ConfigError)."""
+    epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
+    if epochs is not None and epochs < 0 and (steps is None or steps < 0):
+        raise ConfigError(
+            f"trainer.max_epochs={epochs} trains without end: also set trainer.max_steps=N "
+            "(the learning-rate schedule is then sized from it) or give trainer.max_epochs=N"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
     if cfg.get("ckpt_path"):
         read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
+    if cfg.get("train", True):
+        check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     datamodule: L.LightningDataModule = instantiate(cfg.data)
-    model = instantiate_model(cfg.model)
+    model: L.LightningModule = instantiate(cfg.model, _convert_="all")
     callbacks = instantiate_group(cfg.get("callbacks"))
+    group = sweep_group(cfg.task_name)
+    if group and "wandb" in (cfg.get("logger") or {}):
+        cfg.logger.wandb.group = group
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if loggers:
@@ -103,6 +144,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 ckpt = cfg.get("ckpt_path")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if trainer.is_global_zero:
+            log_part_chart(loggers, metrics)
     finally:
         _finish(loggers)
     elapsed = time.perf_counter() - start
@@ -115,16 +158,19 @@ def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
     """Print the per-part table of the test (else validation) metrics; write metrics.json."""
     from fullbody.evaluation.wholebody import format_table
 
-    for stage in ("test", "val"):
-        table = stage_metrics(metrics, stage)
-        if table:
-            break
+    stage, table = final_table(metrics)
     if not table:
         log.warning("no per-part metrics were logged (is the evaluation callback configured?)")
         return
     print(f"\n{stage} set, per part (run took {elapsed:.0f} s):")
     print(format_table(table))
-    path = write_json_atomic(table, out_dir / "metrics.json")
+    try:
+        path = write_json_atomic(table, out_dir / "metrics.json")
+    except OSError as e:  # a full disk at the end of a run: the table above keeps the numbers
+        raise OutputError(
+            f"{out_dir / 'metrics.json'}: cannot write ({e.strerror or e}); the table above "
+            "holds the run's numbers"
+        ) from None
     print(f"metrics written to {path}")
 
 
