@@ -17,9 +17,11 @@ def main(cfg: DictConfig) -> None:
 
     from fullbody.inference.run_demo import DemoRunner, check_out_dir, list_inputs, run_demo
     from fullbody.jsonio import AnnotationError
+    from fullbody.models.checkpoint import CheckpointError
     from fullbody.utils.cli import user_errors
 
-    with user_errors(FileNotFoundError, FileExistsError, PermissionError, AnnotationError):
+    errors = (FileNotFoundError, FileExistsError, PermissionError, AnnotationError, CheckpointError)
+    with user_errors(*errors):
         # Input and output folder first: a mistake in either costs no drawing.
         list_inputs(cfg.input)
         check_out_dir(cfg.out_dir, cfg.overwrite)

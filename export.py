@@ -21,19 +21,19 @@ def main(cfg: DictConfig) -> None:
     """Load the checkpoint, export, compare, report."""
     from fullbody.inference.export import export_onnx, onnx_parity, random_crops
     from fullbody.jsonio import write_json_atomic
-    from fullbody.models.module import PoseModule
+    from fullbody.models.checkpoint import CheckpointError
+    from fullbody.models.module import load_pose_model
 
     ckpt = Path(cfg.ckpt_path).expanduser()
-    if not ckpt.is_file():
-        print(f"error: {ckpt}: checkpoint not found (ckpt_path)", file=sys.stderr)
+    try:
+        module = load_pose_model(ckpt, "ckpt_path")
+    except (FileNotFoundError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     final = Path(cfg.out_file).expanduser()
     if final.exists() and not cfg.overwrite:
         print(f"error: {final}: exists (pass overwrite=true to replace it)", file=sys.stderr)
         sys.exit(2)
-    module = PoseModule.load_from_checkpoint(
-        ckpt, map_location="cpu", teacher_ckpt=None, compile=False
-    )
     hp = module.hparams
     metadata = {
         "input_size": list(hp.input_size),

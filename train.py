@@ -16,11 +16,12 @@ def main(cfg: DictConfig) -> float | None:
     """One training job; returns ``cfg.optimized_metric`` for hyper-parameter sweepers."""
     from fullbody.data.datamodule import DataConfigError
     from fullbody.jsonio import AnnotationError
-    from fullbody.training import train
+    from fullbody.training import WEIGHTS_ERRORS, train
     from fullbody.utils.cli import ConfigError, OutputError, user_errors
     from fullbody.utils.ddp import distributed_job
 
-    with user_errors(ConfigError, OutputError, DataConfigError, AnnotationError), distributed_job():
+    errors = (ConfigError, OutputError, DataConfigError, AnnotationError, *WEIGHTS_ERRORS)
+    with user_errors(*errors), distributed_job():
         metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

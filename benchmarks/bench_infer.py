@@ -75,9 +75,9 @@ def end_to_end(predictor: PosePredictor, detector, images, seconds: float) -> fl
 
 def load_net(args) -> tuple[torch.nn.Module, tuple[int, int], str]:
     if args.ckpt:
-        from fullbody.models.module import PoseModule
+        from fullbody.models.module import load_pose_model
 
-        module = PoseModule.load_from_checkpoint(args.ckpt, map_location="cpu", compile=False)
+        module = load_pose_model(args.ckpt, "--ckpt")
         return module.net, tuple(module.hparams.input_size), Path(args.ckpt).name
     torch.manual_seed(0)
     net = PoseNet(backbone=args.backbone, head=args.head)

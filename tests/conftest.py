@@ -3,12 +3,17 @@ of the bad JPEGs every image path is tested with (EXIF-rotated, truncated)."""
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+# Tests never touch the network: timm's weights come from local files or a temporary hub cache.
+# Set before anything imports huggingface_hub (it reads the variable once); subprocesses inherit.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 from fullbody.utils.sample import (
     SAMPLE_ANNOTATIONS,

@@ -94,6 +94,12 @@ def test_paper_experiment_is_the_paper_recipe(tmp_path: Path) -> None:
     assert "pseudo" in cfg.data.train.ann_file
 
 
+@pytest.mark.parametrize("experiment", ["paper", "simplebaseline", "distill"])
+def test_coco_recipes_start_from_imagenet_weights(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"+experiment={experiment}"], tmp_path / "run")
+    assert cfg.model.pretrained is True
+
+
 def test_config_groups_compose(tmp_path: Path) -> None:
     """Every trainer, logger, debug, search and launcher config composes and resolves."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

@@ -20,7 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.models.checkpoint import CheckpointError, read_checkpoint
 from fullbody.utils.cli import ConfigError, OutputError
+
+#: What a run reports in one line (exit status 2): its weights are missing or unusable.
+WEIGHTS_ERRORS = (FileNotFoundError, CheckpointError)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,8 @@ def check_run_length(trainer_cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
+    if cfg.get("ckpt_path"):
+        read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
     if cfg.get("train", True):
         check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -173,6 +179,7 @@ def predict_checkpoint(
 ) -> tuple[Any, Any]:
     """Predict with a ``train.py`` checkpoint on a data config's test split.
 
+    The checkpoint loads with its own weights only (:func:`fullbody.models.module.load_pose_model`).
     The data config's ``input_size``/``heatmap_size`` are set to the checkpoint's. Returns the
     split's ground truth (a ``WholeBodySet``) and the predictions (``Predictions``, one row per
     person box, in ``person_id`` order).
@@ -181,12 +188,10 @@ def predict_checkpoint(
 
     from fullbody.evaluation.callback import gather_predictions
     from fullbody.evaluation.results import Predictions
-    from fullbody.models.module import PoseModule
+    from fullbody.models.module import load_pose_model
 
     path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found (ckpt_path)")
-    model = PoseModule.load_from_checkpoint(path, map_location="cpu", teacher_ckpt=None)
+    model = load_pose_model(path, "ckpt_path")
     data_cfg = data_cfg.copy()
     with open_dict(data_cfg):
         data_cfg.input_size = list(model.hparams.input_size)

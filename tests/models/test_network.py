@@ -1,14 +1,27 @@
-"""PoseNet: timm backbones by name, both heads, stride-4 heatmaps, local checkpoints only."""
+"""PoseNet: timm backbones by name, both heads, stride-4 heatmaps, ImageNet weights from timm's
+hub cache (offline, in a temporary cache) or a local file."""
 
 from __future__ import annotations
+
+import pickle
+from pathlib import Path
 
 import pytest
 import timm
 import torch
+from huggingface_hub import constants as hf_constants
+from safetensors.torch import save_file
 from torch import nn
 
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.models.network import DeconvHead, DUCHead, PoseNet, create_backbone, create_pose_net
+from fullbody.models.network import (
+    DeconvHead,
+    DUCHead,
+    PoseNet,
+    PretrainedWeightsError,
+    create_backbone,
+    create_pose_net,
+)
 
 
 @pytest.mark.parametrize("head", ["deconv", "duc"])
@@ -56,11 +69,55 @@ def test_deconv_head_is_simplebaseline() -> None:
     assert head.final.kernel_size == (1, 1)
 
 
-def test_pretrained_true_is_refused_and_missing_file_named(tmp_path) -> None:
-    with pytest.raises(ValueError, match="download"):
-        create_backbone("resnet18", pretrained=True)
+def test_missing_backbone_file_is_named(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         create_backbone("resnet18", pretrained=tmp_path / "nope.pth")
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face hub cache in ``tmp_path``, offline (as with HF_HUB_OFFLINE=1):
+    nothing here may reach the network."""
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_pretrained_true_offline_names_backbone_hub_cache_and_local_file(hub_cache) -> None:
+    with pytest.raises(PretrainedWeightsError) as info:
+        create_backbone("test_resnet", pretrained=True)
+    msg = str(info.value)
+    assert msg.startswith("test_resnet: the ImageNet weights could not be fetched")
+    assert "Hugging Face hub (timm/test_resnet.r160_in1k)" in msg and "HF_HUB_OFFLINE" in msg
+    assert str(hub_cache) in msg and "model.pretrained=/path/to/file" in msg
+    assert "\n" not in msg and info.value.__cause__ is None
+    again = pickle.loads(pickle.dumps(info.value))  # crosses process boundaries intact
+    assert type(again) is PretrainedWeightsError and str(again) == msg
+
+
+def test_pretrained_true_loads_timm_weights_from_the_hub_cache(hub_cache) -> None:
+    """The weights timm publishes, as huggingface_hub caches them (a snapshot named by a commit,
+    ``refs/main`` pointing at it), load offline into the backbone."""
+    source = timm.create_model("test_resnet")  # the classification model, as published
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(1.0)  # unlike any random initialisation
+    repo = hub_cache / "models--timm--test_resnet.r160_in1k"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    save_file(source.state_dict(), repo / "snapshots" / commit / "model.safetensors")
+    net = PoseNet("test_resnet", "deconv", head_channels=16, pretrained=True)
+    assert torch.equal(net.backbone.conv1[0].weight, source.conv1[0].weight)
+    assert torch.equal(net.backbone.layer4[0].conv2.weight, source.layer4[0].conv2.weight)
+    assert not torch.equal(PoseNet("test_resnet").backbone.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_pretrained_true_for_a_backbone_timm_has_no_weights_for(hub_cache) -> None:
+    with pytest.raises(PretrainedWeightsError, match="botnet50ts_256: timm publishes no"):
+        create_backbone("botnet50ts_256", pretrained=True)
 
 
 def test_local_timm_checkpoint_is_loaded(tmp_path) -> None:

@@ -66,3 +66,10 @@ def test_checkpoint_teacher_labels_what_no_part_teacher_takes(ckpt, dataset, tmp
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(TeacherError, match="not found"):
         CheckpointTeacher(tmp_path / "none.ckpt")
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_teacher_error_naming_it(ckpt, tmp_path):
+    bare = tmp_path / "bare.pth"
+    torch.save(torch.load(ckpt, weights_only=True)["state_dict"], bare)
+    with pytest.raises(TeacherError, match=rf"checkpoint teacher: {bare} .*bare state dict"):
+        CheckpointTeacher(bare)

@@ -181,16 +181,12 @@ class PosePredictor:
         half: bool = False,
         **kwargs: Any,
     ) -> PosePredictor:
-        """A predictor on a training checkpoint (``PoseModule``); its codec and decoding
-        settings are the checkpoint's unless given in ``kwargs``."""
-        from fullbody.models.module import PoseModule
+        """A predictor on a training checkpoint (``PoseModule``, loaded by
+        :func:`fullbody.models.module.load_pose_model`); its codec and decoding settings are
+        the checkpoint's unless given in ``kwargs``."""
+        from fullbody.models.module import load_pose_model
 
-        path = Path(ckpt_path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found (ckpt_path)")
-        module = PoseModule.load_from_checkpoint(
-            path, map_location="cpu", teacher_ckpt=None, compile=False
-        )
+        module = load_pose_model(ckpt_path, "ckpt_path")
         hp = module.hparams
         settings = {
             "input_size": tuple(hp.input_size),

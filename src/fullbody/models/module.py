@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.models.checkpoint import CheckpointError, restore
 from fullbody.models.loss import DistillationLoss
 from fullbody.models.network import PoseNet
 from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
@@ -249,17 +250,21 @@ class PoseModule(L.LightningModule):
         self._resume_rng: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ network
-    @staticmethod
-    def _load_frozen(path: str, key: str) -> nn.Module:
-        """The network of a checkpoint of this project, frozen (``key``: the setting naming it)."""
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"{file}: checkpoint not found ({key})")
-        teacher = PoseModule.load_from_checkpoint(
-            file, map_location="cpu", teacher_ckpt=None, parallel_sppe_ckpt=None, compile=False
-        ).net
-        teacher.eval().requires_grad_(False)
-        return teacher
+    def _load_frozen(self, path: str, key: str) -> nn.Module:
+        """The network of a checkpoint of this project, frozen (``key``: the setting naming it);
+        it must take this module's crops and give its heatmaps."""
+        other = load_pose_model(path, key)
+        for name in ("input_size", "heatmap_size", "num_keypoints"):
+            theirs, ours = (
+                tuple(v) if isinstance(v, Sequence) else v
+                for v in (other.hparams[name], self.hparams[name])
+            )
+            if theirs != ours:
+                raise CheckpointError(
+                    f"{Path(path).expanduser()} ({key}): its {name} is {theirs}, this model's "
+                    f"is {ours}; the frozen network must take the same crops and heatmaps"
+                )
+        return other.net.requires_grad_(False)
 
     def forward(self, image: Tensor) -> Tensor:
         """(B,3,H,W) normalised crops -> (B,K,H/4,W/4) heatmaps."""
@@ -418,3 +423,16 @@ class PoseModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._resume_rng = None
+
+
+def load_pose_model(path: str | Path, key: str = "ckpt_path", **overrides: Any) -> PoseModule:
+    """A ``train.py`` checkpoint as a :class:`PoseModule` for use, in eval mode on the CPU: the
+    one loader of eval, the predictor, export, the checkpoint teacher, the KD teacher and the
+    parallel SPPE. Its weights all come from the file; the backbone file, KD teacher and
+    parallel-SPPE checkpoints it was trained with are not read (``checkpoint.FOR_USE``).
+
+    ``key`` names the setting the path came from, for the messages; ``overrides`` replace
+    hyper-parameters (e.g. ``dark=False``). Raises ``FileNotFoundError`` or
+    :class:`fullbody.models.checkpoint.CheckpointError` naming the file.
+    """
+    return restore(PoseModule, path, key, **overrides)

@@ -8,7 +8,8 @@ input gives 64x48 heatmaps, one channel per keypoint — in one of two ways:
 * ``duc``: AlphaPose FastPose — a pixel shuffle of the backbone map, then dense upsampling
   convolutions (3x3 conv, BN, ReLU, pixel shuffle), then a 3x3 output convolution.
 
-No weights are ever downloaded: ``pretrained`` loads a *local* timm checkpoint file if given.
+``pretrained=True`` starts the backbone from timm's published ImageNet weights, fetched from the
+Hugging Face hub once and cached as timm does; a path loads a local timm checkpoint file instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import timm
+from huggingface_hub import constants as hf_constants
 from torch import Tensor, nn
 
 from fullbody.keypoints import NUM_KEYPOINTS
@@ -144,6 +146,28 @@ def _init_head(head: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+class PretrainedWeightsError(FileNotFoundError):
+    """The backbone's starting weights are not available: a local file is missing, or the
+    published weights cannot be fetched (offline) and are not in the cache."""
+
+
+def _hub_weights(name: str) -> tuple[str, str]:
+    """Where timm fetches ``name``'s published weights from, and the cache they land in."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        return "", ""  # an unknown model: timm.create_model names it
+    if cfg.hf_hub_id:
+        return f"the Hugging Face hub ({cfg.hf_hub_id})", hf_constants.HF_HUB_CACHE
+    if cfg.url:
+        import torch.hub
+
+        return cfg.url, str(Path(torch.hub.get_dir()) / "checkpoints")
+    raise PretrainedWeightsError(
+        f"{name}: timm publishes no pretrained weights for this backbone; use "
+        "model.pretrained=false or a local file (model.pretrained=/path/to/file)"
+    )
+
+
 def create_backbone(
     name: str,
     pretrained: bool | str | Path = False,
@@ -151,22 +175,32 @@ def create_backbone(
 ) -> nn.Module:
     """A timm ``features_only`` backbone returning its deepest feature map only.
 
-    ``pretrained``: ``False`` (random init), or the path of a local timm checkpoint file
-    (a ``state_dict`` of the classification model, e.g. saved from ``timm.create_model``);
-    ``True`` is refused because it would download weights.
+    ``pretrained``: ``False`` (random init); ``True``: timm's published ImageNet weights,
+    fetched once into the Hugging Face hub cache (``HF_HOME``/``HF_HUB_CACHE``; with
+    ``HF_HUB_OFFLINE=1`` only the cache is read); or the path of a local timm checkpoint file
+    (a ``state_dict`` of the classification model, e.g. saved from ``timm.create_model``).
+    Raises :class:`PretrainedWeightsError` when the weights are not available.
     """
+    features = {"features_only": True, "out_indices": (-1,)}
     if pretrained is True:
-        raise ValueError(
-            "pretrained=True would download weights; give the path of a local timm "
-            "checkpoint file instead (model.pretrained=/path/to/resnet50.pth)"
-        )
+        source, cache = _hub_weights(name)
+        try:
+            return timm.create_model(name, pretrained=True, **features, **kwargs)
+        except OSError as e:  # huggingface_hub's offline and HTTP errors, urllib's URLError
+            offline = " (HF_HUB_OFFLINE is set)" if hf_constants.HF_HUB_OFFLINE else ""
+            raise PretrainedWeightsError(
+                f"{name}: the ImageNet weights could not be fetched from {source}{offline} "
+                f"and are not in the cache {cache} ({type(e).__name__}); fetch them once "
+                "where there is network and copy the cache here, or give a local file: "
+                "model.pretrained=/path/to/file"
+            ) from None
     extra: dict[str, Any] = {}
     if pretrained:
         path = Path(pretrained).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: backbone checkpoint file not found")
+            raise PretrainedWeightsError(f"{path}: backbone checkpoint file not found")
         extra = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    return timm.create_model(name, features_only=True, out_indices=(-1,), **extra, **kwargs)
+    return timm.create_model(name, **features, **extra, **kwargs)
 
 
 class PoseNet(nn.Module):

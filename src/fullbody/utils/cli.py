@@ -23,16 +23,27 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _cause(error: Exception) -> BaseException:
+    """The error itself, or what Hydra's ``instantiate`` wrapped (e.g. a missing checkpoint)."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(error, InstantiationException) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
 @contextmanager
 def user_errors(*types: type[BaseException]) -> Iterator[None]:
     """Exit with status 2 and ``error: <message>`` when one of ``types`` (default
-    :class:`ConfigError` and :class:`OutputError`) is raised inside. In a multirun the error is raised on, so that Hydra
-    records the job as failed and the sweep goes on to the next job."""
+    :class:`ConfigError` and :class:`OutputError`) is raised inside, or wrapped by Hydra's
+    ``instantiate``. In a multirun the error is raised on, so that Hydra records the job as
+    failed and the sweep goes on to the next job."""
     caught = tuple(types) or (ConfigError, OutputError)
     try:
         yield
-    except caught as e:
-        if _in_multirun():
+    except Exception as raised:
+        e = _cause(raised)
+        if not isinstance(e, caught) or _in_multirun():
             raise
         from fullbody.utils.hydra_callbacks import record_failure
 

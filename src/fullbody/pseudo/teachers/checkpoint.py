@@ -1,12 +1,14 @@
 """This project's own trained student as a teacher: round-2 self-distillation.
 
 The student of round 1 labels the data for the student of round 2. The teacher is the
-inference predictor on the checkpoint (:meth:`fullbody.inference.predictor.PosePredictor.from_checkpoint`):
-person boxes cropped with the training geometry, ImageNet-normalised, the checkpoint's own flip
-test and decoding; no pose NMS (each labelled person is one ground-truth box). Each point's
-heatmap score, clipped to [0, 1], is its confidence. It can label any part; as the
-``wholebody`` teacher (``+teacher/wholebody=checkpoint teacher.wholebody.path=last.ckpt``) it
-labels the parts that no part teacher takes.
+inference predictor on the checkpoint
+(:meth:`fullbody.inference.predictor.PosePredictor.from_checkpoint`: the checkpoint's own
+weights, whatever files it was trained from): person boxes cropped with the training geometry,
+ImageNet-normalised, the checkpoint's own flip test and decoding; no pose NMS (each labelled
+person is one ground-truth box). Each point's heatmap score, clipped to [0, 1], is its
+confidence. It can label any part; as the ``wholebody`` teacher
+(``+teacher/wholebody=checkpoint teacher.wholebody.path=last.ckpt``) it labels the parts that
+no part teacher takes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fullbody.models.checkpoint import CheckpointError
 from fullbody.pseudo.teachers.base import (
     TEACHER_PARTS,
     People,
@@ -49,10 +52,13 @@ class CheckpointTeacher:
         if device == "cpu":
             torch.set_num_threads(num_threads)
         options = {"flip_test": flip_test, "dark": dark}  # None: the checkpoint's own setting
-        self.predictor = PosePredictor.from_checkpoint(
-            self.path, device=device, nms="none", batch_size=batch_size,
-            **{k: v for k, v in options.items() if v is not None},
-        )  # fmt: skip
+        try:
+            self.predictor = PosePredictor.from_checkpoint(
+                self.path, device=device, nms="none", batch_size=batch_size,
+                **{k: v for k, v in options.items() if v is not None},
+            )  # fmt: skip
+        except CheckpointError as e:
+            raise TeacherError(f"checkpoint teacher: {e}") from None
 
     @torch.inference_mode()
     def predict(self, image: np.ndarray, people: People) -> Prediction:
