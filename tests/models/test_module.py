@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from fullbody.codecs import person_score
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS
-from fullbody.models.module import PoseModule, lr_factor, person_score
+from fullbody.models.module import PoseModule
+from fullbody.models.schedule import lr_factor
 
 K = NUM_KEYPOINTS
 SMALL = {"backbone": "resnet18", "head": "deconv", "head_channels": 32}
@@ -28,7 +30,7 @@ def _batch(b: int = 2, size=(128, 96), seed: int = 0) -> dict[str, torch.Tensor]
     a = torch.tensor([[2.0, 0.0, 30.0], [0.0, 2.0, 40.0]], dtype=torch.float64)
     return {
         "image": torch.randn(b, 3, h, w, generator=g),
-        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([w / 4 - 1, h / 4 - 1]),
+        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([w - 1.0, h - 1.0]),
         "target_weight": torch.ones(b, K),
         "crop_to_image": a.expand(b, 2, 3).clone(),
         "bbox": torch.tensor([[30.0, 40.0, 192.0, 256.0]]).expand(b, 4).clone(),

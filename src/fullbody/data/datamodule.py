@@ -124,7 +124,6 @@ class WholeBodyDataModule(L.LightningDataModule):
     def _common(self) -> dict[str, Any]:
         return {
             "input_size": self.input_size,
-            "heatmap_size": self.heatmap_size,
             "padding": self.padding,
             "reduced_decode": self.reduced_decode,
         }
