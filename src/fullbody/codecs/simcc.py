@@ -85,11 +85,11 @@ class SimCCCodec:
         non-finite or its Gaussian misses an axis."""
         xy = torch.as_tensor(keypoints_xy).float()
         finite = torch.isfinite(xy).all(-1)
-        inside = finite.clone()
+        inside = finite
         for axis in (0, 1):
             c = xy[..., axis] * self.split_ratio
             r = 3.0 * self.sigma[axis]
-            inside &= (c > -r) & (c < self.bins[axis] - 1 + r)
+            inside = inside & (c > -r) & (c < self.bins[axis] - 1 + r)
         w = torch.ones_like(inside, dtype=torch.float32) if weights is None else weights
         return torch.as_tensor(w, device=xy.device).float() * inside.float()
 
