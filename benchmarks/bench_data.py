@@ -39,11 +39,11 @@ from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.data.dataset import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    ImageGroupedSampler,
     TopDownDataset,
     default_photometric,
 )
 from fullbody.data.jitter import LearnedJitter
+from fullbody.data.sampler import ImageGroupedSampler
 from fullbody.data.transforms import box_to_center_scale, half_body_box, truncated_normal
 from fullbody.keypoints import FLIP_INDEX
 from fullbody.utils.machine import machine_name

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
 from fullbody.inference.demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor
+from fullbody.jsonio import AnnotationError
 
 ROOT = Path(__file__).resolve().parents[2]
 

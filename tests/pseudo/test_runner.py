@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from fake_teachers import RegionTeacher
 
-from fullbody.annotations import AnnotationError, WholeBodySet, points_box
+from fullbody.annotations import WholeBodySet, points_box
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_SLICES
 from fullbody.pseudo.runner import PseudoLabeller, assign_parts
 

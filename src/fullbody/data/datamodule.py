@@ -3,9 +3,9 @@
 :class:`WholeBodyDataModule` reads COCO-WholeBody (or pseudo-label) files and image folders
 named in its ``train``, ``val`` and ``test`` sections (``conf/data/coco_wholebody.yaml``,
 ``conf/data/sample.yaml``); :class:`SyntheticDataModule` first generates its data set on first
-use (``conf/data/synthetic.yaml``, the default). Batches follow :class:`fullbody.data.batch.Batch`;
-heatmaps are rendered from them on the training device by the module's
-:class:`~fullbody.codecs.heatmap.HeatmapCodec`.
+use (``conf/data/synthetic.yaml``, the default). Batches follow :class:`fullbody.data.batch.Batch`
+(keypoints in input-crop pixels); the module's codec renders heatmaps or SimCC labels from them on
+the training device. ``heatmap_size`` and ``sigma`` are kept here for the model config to read.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
-from fullbody.data.dataset import ImageGroupedSampler, TopDownDataset
+from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
+from fullbody.data.sampler import ImageGroupedSampler
 
 #: Keys of a ``train`` section passed on to :class:`TopDownDataset` (besides the paths).
 TRAIN_KEYS = frozenset(

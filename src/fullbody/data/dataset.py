@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import (
     affine_matrix,
@@ -40,6 +40,7 @@ from fullbody.data.transforms import (
     truncated_normal,
     warp,
 )
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
 # albumentations checks PyPI for a newer version when imported; a training run makes no such
@@ -145,7 +146,7 @@ class TopDownDataset(Dataset):
         reduced_decode: decode large images at 1/2-1/8 size when the crop cannot show more.
         seed: with the epoch and the index, the seed of an item's augmentation.
 
-    Items are indexed by ``i`` or by ``(i, epoch)``, as :class:`ImageGroupedSampler` yields
+    Items are indexed by ``i`` or by ``(i, epoch)``, as :class:`~fullbody.data.sampler.ImageGroupedSampler` yields
     them. A training item's augmentation is drawn from a generator seeded by
     ``(seed, epoch, i)`` alone (``epoch`` 0 for a bare index), so it does not depend on the
     number of workers or ranks, and a resumed run sees exactly the crops of an uninterrupted one.
@@ -335,7 +336,7 @@ class TopDownDataset(Dataset):
     def cached_image(self, image_id: int, factor: int) -> np.ndarray:
         """The RGBA image at 1/``factor`` size, decoding only when the last image
         this process decoded was another one or at another size: people of one image in a row
-        (see :class:`ImageGroupedSampler`) share a decode. Never a finer cached copy instead, so
+        (see :class:`~fullbody.data.sampler.ImageGroupedSampler`) share a decode. Never a finer cached copy instead, so
         an item's pixels do not depend on what the process decoded before."""
         if self._cache is None or self._cache[0] != image_id:
             self._cache = (image_id, {})
@@ -381,68 +382,3 @@ class TopDownDataset(Dataset):
 def _drop_empty(d: PersonDetections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keep = (d.boxes[:, 2] > 1) & (d.boxes[:, 3] > 1)
     return d.image_ids[keep], d.boxes[keep], d.scores[keep]
-
-
-class ImageGroupedSampler(DistributedSampler):
-    """Random training order in which people of one image come in small groups.
-
-    Every epoch, each image's items are shuffled and cut into near-equal chunks of at most
-    ``group_size``; the chunks are shuffled and concatenated. Consecutive items of one image
-    then share one JPEG decode (:meth:`TopDownDataset.cached_image`), which is most of a
-    sample's cost, while a batch still mixes many images. ``group_size=1`` is a plain random
-    permutation. Under DDP each rank takes a contiguous slice of the (padded) order; being a
-    ``DistributedSampler``, Lightning uses it as it is and calls :meth:`set_epoch`.
-    """
-
-    def __init__(
-        self,
-        image_ids: np.ndarray,
-        group_size: int = 4,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        num_replicas: int = 1,
-        rank: int = 0,
-        drop_last: bool = False,
-    ) -> None:
-        if group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {group_size}")
-        self.image_ids = np.asarray(image_ids, dtype=np.int64)
-        self.group_size = int(group_size)
-        super().__init__(
-            self.image_ids,  # only its length is used
-            num_replicas=num_replicas,
-            rank=rank,
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
-        )
-
-    def order(self) -> np.ndarray:
-        """The whole epoch's order over all ranks (before padding)."""
-        n = len(self.image_ids)
-        if not self.shuffle:
-            return np.arange(n)
-        rng = np.random.default_rng((self.seed, self.epoch))
-        if self.group_size == 1:
-            return rng.permutation(n)
-        perm = rng.permutation(n)  # shuffles people inside each image too
-        ids = self.image_ids[perm]
-        by_image = np.argsort(ids, kind="stable")
-        bounds = np.flatnonzero(np.diff(ids[by_image])) + 1
-        chunks: list[np.ndarray] = []
-        for members in np.split(perm[by_image], bounds):
-            k = -(-len(members) // self.group_size)
-            chunks.extend(np.array_split(members, k))
-        return np.concatenate([chunks[j] for j in rng.permutation(len(chunks))])
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        """``(index, epoch)`` keys of this rank's share (see :class:`TopDownDataset`)."""
-        order = self.order()
-        if self.drop_last:
-            order = order[: self.total_size]
-        else:
-            pad = self.total_size - len(order)
-            order = np.concatenate([order, np.resize(order, pad)]) if pad > 0 else order
-        start = self.rank * self.num_samples
-        return ((i, self.epoch) for i in order[start : start + self.num_samples].tolist())

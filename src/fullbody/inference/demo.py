@@ -28,11 +28,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fullbody.annotations import AnnotationError, write_json_atomic
 from fullbody.evaluation.results import Predictions
 from fullbody.inference.detectors import PersonDetector
 from fullbody.inference.draw import draw_wholebody
 from fullbody.inference.predictor import ImageReadError, PosePredictor, PoseResult, read_image
+from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
