@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +192,16 @@ def test_a_model_with_other_heatmap_sizes_is_refused(tiny_ckpt):
     pred = PosePredictor(TorchHeatmapModel(net, "cpu"), (64, 48), (16, 12))
     with pytest.raises(ValueError, match=r"expected \(\d+, 133, 16, 12\)"):
         pred(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
+
+
+def test_onnx_inference_does_not_import_lightning():
+    """The predictor (ONNX path) and the codecs need no Lightning: person scoring and decoding
+    live in fullbody.codecs, not in the LightningModule's file."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = (
+        "import sys, fullbody.inference.predictor, fullbody.codecs; "
+        "sys.exit('lightning' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]

@@ -97,3 +97,10 @@ def test_module_and_predictor_share_the_simcc_decoding():
         out = module.predict_step(batch, 0)["preds"]
     np.testing.assert_allclose(res.keypoints, out["keypoints"].double().numpy(), atol=1e-3)
     np.testing.assert_allclose(res.scores, out["score"].double().numpy(), atol=1e-5)
+
+
+def test_a_simcc_model_of_another_ratio_is_refused():
+    pred = PosePredictor(TorchHeatmapModel(DotNet(simcc=True), "cpu"), INPUT_SIZE, head="simcc",
+                         split_ratio=3.0)  # fmt: skip
+    with pytest.raises(ValueError, match=r"split_ratio 3.0 do not match"):
+        pred(dot_image(DOTS, size=4), BOXES)

@@ -318,9 +318,10 @@ class PosePredictor:
             what = f"heatmap_size {self.codec.heatmap_size}"
         got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
         if got != want:
+            shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
             raise ValueError(
-                f"the model maps {tuple(x.shape)} crops to outputs of shapes {got}, expected "
-                f"{want} ({self.head} head): input_size {self.input_size} and {what} do not "
+                f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
+                f"{shapes[1]} ({self.head} head): input_size {self.input_size} and {what} do not "
                 "match the model (a CNN backbone needs input sides divisible by its stride, 32)"
             )
         return outputs
