@@ -187,6 +187,21 @@ def test_simcc_module_decodes_to_image_pixels_and_is_flip_symmetric() -> None:
     torch.testing.assert_close(b_back[inner], a[inner], atol=1e-4, rtol=0)
 
 
+def test_simcc_teacher_gives_kd_term_and_heads_must_match(tmp_path) -> None:
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(_module(head="simcc"))
+    trainer.save_checkpoint(tmp_path / "simcc.ckpt")
+    student = _module(head="simcc", teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
+    batch = _batch()
+    out = student._loss(batch, student(batch["image"]), batch["image"])
+    assert out.kd is not None and out.kd.item() > 0
+    torch.testing.assert_close(out.loss, out.hard + 0.5 * out.kd)
+    with pytest.raises(ValueError, match="both be SimCC or both heatmaps"):
+        _module(teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
+
+
 def test_simcc_training_loss_reaches_the_head_and_refuses_the_stn() -> None:
     torch.manual_seed(0)
     m = _module(head="simcc")

@@ -32,7 +32,7 @@ from fullbody.codecs.topdown import (
 )
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.loss import DistillationLoss, SimCCLoss
-from fullbody.models.network import PoseNet
+from fullbody.models.network import PoseNet, SimCCHead
 from fullbody.models.schedule import lr_factor, rng_states, set_rng_states, stepping_batches
 from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
 
@@ -166,6 +166,11 @@ class PoseModule(L.LightningModule):
             if teacher_ckpt and kd_weight > 0
             else None
         )
+        if teacher is not None and isinstance(getattr(teacher, "head", None), SimCCHead) != simcc:
+            raise ValueError(
+                f"{teacher_ckpt}: the teacher's head and model.head={head} must both be SimCC or "
+                "both heatmaps (model.teacher_ckpt)"
+            )
         forward = torch.compile(self.net, mode=compile_mode) if compile else self.net
         object.__setattr__(self, "_teacher", teacher)
         object.__setattr__(self, "_forward", forward)
