@@ -38,7 +38,7 @@ from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statist
 
 
 class PoseModule(L.LightningModule):
-    """Top-down whole-body student: timm backbone + heatmap head, trained by distillation.
+    """Top-down whole-body student: timm backbone + heatmap or SimCC head, trained by distillation.
 
     Args:
         backbone, head, pretrained, head_channels, final_kernel, backbone_kwargs: the network
