@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from fullbody.images import ImageReadError, read_image
 from fullbody.inference.predictor import (
-    ImageReadError,
     OnnxHeatmapModel,
     PosePredictor,
     TorchHeatmapModel,
     load_predictor,
-    read_image,
 )
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
@@ -205,3 +204,16 @@ def test_onnx_inference_does_not_import_lightning():
     env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def test_image_files_are_read_as_stored_and_truncated_ones_refused(tmp_path, bad_jpegs):
+    # A dot near the top: an EXIF turn (Orientation=3) would move it to the bottom.
+    img = dot_image([(100, 40)], size=6)
+    turned = bad_jpegs.exif_rotated(tmp_path / "turned.jpg", img)
+    pred = dot_predictor()
+    boxes = np.array([[60.0, 10, 120, 160]])
+    from_file = pred(turned, boxes)
+    from_pixels = pred(bad_jpegs.decoded_as_stored(turned), boxes)
+    np.testing.assert_array_equal(from_file.keypoints, from_pixels.keypoints)
+    with pytest.raises(ImageReadError, match=r"cut\.jpg: cannot decode"):
+        pred(bad_jpegs.truncated(tmp_path / "cut.jpg", img), boxes)

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from fullbody.codecs.topdown import image_to_crop_points
-from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
-from fullbody.inference.draw import draw_wholebody, tile_images
+from fullbody.draw import draw_wholebody, tile_images
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 def crops_to_bgr(images: Tensor) -> list[np.ndarray]:

@@ -33,7 +33,13 @@ from fullbody.codecs.topdown import (
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.loss import DistillationLoss, SimCCLoss
 from fullbody.models.network import PoseNet, SimCCHead
-from fullbody.models.schedule import lr_factor, rng_states, set_rng_states, stepping_batches
+from fullbody.models.schedule import (
+    epoch_steps,
+    lr_factor,
+    rng_states,
+    set_rng_states,
+    stepping_batches,
+)
 from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
 
 
@@ -299,7 +305,9 @@ class PoseModule(L.LightningModule):
         )
         total = stepping_batches(self.trainer)
         epochs = self.trainer.max_epochs
-        per_epoch = total / epochs if epochs and epochs > 0 else float(total)
+        per_epoch = epoch_steps(self.trainer) or (
+            total / epochs if epochs and epochs > 0 else float(total)
+        )
         warmup = round(hp.warmup_epochs * per_epoch)
         milestones = [round(m * per_epoch) for m in hp.milestones]
 
