@@ -1,7 +1,7 @@
 """Export a checkpoint to ONNX and check parity: ``python export.py ckpt_path=CKPT``.
 
 Writes the ONNX file (``out_file``, default ``<run folder>/model.onnx``) and
-``export_report.json`` (max/mean absolute heatmap difference onnxruntime vs PyTorch on random
+``export_report.json`` (max/mean absolute output difference onnxruntime vs PyTorch on random
 crops). The model is written under a temporary name and moved to ``out_file`` only when the
 difference is within ``check.tolerance``; otherwise it is removed (the report stays) and the
 exit status is 1. See docs/inference.md.
@@ -45,6 +45,7 @@ def main(cfg: DictConfig) -> None:
         "num_keypoints": hp.num_keypoints,
         "backbone": hp.backbone,
         "head": hp.head,
+        "split_ratio": hp.get("split_ratio", 2.0),
         "checkpoint": ckpt.name,
     }
     # Checked under a temporary name: a model that fails the check never sits at out_file.
@@ -68,7 +69,7 @@ def main(cfg: DictConfig) -> None:
     print(
         f"onnxruntime vs PyTorch on {report['crops']} random crops, batch sizes "
         f"{report['batch_sizes']}: max |diff| {report['max_abs_diff']:.3g}, mean "
-        f"{report['mean_abs_diff']:.3g} (heatmap max {report['max_heatmap']:.3g}) -> "
+        f"{report['mean_abs_diff']:.3g} (output max {report['max_output']:.3g}) -> "
         f"{'OK' if ok else 'ABOVE TOLERANCE'} ({report_file})"
     )
     if not ok:

@@ -72,6 +72,7 @@ class ReferencePipeline:
 
     def __init__(self, ds: TopDownDataset, photometric, sigma: float = 2.0) -> None:
         self.ds, self.photometric, self.sigma = ds, photometric, sigma
+        self.codec = HeatmapCodec(ds.input_size, (ds.input_size[0] // 4, ds.input_size[1] // 4))
         self.rng = np.random.default_rng(0)
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
@@ -114,7 +115,7 @@ class ReferencePipeline:
         if self.photometric is not None:
             crop = self.photometric(image=crop)["image"]
         xy = kpts[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-        xy = ds.codec.input_to_heatmap(xy)
+        xy = self.codec.input_to_heatmap(xy)
         heatmaps, weight = self.render(xy, weight)
         return {
             "image": np.ascontiguousarray(crop.transpose(2, 0, 1)),
@@ -124,7 +125,7 @@ class ReferencePipeline:
 
     def render(self, xy: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """133 Gaussians, each computed on the window of 3 sigma around its keypoint."""
-        hh, hw = self.ds.heatmap_size
+        hh, hw = self.codec.heatmap_size
         heatmaps = np.zeros((len(xy), hh, hw), dtype=np.float32)
         weight = weight.astype(np.float32)
         r = int(3 * self.sigma)
@@ -153,7 +154,7 @@ def ours_batch(ds: TopDownDataset, codec: HeatmapCodec, keys, device: torch.devi
     batch = default_collate([ds[k] for k in keys])
     xy = batch["target_xy"].to(device, non_blocking=True)
     weight = batch["target_weight"].to(device, non_blocking=True)
-    batch["heatmaps"], batch["target_weight"] = codec.encode(xy, weight)
+    batch["heatmaps"], batch["target_weight"] = codec.targets(xy, weight)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return batch

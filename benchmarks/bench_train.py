@@ -52,7 +52,7 @@ class _Batches(Dataset):
             b = {
                 "image": torch.randn(batch, 3, h, w, generator=g),
                 "target_xy": torch.rand(batch, NUM_KEYPOINTS, 2, generator=g)
-                * torch.tensor([w / 4, h / 4]),
+                * torch.tensor([float(w), float(h)]),
                 "target_weight": (torch.rand(batch, NUM_KEYPOINTS, generator=g) > 0.2).float(),
             }
             self.batches.append({k: v.pin_memory() if pin else v for k, v in b.items()})
@@ -141,7 +141,7 @@ def bench_bare(args: argparse.Namespace, compiled: bool, device: torch.device) -
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             heatmaps = model(batch["image"])
-            target, weight = model.codec.encode(batch["target_xy"], batch["target_weight"])
+            target, weight = model.codec.targets(batch["target_xy"], batch["target_weight"])
             loss = model.loss(heatmaps, target, weight).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

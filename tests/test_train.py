@@ -164,11 +164,14 @@ def test_fast_dev_run_of_every_experiment(experiment: str, tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_resume_is_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head", ["deconv", "simcc"])
+def test_resume_is_exact(head: str, tmp_path: Path) -> None:
     """A run stopped after its first epoch and resumed from last.ckpt ends with exactly the
-    weights of the same run done in one go (same schedule, batches and augmentations)."""
+    weights of the same run done in one go (same schedule, batches and augmentations), for a
+    heatmap and a SimCC head."""
     common = [
         "+experiment=smoke",
+        f"model.head={head}",
         "trainer.max_epochs=2",
         "data.num_workers=2",
         "data.persistent_workers=false",
@@ -200,10 +203,16 @@ def test_resume_is_exact(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_smoke_run_writes_metrics_and_images(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head", ["deconv", "simcc"])
+def test_smoke_run_writes_metrics_and_images(head: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_train(
-        ["+experiment=smoke", f"hydra.run.dir={out}", f"paths.data_dir={tmp_path / 'data'}"]
+        [
+            "+experiment=smoke",
+            f"model.head={head}",
+            f"hydra.run.dir={out}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ]
     )
     metrics = json.loads((out / "metrics.json").read_text())
     parts = ("body", "foot", "face", "lefthand", "righthand", "wholebody")

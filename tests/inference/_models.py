@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs import HeatmapCodec, SimCCCodec
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 
@@ -57,14 +57,16 @@ class DotNet(nn.Module):
 
     Renders, for all 133 channels, the codec's Gaussian at the centroid of the pixels brighter
     than the crop's mean, so a predictor fed a black image with one white dot must return the
-    dot's image position whatever the crop geometry, batching and flip test.
+    dot's image position whatever the crop geometry, batching and flip test. ``simcc``: the
+    SimCC codec's label vectors (x, y) instead of heatmaps.
     """
 
-    def __init__(self, input_size=INPUT_SIZE, heatmap_size=HEATMAP_SIZE) -> None:
+    def __init__(self, input_size=INPUT_SIZE, heatmap_size=HEATMAP_SIZE, simcc=False) -> None:
         super().__init__()
         self.codec = HeatmapCodec(input_size, heatmap_size)
+        self.simcc = SimCCCodec(input_size) if simcc else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         b, _, h, w = x.shape
         v = x.sum(1)
         wgt = (v - v.mean((1, 2), keepdim=True)).clamp_min(0)
@@ -76,7 +78,10 @@ class DotNet(nn.Module):
         total = wgt.sum((1, 2)).clamp_min(1e-9)
         cx = (wgt * xs).sum((1, 2)) / total
         cy = (wgt * ys).sum((1, 2)) / total
-        xy_hm = self.codec.input_to_heatmap(torch.stack([cx, cy], -1))
+        xy_in = torch.stack([cx, cy], -1)
+        if self.simcc is not None:
+            return self.simcc.encode(xy_in[:, None].expand(b, NUM_KEYPOINTS, 2))
+        xy_hm = self.codec.input_to_heatmap(xy_in)
         xy = xy_hm[:, None].expand(b, NUM_KEYPOINTS, 2)
         heatmaps, _ = self.codec.encode(xy, torch.ones(b, NUM_KEYPOINTS, device=x.device))
         return heatmaps

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -152,7 +157,7 @@ def test_checkpoint_and_onnx_predictors_agree_on_the_sample(tiny_ckpt, tiny_onnx
     assert onnx_pred.input_size == torch_pred.input_size == INPUT_SIZE
     assert onnx_pred.flip_test and onnx_pred.dark
     crops, _ = torch_pred.crops(img, boxes)
-    diff = (torch_pred.heatmaps(crops) - onnx_pred.heatmaps(crops)).abs().max().item()
+    diff = (torch_pred.outputs(crops) - onnx_pred.outputs(crops)).abs().max().item()
     assert diff < 1e-4
     a, b = torch_pred(img, boxes), onnx_pred(img, boxes)
     np.testing.assert_allclose(a.keypoints[..., 2], b.keypoints[..., 2], atol=1e-4)
@@ -186,6 +191,19 @@ def test_a_model_with_other_heatmap_sizes_is_refused(tiny_ckpt):
     pred = PosePredictor(TorchHeatmapModel(net, "cpu"), (64, 48), (16, 12))
     with pytest.raises(ValueError, match=r"expected \(\d+, 133, 16, 12\)"):
         pred(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
+
+
+def test_onnx_inference_does_not_import_lightning():
+    """The predictor (ONNX path) and the codecs need no Lightning: person scoring and decoding
+    live in fullbody.codecs, not in the LightningModule's file."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = (
+        "import sys, fullbody.inference.predictor, fullbody.codecs; "
+        "sys.exit('lightning' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
 
 
 def test_image_files_are_read_as_stored_and_truncated_ones_refused(tmp_path, bad_jpegs):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
-from fullbody.models.loss import DistillationLoss, part_weight_vector
+from fullbody.models.loss import DistillationLoss, SimCCLoss, part_weight_vector
 
 K = NUM_KEYPOINTS
 
@@ -96,3 +96,54 @@ def test_shape_errors() -> None:
         DistillationLoss()(pred, target, torch.ones(2, K - 1))
     with pytest.raises(ValueError, match="shapes differ"):
         DistillationLoss()(pred, target[..., :4], torch.ones(2, K))
+
+
+# ---------------------------------------------------------------------------- SimCC
+def _vectors(seed: int, b: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, K, 24, generator=g), torch.randn(b, K, 32, generator=g)
+
+
+def _kl(pred, target, beta=10.0):
+    p = torch.log_softmax(pred * beta, -1)
+    t = torch.softmax(target * beta, -1)
+    return (t * (t.log() - p)).sum(-1)
+
+
+def test_simcc_loss_is_the_weighted_kl_of_both_axes() -> None:
+    pred, target = _vectors(0), _vectors(1)
+    w = torch.rand(2, K)
+    out = SimCCLoss(beta=10.0)(pred, target, w)
+    per_point = _kl(pred[0], target[0]) + _kl(pred[1], target[1])
+    torch.testing.assert_close(out.loss, (per_point * w).mean())
+    assert out.kd is None and set(out.parts) == set(PART_SLICES)
+    # KL is zero when the prediction is the label
+    assert SimCCLoss()(target, target, w).loss.abs() < 1e-5
+
+
+def test_simcc_loss_honours_point_and_part_weights() -> None:
+    pred, target = _vectors(2), _vectors(3)
+    pred = tuple(p.requires_grad_(True) for p in pred)
+    w = torch.ones(2, K)
+    w[0, 5] = 0.0
+    w[1, 7] = 0.5
+    loss = SimCCLoss(part_weights={"face": 0.0})
+    loss(pred, target, w).loss.backward()
+    gx = pred[0].grad
+    assert gx[0, 5].abs().sum() == 0 and gx[:, PART_SLICES["face"]].abs().sum() == 0
+    assert gx[0, 6].abs().sum() > 0
+    # half the confidence, half the pull
+    full = SimCCLoss()(_vectors(2), target, torch.ones(2, K)).parts["body"]
+    half = SimCCLoss()(_vectors(2), target, torch.full((2, K), 0.5)).parts["body"]
+    torch.testing.assert_close(half, 0.5 * full)
+
+
+def test_simcc_kd_term_against_a_teacher() -> None:
+    pred, target, teacher = _vectors(4), _vectors(5), _vectors(6)
+    w = torch.ones(2, K)
+    out = SimCCLoss(kd_weight=0.5)(pred, target, w, teacher)
+    kd = (_kl(pred[0], teacher[0]) + _kl(pred[1], teacher[1])).mean()
+    torch.testing.assert_close(out.kd, kd)
+    torch.testing.assert_close(out.loss, out.hard + 0.5 * kd)
+    with pytest.raises(ValueError, match="beta"):
+        SimCCLoss(beta=0)

@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from fullbody.codecs import person_score
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS
-from fullbody.models.module import PoseModule, lr_factor, person_score
+from fullbody.models.module import PoseModule
+from fullbody.models.schedule import lr_factor
 
 K = NUM_KEYPOINTS
 SMALL = {"backbone": "resnet18", "head": "deconv", "head_channels": 32}
@@ -28,7 +30,7 @@ def _batch(b: int = 2, size=(128, 96), seed: int = 0) -> dict[str, torch.Tensor]
     a = torch.tensor([[2.0, 0.0, 30.0], [0.0, 2.0, 40.0]], dtype=torch.float64)
     return {
         "image": torch.randn(b, 3, h, w, generator=g),
-        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([w / 4 - 1, h / 4 - 1]),
+        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([w - 1.0, h - 1.0]),
         "target_weight": torch.ones(b, K),
         "crop_to_image": a.expand(b, 2, 3).clone(),
         "bbox": torch.tensor([[30.0, 40.0, 192.0, 256.0]]).expand(b, 4).clone(),
@@ -154,6 +156,64 @@ def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
         _module(teacher_ckpt=str(tmp_path / "missing.ckpt"), kd_weight=0.5)
 
 
+# ---------------------------------------------------------------------------- SimCC head
+def test_simcc_module_decodes_to_image_pixels_and_is_flip_symmetric() -> None:
+    from fullbody.codecs import SimCCCodec
+
+    torch.manual_seed(0)
+    m = _module(head="simcc", flip_test=False).eval()
+    assert isinstance(m.codec, SimCCCodec) and m.codec.bins == (192, 256)
+    batch = _batch()
+    g = torch.Generator().manual_seed(1)
+    xy_in = 2 + torch.rand(2, K, 2, generator=g) * torch.tensor([92.0, 124.0])
+    m._forward = _Fixed(m.codec.encode(xy_in))
+    with torch.no_grad():
+        preds = m.predict_step(batch, 0)["preds"]
+    expected = xy_in * 2.0 + torch.tensor([30.0, 40.0])  # the batch's affine
+    assert (preds["keypoints"][..., :2] - expected).abs().max() < 0.2  # 0.1 crop px
+    # flip test: predicting on the mirrored crop gives the mirrored, swapped points
+    m = _module(head="simcc", flip_test=True).eval()
+    batch = _batch(b=2, seed=3)
+    mirrored = dict(batch, image=batch["image"].flip(-1))
+    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    batch["crop_to_image"] = mirrored["crop_to_image"] = eye.expand(2, 2, 3).clone()
+    with torch.no_grad():
+        a = m.predict_step(batch, 0)["preds"]["keypoints"]
+        b = m.predict_step(mirrored, 0)["preds"]["keypoints"]
+    b_back = b[:, torch.as_tensor(np.array(FLIP_INDEX))].clone()
+    b_back[..., 0] = 95 - b_back[..., 0]
+    # the edge bin of x has no mirror partner (one of 192), so compare away from it
+    inner = (a[..., 0] > 1) & (a[..., 0] < 94)
+    torch.testing.assert_close(b_back[inner], a[inner], atol=1e-4, rtol=0)
+
+
+def test_simcc_teacher_gives_kd_term_and_heads_must_match(tmp_path) -> None:
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(_module(head="simcc"))
+    trainer.save_checkpoint(tmp_path / "simcc.ckpt")
+    student = _module(head="simcc", teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
+    batch = _batch()
+    out = student._loss(batch, student(batch["image"]), batch["image"])
+    assert out.kd is not None and out.kd.item() > 0
+    torch.testing.assert_close(out.loss, out.hard + 0.5 * out.kd)
+    with pytest.raises(ValueError, match="both be SimCC or both heatmaps"):
+        _module(teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
+
+
+def test_simcc_training_loss_reaches_the_head_and_refuses_the_stn() -> None:
+    torch.manual_seed(0)
+    m = _module(head="simcc")
+    batch = _batch(b=2)
+    out = m._loss(batch, m(batch["image"]), batch["image"])
+    out.loss.backward()
+    assert out.loss.item() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.net.head.parameters())
+    with pytest.raises(ValueError, match="heatmap head"):
+        _module(head="simcc", stn=True)
+
+
 def _fake_trainer(max_epochs: int | None, max_steps: int, batches: int = 4):
     from types import SimpleNamespace
 
@@ -170,7 +230,7 @@ def _fake_trainer(max_epochs: int | None, max_steps: int, batches: int = 4):
 def test_schedule_without_epoch_limit_is_sized_by_max_steps() -> None:
     """max_epochs=-1 with max_steps: the schedule spans max_steps (not one epoch, which left
     the rest of the run at learning rate 0); milestones stay in epochs of 4 steps."""
-    from fullbody.models.module import epoch_steps, stepping_batches
+    from fullbody.models.schedule import epoch_steps, stepping_batches
 
     assert stepping_batches(_fake_trainer(-1, 30)) == 30
     assert epoch_steps(_fake_trainer(-1, 30)) == 4

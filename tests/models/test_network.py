@@ -149,3 +149,12 @@ def test_head_output_starts_near_zero() -> None:
     with torch.no_grad():
         out = net(torch.randn(1, 3, 128, 96))
     assert out.abs().max() < 0.5
+
+
+def test_simcc_head_outputs_x_and_y_bins() -> None:
+    net = PoseNet("resnet18", "simcc", input_size=(128, 96), split_ratio=2.0, final_kernel=3)
+    x, y = net(torch.randn(2, 3, 128, 96))
+    assert x.shape == (2, NUM_KEYPOINTS, 192) and y.shape == (2, NUM_KEYPOINTS, 256)
+    assert net.head.mlp[1].in_features == 4 * 3  # the stride-32 map, flattened
+    with pytest.raises(ValueError, match="input_size"):
+        PoseNet("resnet18", "simcc")

@@ -29,7 +29,7 @@ def _batch(b: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {
         "image": torch.randn(b, 3, 128, 96, generator=g),
-        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([23.0, 31.0]),
+        "target_xy": torch.rand(b, K, 2, generator=g) * torch.tensor([95.0, 127.0]),
         "target_weight": torch.ones(b, K),
         "crop_to_image": torch.tensor([[2.0, 0, 30], [0, 2.0, 40]], dtype=torch.float64)
         .expand(b, 2, 3)
@@ -50,7 +50,7 @@ def test_stn_module_predicts_what_the_plain_one_does_at_initialisation():
     stn.net.pose_net.load_state_dict(plain.net.state_dict())
     batch = _batch()
     with torch.no_grad():
-        ha, hb = plain.predict_heatmaps(batch["image"]), stn.predict_heatmaps(batch["image"])
+        ha, hb = plain.predict_outputs(batch["image"]), stn.predict_outputs(batch["image"])
         a = plain.predict_step(batch, 0)["preds"]
         b = stn.predict_step(batch, 0)["preds"]
     assert (ha - hb).abs().max() <= 1e-4 * ha.abs().max()

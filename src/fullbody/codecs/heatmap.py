@@ -32,8 +32,9 @@ _MAX_EXPONENT = 63 * math.log(2)
 class HeatmapCodec:
     """Encode keypoints (heatmap px) as Gaussian heatmaps and decode heatmaps back to points.
 
-    ``input_size`` and ``heatmap_size`` are (height, width); ``sigma`` is in heatmap pixels.
-    A point whose Gaussian lies entirely outside the heatmap (beyond 3 sigma) gets weight 0.
+    ``input_size`` and ``heatmap_size`` are (height, width); ``sigma`` is in heatmap pixels;
+    ``dark``: the default decoding (:meth:`decode`). A point whose Gaussian lies entirely
+    outside the heatmap (beyond 3 sigma) gets weight 0.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class HeatmapCodec:
         heatmap_size: tuple[int, int] = (64, 48),
         sigma: float = 2.0,
         blur_kernel: int = 11,
+        dark: bool = False,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
@@ -49,6 +51,7 @@ class HeatmapCodec:
         if blur_kernel % 2 != 1:
             raise ValueError(f"blur_kernel must be odd, got {blur_kernel}")
         self.blur_kernel = blur_kernel
+        self.dark = dark
         self._scale = (
             self.heatmap_size[1] / self.input_size[1],
             self.heatmap_size[0] / self.input_size[0],
@@ -82,6 +85,19 @@ class HeatmapCodec:
         gy = _gaussian(((ys - xy[..., 1:]) ** 2) / denom) * (weight > 0).unsqueeze(-1)  # (B,K,h)
         return gy.unsqueeze(-1) * gx.unsqueeze(-2), weight
 
+    def targets(self, xy: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,K,2) input-crop px, (B,K) weights -> (B,K,h,w) heatmaps and (B,K) weights."""
+        return self.encode(self.input_to_heatmap(xy.float()), weight)
+
+    def flip_outputs(self, heatmaps: Tensor) -> Tensor:
+        """Heatmaps of mirrored crops -> heatmaps of the original crops."""
+        return flip_heatmaps(heatmaps)
+
+    def decode_outputs(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,K,h,w) heatmaps -> (B,K,2) input-crop px and (B,K) scores."""
+        xy, scores = self.decode(heatmaps)
+        return self.heatmap_to_input(xy), scores
+
     def _inside(self, xy: Tensor) -> Tensor:
         h, w = self.heatmap_size
         r = 3.0 * self.sigma
@@ -89,13 +105,14 @@ class HeatmapCodec:
         finite = torch.isfinite(xy).all(-1)
         return finite & (x > -r) & (x < w - 1 + r) & (y > -r) & (y < h - 1 + r)
 
-    def decode(self, heatmaps: Tensor, dark: bool = False) -> tuple[Tensor, Tensor]:
+    def decode(self, heatmaps: Tensor, dark: bool | None = None) -> tuple[Tensor, Tensor]:
         """(B,K,h,w) heatmaps -> (B,K,2) heatmap-px points and (B,K) scores (the peak value).
 
         Without ``dark``: the arg-max moved a quarter pixel towards the higher neighbour.
         With ``dark``: DARK's second-order Taylor refinement of the blurred log-heatmap; exact to
         ~0.05 px for a clean Gaussian at least 1.5 sigma inside the border.
         """
+        dark = self.dark if dark is None else dark
         b, k, _, w = heatmaps.shape
         hm = heatmaps.float()
         flat = hm.reshape(b, k, -1)
@@ -190,13 +207,6 @@ def flip_heatmaps(heatmaps: Tensor, flip_index: np.ndarray | Tensor = FLIP_INDEX
     """Heatmaps predicted on a mirrored crop -> heatmaps of the original crop (flip test)."""
     index = torch.tensor(np.asarray(flip_index), device=heatmaps.device, dtype=torch.long)
     return heatmaps.flip(-1).index_select(1, index)
-
-
-def crop_to_image_points(xy_in: Tensor, crop_to_image: Tensor) -> Tensor:
-    """(B,K,2) input-crop pixels -> (B,K,2) image pixels through (B,2,3) affines."""
-    a = crop_to_image.to(torch.float64)
-    out = torch.einsum("bij,bkj->bki", a[:, :, :2], xy_in.to(torch.float64)) + a[:, None, :, 2]
-    return out.to(xy_in.dtype)
 
 
 def _gaussian(exponent: Tensor) -> Tensor:

@@ -85,11 +85,11 @@ class SimCCCodec:
         non-finite or its Gaussian misses an axis."""
         xy = torch.as_tensor(keypoints_xy).float()
         finite = torch.isfinite(xy).all(-1)
-        inside = finite.clone()
+        inside = finite
         for axis in (0, 1):
             c = xy[..., axis] * self.split_ratio
             r = 3.0 * self.sigma[axis]
-            inside &= (c > -r) & (c < self.bins[axis] - 1 + r)
+            inside = inside & (c > -r) & (c < self.bins[axis] - 1 + r)
         w = torch.ones_like(inside, dtype=torch.float32) if weights is None else weights
         return torch.as_tensor(w, device=xy.device).float() * inside.float()
 
@@ -120,7 +120,7 @@ class SimCCCodec:
         Left/right keypoints swap; x reverses and shifts by ``r - 1`` bins (linear
         interpolation for a fractional ratio, the edge bin repeated).
         """
-        index = torch.as_tensor(np.asarray(flip_index), device=simcc_x.device, dtype=torch.long)
+        index = torch.tensor(np.asarray(flip_index), device=simcc_x.device, dtype=torch.long)
         vx = simcc_x.index_select(1, index)
         n = vx.shape[-1]
         # original bin i looks at mirrored bin n - r - i
@@ -131,6 +131,18 @@ class SimCCCodec:
         t = (src - lo.float()).to(vx.dtype)
         flipped = vx[..., lo] * (1 - t) + vx[..., hi] * t
         return flipped, simcc_y.index_select(1, index)
+
+    def targets(self, xy: Tensor, weight: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """(B,K,2) input-crop px, (B,K) weights -> ((simcc_x, simcc_y), (B,K) weights)."""
+        return self.encode(xy, weight), self.encode_weights(xy, weight)
+
+    def flip_outputs(self, outputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(simcc_x, simcc_y)`` of mirrored crops -> those of the original crops."""
+        return self.flip(*outputs)
+
+    def decode_outputs(self, outputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(simcc_x, simcc_y)`` -> (B,K,2) input-crop px and (B,K) scores."""
+        return self.decode(*outputs)
 
 
 def _peak(v: Tensor) -> tuple[Tensor, Tensor]:

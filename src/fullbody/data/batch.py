@@ -1,8 +1,8 @@
 """The batch contract: every tensor a top-down batch carries, its shape and coordinate frame.
 
-Datasets produce it, the LightningModule and callbacks consume it. Heatmaps are *not* in it:
-they are rendered from ``target_xy``/``target_weight`` on the training device
-(:mod:`fullbody.codecs.heatmap`), which is far cheaper than moving 133x64x48 floats a sample.
+Datasets produce it, the LightningModule and callbacks consume it. Training targets are *not*
+in it: the model's codec (:mod:`fullbody.codecs`) renders them from ``target_xy``/``target_weight``
+on the training device, which is far cheaper than moving 133x64x48 floats a sample.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class Batch(TypedDict):
     """A collated batch of B person crops."""
 
     image: Tensor  # (B, 3, H, W) float32, normalised RGB crop (input frame, e.g. 256x192)
-    target_xy: Tensor  # (B, 133, 2) float32, keypoints in heatmap pixels (x right, y down)
+    target_xy: Tensor  # (B, 133, 2) float32, keypoints in input-crop pixels (x right, y down)
     target_weight: Tensor  # (B, 133) float32, 0 unlabelled, teacher conf (floored) or 1 human
     crop_to_image: Tensor  # (B, 2, 3) float64, affine: input-crop pixel -> image pixel
     bbox: Tensor  # (B, 4) float32, the person box used for the crop (xywh, image pixels)

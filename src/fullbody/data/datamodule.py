@@ -3,9 +3,9 @@
 :class:`WholeBodyDataModule` reads COCO-WholeBody (or pseudo-label) files and image folders
 named in its ``train``, ``val`` and ``test`` sections (``conf/data/coco_wholebody.yaml``,
 ``conf/data/sample.yaml``); :class:`SyntheticDataModule` first generates its data set on first
-use (``conf/data/synthetic.yaml``, the default). Batches follow :class:`fullbody.data.batch.Batch`;
-heatmaps are rendered from them on the training device by the module's
-:class:`~fullbody.codecs.heatmap.HeatmapCodec`.
+use (``conf/data/synthetic.yaml``, the default). Batches follow :class:`fullbody.data.batch.Batch`
+(keypoints in input-crop pixels); the module's codec renders heatmaps or SimCC labels from them on
+the training device. ``heatmap_size`` and ``sigma`` are kept here for the model config to read.
 """
 
 from __future__ import annotations
@@ -125,7 +125,6 @@ class WholeBodyDataModule(L.LightningDataModule):
     def _common(self) -> dict[str, Any]:
         return {
             "input_size": self.input_size,
-            "heatmap_size": self.heatmap_size,
             "padding": self.padding,
             "reduced_decode": self.reduced_decode,
         }

@@ -7,9 +7,9 @@ rotation and mirror, all folded into one affine so that a single ``cv2.warpAffin
 crop, and the keypoints follow the same matrix. Photometric augmentation (albumentations) runs
 on the small uint8 crop, then one lookup-table pass converts it to the normalised float tensor.
 
-Heatmaps are not rendered here: an item carries its keypoints in heatmap pixels and a weight
-per keypoint, and :meth:`fullbody.codecs.heatmap.HeatmapCodec.encode` renders the whole batch
-on the training device.
+Targets are not rendered here: an item carries its keypoints in input-crop pixels and a weight
+per keypoint, and the model's codec (:mod:`fullbody.codecs`) turns the whole batch into its
+targets (heatmaps, SimCC vectors) on the training device.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import torch
 from torch.utils.data import Dataset
 
 from fullbody.annotations import WholeBodySet
-from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import (
     affine_matrix,
@@ -105,7 +104,7 @@ class TopDownDataset(Dataset):
         train: augment (jitter, half-body, scale, rotation, mirror, photometric) or not.
         boxes: ``"gt"`` for the labels' boxes, or person detections (one item per detection
             with ``score >= det_score_threshold``; those items carry no targets).
-        input_size, heatmap_size: crop and heatmap (h, w); targets are in heatmap pixels.
+        input_size: crop (h, w); targets are in its pixels.
         padding: crop size over box size (1.25).
         jitter: training-box jitter ``f(box, rng, keypoints) -> box`` (see
             :mod:`fullbody.data.jitter`), or ``None``.
@@ -134,7 +133,6 @@ class TopDownDataset(Dataset):
         boxes: str | PersonDetections = "gt",
         det_score_threshold: float = 0.0,
         input_size: tuple[int, int] = (256, 192),
-        heatmap_size: tuple[int, int] = (64, 48),
         padding: float = 1.25,
         jitter: Callable[..., np.ndarray] | None = None,
         flip_prob: float = 0.5,
@@ -153,8 +151,6 @@ class TopDownDataset(Dataset):
         self.image_dir = Path(image_dir)
         self.train = train
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
-        self.codec = HeatmapCodec(self.input_size, self.heatmap_size)  # for its frame mapping
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
         self.padding = padding
         self.jitter = jitter
@@ -322,8 +318,7 @@ class TopDownDataset(Dataset):
             xy = transform_points(self.keypoints[i, :, :2], matrix)
             if flip:
                 xy, weight = flip_index_points(xy), flip_index_points(weight[:, None])[:, 0]
-            xy = self.codec.input_to_heatmap(xy)
-            weight = weight * inside(xy, self.heatmap_size)
+            weight = weight * inside(xy, self.input_size)
         else:
             xy = np.zeros((NUM_KEYPOINTS, 2))
             weight = np.zeros(NUM_KEYPOINTS, dtype=np.float32)

@@ -1,10 +1,12 @@
-"""ONNX export of the heatmap network, and the check that onnxruntime agrees with PyTorch.
+"""ONNX export of the pose network, and the check that onnxruntime agrees with PyTorch.
 
 The exported graph is the network alone: normalised crops ``image`` (B, 3, H, W) float32 ->
-``heatmaps`` (B, K, H/4, W/4), with a dynamic batch axis. Cropping, the flip test, decoding
-and NMS stay in :class:`fullbody.inference.predictor.PosePredictor`, which reads the codec and
-decoding settings stored in the file's metadata (``input_size``, ``heatmap_size``, ``sigma``,
-``flip_test``, ``dark``, ``score_threshold``, ``num_keypoints``).
+``heatmaps`` (B, K, H/4, W/4), or for a SimCC head the two outputs ``simcc_x`` (B, K, W*r) and
+``simcc_y`` (B, K, H*r) (RTMPose's published layout), with a dynamic batch axis. Cropping, the
+flip test, decoding and NMS stay in :class:`fullbody.inference.predictor.PosePredictor`, which
+reads the codec and decoding settings stored in the file's metadata (``input_size``,
+``heatmap_size``, ``sigma``, ``head``, ``split_ratio``, ``flip_test``, ``dark``,
+``score_threshold``, ``num_keypoints``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from fullbody.images import ImageNormalizer
 from fullbody.utils.onnx_session import onnx_session
 
 INPUT_NAME = "image"
-OUTPUT_NAME = "heatmaps"
+HEATMAP_OUTPUTS = ("heatmaps",)
+SIMCC_OUTPUTS = ("simcc_x", "simcc_y")
 
 
 def _meta_value(v: Any) -> str:
@@ -55,6 +58,9 @@ def export_onnx(
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
     h, w = int(input_size[0]), int(input_size[1])
     dummy = torch.zeros(2, 3, h, w)
+    with torch.inference_mode():
+        simcc = isinstance(net(dummy), tuple)
+    outputs = SIMCC_OUTPUTS if simcc else HEATMAP_OUTPUTS
     tmp = path.with_name(f".{path.name}.tmp")
     with warnings.catch_warnings():
         # The TorchScript-based exporter is deprecated in favour of the dynamo one, which
@@ -66,8 +72,8 @@ def export_onnx(
             str(tmp),
             dynamo=False,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)},
             opset_version=opset,
         )
     model = onnx.load(str(tmp))
@@ -95,27 +101,32 @@ def onnx_parity(
     crops: np.ndarray,
     batch_sizes: Sequence[int] = (1, 8),
 ) -> dict[str, Any]:
-    """Max and mean absolute heatmap difference, onnxruntime (CPU) vs PyTorch (CPU, fp32).
+    """Max and mean absolute output difference (heatmaps, or both SimCC outputs),
+    onnxruntime (CPU) vs PyTorch (CPU, fp32).
 
     The crops run through both in each of ``batch_sizes`` (which checks the dynamic batch);
-    also returns the largest heatmap value for scale.
+    also returns the largest output magnitude for scale.
     """
     session = onnx_session(Path(path), ["CPUExecutionProvider"])
     net = net.eval().to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
     with torch.inference_mode():
-        ref = net(torch.from_numpy(crops)).numpy()
+        out = net(torch.from_numpy(crops))
+    refs = [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
     worst, total, count = 0.0, 0.0, 0
     for b in batch_sizes:
         for i in range(0, len(crops), b):
-            got = session.run(None, {INPUT_NAME: crops[i : i + b]})[0]
-            d = np.abs(got - ref[i : i + b])
-            worst = max(worst, float(d.max()))
-            total += float(d.sum())
-            count += d.size
+            got = session.run(None, {INPUT_NAME: crops[i : i + b]})
+            if len(got) != len(refs):
+                raise ValueError(f"{path}: {len(got)} outputs, the network has {len(refs)}")
+            for g, ref in zip(got, refs):
+                d = np.abs(g - ref[i : i + b])
+                worst = max(worst, float(d.max()))
+                total += float(d.sum())
+                count += d.size
     return {
         "max_abs_diff": worst,
         "mean_abs_diff": total / max(count, 1),
-        "max_heatmap": float(np.abs(ref).max()),
+        "max_output": max(float(np.abs(r).max()) for r in refs),
         "crops": len(crops),
         "batch_sizes": list(batch_sizes),
     }

@@ -3,14 +3,16 @@
 :class:`PosePredictor` crops every box with the training geometry
 (:mod:`fullbody.data.transforms`: aspect-fixed box, 1.25 padding, one affine warp), normalises
 the crops as the training data is (:class:`fullbody.images.ImageNormalizer`), runs the
-heatmap network in batches over people (PyTorch module or ONNX file, CPU or GPU), optionally
-averages with the mirrored crops' heatmaps (flip test), decodes with the codec (argmax or
-DARK), maps the points back to image pixels and finally removes duplicate poses with OKS-NMS or
-parametric pose NMS (:mod:`fullbody.evaluation.nms`).
+network in batches over people (PyTorch module or ONNX file, CPU or GPU), then, as training's
+evaluation does (:mod:`fullbody.codecs.topdown`), merges the mirrored crops' outputs (flip
+test), decodes with the head's codec (heatmaps: argmax or DARK; SimCC), maps the points back to
+image pixels, and finally removes duplicate poses with OKS-NMS or parametric pose NMS
+(:mod:`fullbody.evaluation.nms`).
 
 The network side is a :class:`HeatmapModel`: anything mapping a float32 (B, 3, H, W) array of
-normalised crops to (B, K, H/4, W/4) heatmaps. :class:`TorchHeatmapModel` wraps an
-``nn.Module`` (e.g. a trained checkpoint's network), :class:`OnnxHeatmapModel` an exported file.
+normalised crops to (B, K, H/4, W/4) heatmaps, or to ``(simcc_x, simcc_y)`` for a SimCC head.
+:class:`TorchHeatmapModel` wraps an ``nn.Module`` (e.g. a trained checkpoint's network),
+:class:`OnnxHeatmapModel` an exported file (one output: heatmaps; two: SimCC).
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
+from fullbody.codecs.topdown import (
+    Outputs,
+    as_float,
+    create_codec,
+    decode_to_image,
+    flip_merge,
+    person_score,
+)
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.models.module import person_score
 from fullbody.utils.onnx_session import onnx_session
 
 NMSMethod = Literal["none", "oks", "parametric"]
@@ -45,9 +53,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 # ------------------------------------------------------------------ heatmap models
 class HeatmapModel(Protocol):
-    """Normalised crops (B, 3, H, W) float32 -> heatmaps (B, K, H/4, W/4) float32 tensor."""
+    """Normalised crops (B, 3, H, W) float32 -> float32 heatmaps (B, K, H/4, W/4), or the
+    pair ``(simcc_x, simcc_y)`` of a SimCC head."""
 
-    def __call__(self, crops: np.ndarray) -> Tensor: ...
+    def __call__(self, crops: np.ndarray) -> Outputs: ...
 
 
 class TorchHeatmapModel:
@@ -66,10 +75,10 @@ class TorchHeatmapModel:
         self.net = net.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
 
     @torch.inference_mode()
-    def __call__(self, crops: np.ndarray) -> Tensor:
+    def __call__(self, crops: np.ndarray) -> Outputs:
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
         x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
-        return self.net(x).float()
+        return as_float(self.net(x))
 
 
 class OnnxHeatmapModel:
@@ -92,9 +101,10 @@ class OnnxHeatmapModel:
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def __call__(self, crops: np.ndarray) -> Tensor:
+    def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0]).float()
+        out = [torch.from_numpy(o).float() for o in self.session.run(None, {self.input_name: x})]
+        return out[0] if len(out) == 1 else tuple(out)
 
 
 # ------------------------------------------------------------------ results
@@ -127,10 +137,11 @@ class PosePredictor:
     """Person boxes -> whole-body poses (see the module docstring).
 
     Args:
-        model: the heatmap network (:class:`TorchHeatmapModel`, :class:`OnnxHeatmapModel`).
+        model: the network (:class:`TorchHeatmapModel`, :class:`OnnxHeatmapModel`).
         input_size, heatmap_size: (height, width) of the crops and heatmaps the model uses.
-        flip_test: average with the heatmaps of the mirrored crops.
-        dark: DARK sub-pixel decoding (else argmax + quarter pixel).
+        head: ``"simcc"`` for a SimCC model (``split_ratio`` bins per pixel), else heatmaps.
+        flip_test: merge with the outputs of the mirrored crops.
+        dark: DARK sub-pixel decoding of heatmaps (else argmax + quarter pixel).
         batch_size: people per network call (doubled internally by the flip test).
         padding: box enlargement before cropping (training uses 1.25).
         score_threshold: keypoints above it count in the person score.
@@ -144,6 +155,8 @@ class PosePredictor:
         model: HeatmapModel,
         input_size: Sequence[int] = (256, 192),
         heatmap_size: Sequence[int] = (64, 48),
+        head: str = "heatmap",
+        split_ratio: float = 2.0,
         flip_test: bool = True,
         dark: bool = True,
         batch_size: int = 32,
@@ -159,7 +172,10 @@ class PosePredictor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
-        self.codec = HeatmapCodec(tuple(input_size), tuple(heatmap_size))
+        self.codec = create_codec(
+            head, input_size, heatmap_size, dark=dark, split_ratio=split_ratio
+        )
+        self.head = "simcc" if head == "simcc" else "heatmap"
         self.input_size = self.codec.input_size
         self.flip_test = flip_test
         self.dark = dark
@@ -191,6 +207,8 @@ class PosePredictor:
         settings = {
             "input_size": tuple(hp.input_size),
             "heatmap_size": tuple(hp.heatmap_size),
+            "head": str(hp.head),
+            "split_ratio": float(hp.get("split_ratio", 2.0)),
             "flip_test": bool(hp.flip_test),
             "dark": bool(hp.dark),
             "score_threshold": float(hp.score_threshold),
@@ -206,10 +224,17 @@ class PosePredictor:
         threads: int = 0,
         **kwargs: Any,
     ) -> PosePredictor:
-        """A predictor on an ONNX file written by ``export.py`` (settings from its metadata)."""
+        """A predictor on an ONNX file: one written by ``export.py`` (settings from its
+        metadata), or a SimCC file in RTMPose's published layout (two outputs, ratio from their
+        lengths)."""
         model = OnnxHeatmapModel(path, providers, threads)
         meta = model.metadata
         settings: dict[str, Any] = {}
+        outputs = model.session.get_outputs()
+        if meta.get("head") == "simcc" or len(outputs) == 2:
+            settings["head"] = "simcc"
+            if "split_ratio" in meta:
+                settings["split_ratio"] = float(meta["split_ratio"])
         for key in ("input_size", "heatmap_size"):
             if key in meta:
                 settings[key] = tuple(int(v) for v in meta[key].split(","))
@@ -223,6 +248,9 @@ class PosePredictor:
             if isinstance(shape[2], int) and isinstance(shape[3], int):
                 settings["input_size"] = (shape[2], shape[3])
                 settings["heatmap_size"] = (shape[2] // 4, shape[3] // 4)
+                bins_x = outputs[0].shape[-1]
+                if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
+                    settings["split_ratio"] = bins_x / shape[3]
         return cls(model, **{**settings, **kwargs})
 
     # -------------------------------------------------------------- steps
@@ -239,37 +267,44 @@ class PosePredictor:
             to_image[i] = invert_affine(m)
         return crops, to_image
 
-    def heatmaps(self, crops: np.ndarray) -> Tensor:
-        """Heatmaps of normalised crops, in batches, flip-averaged when ``flip_test``."""
+    def outputs(self, crops: np.ndarray) -> Outputs:
+        """Network outputs of normalised crops, in batches, flip-merged when ``flip_test``."""
         out = []
         for i in range(0, len(crops), self.batch_size):
             x = crops[i : i + self.batch_size]
             if self.flip_test:
                 n = len(x)
                 both = self._run(np.concatenate([x, x[..., ::-1]]))
-                out.append(0.5 * (both[:n] + flip_heatmaps(both[n:])))
+                out.append(flip_merge(self.codec, _rows(both, 0, n), _rows(both, n, None)))
             else:
                 out.append(self._run(x))
+        if isinstance(out[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*out))
         return torch.cat(out)
 
-    def _run(self, x: np.ndarray) -> Tensor:
-        heatmaps = self.model(x)
-        want = (len(x), NUM_KEYPOINTS, *self.codec.heatmap_size)
-        if tuple(heatmaps.shape) != want:
+    def _run(self, x: np.ndarray) -> Outputs:
+        outputs = self.model(x)
+        h, w = self.input_size
+        if self.head == "simcc":
+            r = self.codec.split_ratio
+            want = [(len(x), NUM_KEYPOINTS, round(w * r)), (len(x), NUM_KEYPOINTS, round(h * r))]
+            what = f"split_ratio {r}"
+        else:
+            want = [(len(x), NUM_KEYPOINTS, *self.codec.heatmap_size)]
+            what = f"heatmap_size {self.codec.heatmap_size}"
+        got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
+        if got != want:
+            shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
             raise ValueError(
-                f"the model maps {tuple(x.shape)} crops to {tuple(heatmaps.shape)} heatmaps, "
-                f"expected {want}: input_size {self.input_size} and heatmap_size "
-                f"{self.codec.heatmap_size} do not match the model (a CNN backbone needs input "
-                "sides divisible by its stride, 32)"
+                f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
+                f"{shapes[1]} ({self.head} head): input_size {self.input_size} and {what} do not "
+                "match the model (a CNN backbone needs input sides divisible by its stride, 32)"
             )
-        return heatmaps
+        return outputs
 
-    def decode(self, heatmaps: Tensor, crop_to_image: np.ndarray) -> tuple[Tensor, Tensor]:
-        """(N, K, h, w) heatmaps -> (N, K, 2) image px and (N, K) keypoint scores."""
-        xy_hm, scores = self.codec.decode(heatmaps, dark=self.dark)
-        a = torch.as_tensor(crop_to_image, device=heatmaps.device)
-        xy = crop_to_image_points(self.codec.heatmap_to_input(xy_hm).double(), a)
-        return xy, scores
+    def decode(self, outputs: Outputs, crop_to_image: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Outputs -> (N, K, 2) image px (float64) and (N, K) keypoint scores."""
+        return decode_to_image(self.codec, outputs, crop_to_image)
 
     def __call__(
         self,
@@ -300,7 +335,7 @@ class PosePredictor:
         if len(rows) == 0:
             return PoseResult.empty()
         crops, to_image = self.crops(image, boxes[rows])
-        xy, kscores = self.decode(self.heatmaps(crops), to_image)
+        xy, kscores = self.decode(self.outputs(crops), to_image)
         bs = torch.as_tensor(box_scores[rows], device=kscores.device)
         scores = person_score(kscores, bs, self.score_threshold)
         kpts = torch.cat([xy, kscores.double().unsqueeze(-1)], -1).cpu().numpy()
@@ -323,6 +358,13 @@ class PosePredictor:
         else:
             keep = np.argsort(-scores, kind="stable")
         return PoseResult(kpts[keep], scores[keep], boxes[keep], box_scores[keep], rows[keep])
+
+
+def _rows(outputs: Outputs, start: int, stop: int | None) -> Outputs:
+    """Rows ``start:stop`` of a batch of outputs (a tensor or a SimCC pair)."""
+    if isinstance(outputs, tuple):
+        return tuple(o[start:stop] for o in outputs)
+    return outputs[start:stop]
 
 
 def load_predictor(

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fullbody.codecs.topdown import image_to_crop_points
 from fullbody.draw import draw_wholebody, tile_images
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 
@@ -21,17 +22,6 @@ def crops_to_bgr(images: Tensor) -> list[np.ndarray]:
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
     rgb = (images.float() * std + mean).clamp(0, 1).mul(255).round().byte()
     return [np.ascontiguousarray(im.permute(1, 2, 0).cpu().numpy()[..., ::-1]) for im in rgb]
-
-
-def image_to_crop(points: Tensor, crop_to_image: Tensor) -> Tensor:
-    """(B,K,2) image px -> (B,K,2) input-crop px: the inverse of ``crop_to_image`` (B,2,3)."""
-    a = crop_to_image.to(torch.float64)
-    full = torch.zeros(a.shape[0], 3, 3, dtype=torch.float64, device=a.device)
-    full[:, :2] = a
-    full[:, 2, 2] = 1
-    inv = torch.linalg.inv(full)[:, :2]
-    p = points.to(torch.float64)
-    return (torch.einsum("bij,bkj->bki", inv[:, :, :2], p) + inv[:, None, :, 2]).float()
 
 
 class PredictionImages(L.Callback):
@@ -76,7 +66,7 @@ class PredictionImages(L.Callback):
             or "preds" not in outputs
         ):
             return
-        grid = self.render(outputs["preds"], batch, getattr(pl_module, "codec", None))
+        grid = self.render(outputs["preds"], batch)
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
                 rgb = grid[..., ::-1].copy()
@@ -86,18 +76,18 @@ class PredictionImages(L.Callback):
             cv2.imwrite(str(self.save_dir / f"epoch{trainer.current_epoch:03d}.jpg"), grid)
 
     @torch.no_grad()
-    def render(self, preds: dict[str, Tensor], batch: dict[str, Tensor], codec: Any) -> np.ndarray:
+    def render(self, preds: dict[str, Tensor], batch: dict[str, Tensor]) -> np.ndarray:
         """The tiled BGR image: prediction (and ground truth) on each of the first crops."""
         n = min(self.num_images, len(preds["keypoints"]))
         kpts = preds["keypoints"][:n].detach().float()
-        crop_xy = image_to_crop(kpts[..., :2], batch["crop_to_image"][:n])
+        crop_xy = image_to_crop_points(kpts[..., :2], batch["crop_to_image"][:n])
         pred = torch.cat([crop_xy, kpts[..., 2:]], -1).cpu().numpy()
         crops = crops_to_bgr(batch["image"][:n])
         tiles = []
         for i, crop in enumerate(crops):
             tiles.append(draw_wholebody(crop, pred[i], self.threshold, radius=1, thickness=1))
-            if self.with_ground_truth and codec is not None and "target_xy" in batch:
-                gt_xy = codec.heatmap_to_input(batch["target_xy"][i].float()).cpu().numpy()
+            if self.with_ground_truth and "target_xy" in batch:
+                gt_xy = batch["target_xy"][i].float().cpu().numpy()
                 vis = (batch["target_weight"][i] > 0).float().cpu().numpy()[:, None]
                 gt = np.concatenate([gt_xy, vis], -1)
                 tiles.append(draw_wholebody(crop, gt, 0.5, radius=1, thickness=1))

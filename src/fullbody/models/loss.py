@@ -17,18 +17,27 @@ network's heatmaps, every keypoint weight 1 (times its part weight)::
 
 Per-part values (for ``train/loss/<part>``) are each part's target-weighted mean without the
 part weight, so ``hard = sum_p part_w[p] * (|p| / K) * part_loss[p]``.
+
+:class:`SimCCLoss` is the same weighting for SimCC heads, with RTMPose's per-point error: the
+KL divergence from the label distribution ``softmax(beta * target)`` to the prediction
+``softmax(beta * logits)``, summed over the bins of each axis and over the two axes; its soft
+term uses the frozen teacher's ``softmax(beta * teacher_logits)`` as labels (DWPose's logit
+distillation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+
+Pair = tuple[Tensor, Tensor]
 
 
 def part_weight_vector(
@@ -81,32 +90,80 @@ class DistillationLoss(nn.Module):
 
     def forward(
         self,
-        pred: Tensor,
-        target: Tensor,
+        pred: Any,
+        target: Any,
         target_weight: Tensor,
-        teacher: Tensor | None = None,
+        teacher: Any = None,
         kd_weight: float | None = None,
     ) -> LossOutput:
-        """``pred``/``target``/``teacher``: (B,K,h,w); ``target_weight``: (B,K).
+        """``pred``/``target``/``teacher``: (B,K,h,w) (pairs for :class:`SimCCLoss`);
+        ``target_weight``: (B,K).
 
         ``kd_weight`` overrides the configured weight for this call (e.g. a decaying schedule).
         A teacher map of another size is resized bilinearly to the student's.
         """
-        B, K = pred.shape[:2]
+        err = self.per_keypoint_error(pred, target)  # (B,K)
+        B, K = err.shape
         if target_weight.shape != (B, K):
             raise ValueError(f"target_weight must be {(B, K)}, got {tuple(target_weight.shape)}")
-        kw = self.keypoint_weight.to(pred.device)
-        err = self.per_keypoint_mse(pred, target) * target_weight.float()  # (B,K)
+        kw = self.keypoint_weight.to(err.device)
+        err = err * target_weight.float()
         hard = (err * kw).mean()
         parts = {p: err[:, s].mean().detach() for p, s in PART_SLICES.items() if s.stop <= K}
         loss, kd = hard, None
         w_kd = self.kd_weight if kd_weight is None else float(kd_weight)
         if teacher is not None:
-            if teacher.shape[-2:] != pred.shape[-2:]:
-                teacher = F.interpolate(
-                    teacher.float(), size=pred.shape[-2:], mode="bilinear", align_corners=False
-                )
-            kd = (self.per_keypoint_mse(pred, teacher.detach()) * kw).mean()
+            kd = (self.per_keypoint_kd(pred, teacher) * kw).mean()
             loss = hard + w_kd * kd
             kd = kd.detach()
         return LossOutput(loss=loss, hard=hard.detach(), kd=kd, parts=parts)
+
+    def per_keypoint_error(self, pred: Tensor, target: Tensor) -> Tensor:
+        """(B,K) error of each keypoint against its label target."""
+        return self.per_keypoint_mse(pred, target)
+
+    def per_keypoint_kd(self, pred: Tensor, teacher: Tensor) -> Tensor:
+        """(B,K) error against the teacher's outputs (resized bilinearly to the student's)."""
+        if teacher.shape[-2:] != pred.shape[-2:]:
+            teacher = F.interpolate(
+                teacher.float(), size=pred.shape[-2:], mode="bilinear", align_corners=False
+            )
+        return self.per_keypoint_mse(pred, teacher.detach())
+
+
+class SimCCLoss(DistillationLoss):
+    """Weighted SimCC KL divergence (+ optional soft term against a teacher's SimCC logits).
+
+    ``pred``, ``target`` and ``teacher`` are ``(x, y)`` pairs of (B,K,bins) tensors; the
+    targets are the codec's Gaussian labels (peak 1), turned into distributions by a softmax at
+    temperature ``1 / beta`` (RTMPose: ``beta = 10``).
+    """
+
+    def __init__(
+        self,
+        part_weights: Mapping[str, float] | None = None,
+        kd_weight: float = 0.0,
+        num_keypoints: int = NUM_KEYPOINTS,
+        beta: float = 10.0,
+    ) -> None:
+        super().__init__(part_weights, kd_weight, num_keypoints)
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.beta = float(beta)
+
+    def kl(self, pred: Pair, labels: Pair) -> Tensor:
+        """(B,K) KL(softmax(beta*labels) || softmax(beta*pred)), summed over bins and axes."""
+        total = 0.0
+        for p, t in zip(pred, labels, strict=True):
+            if p.shape != t.shape:
+                raise ValueError(f"SimCC shapes differ: pred {tuple(p.shape)}, target {t.shape}")
+            log_p = F.log_softmax(p.float() * self.beta, -1)
+            log_t = F.log_softmax(t.float() * self.beta, -1)
+            total = total + (log_t.exp() * (log_t - log_p)).sum(-1)
+        return total
+
+    def per_keypoint_error(self, pred: Pair, target: Pair) -> Tensor:
+        return self.kl(pred, target)
+
+    def per_keypoint_kd(self, pred: Pair, teacher: Pair) -> Tensor:
+        return self.kl(pred, tuple(t.detach() for t in teacher))

@@ -1,9 +1,11 @@
 """``PoseModule``: the student as a LightningModule (train, validate, test, predict).
 
-Training: targets are rendered from the batch's keypoints by :class:`HeatmapCodec` on the
-training device, the loss is :class:`DistillationLoss` (optionally against a frozen teacher).
-Evaluation: flip test, argmax/DARK decoding, inverse affine to image pixels; every evaluation
-step returns ``{"preds": {...}}`` as in CONTRACTS.md, which the evaluation callback gathers.
+Training: targets are rendered from the batch's keypoints by the head's codec
+(:func:`fullbody.codecs.create_codec`: heatmaps, or SimCC vectors for ``head="simcc"``) on the
+training device; the loss is :class:`DistillationLoss` or :class:`SimCCLoss` (optionally against
+a frozen teacher). Evaluation: flip test, decoding and the inverse affine to image pixels, by
+:mod:`fullbody.codecs.topdown`; every evaluation step returns ``{"preds": {...}}`` as in
+CONTRACTS.md, which the evaluation callback gathers.
 
 Precision (bf16 autocast on GPU) is the Trainer's ``precision`` setting; channels-last and
 ``torch.compile`` are options here. Checkpoints also carry the RNG states so that a resumed run
@@ -12,134 +14,47 @@ draws the same batches as an uninterrupted one (exact resume).
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
+from fullbody.codecs.topdown import (
+    Outputs,
+    as_float,
+    create_codec,
+    decode_to_image,
+    flip_merge,
+    person_score,
+)
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.checkpoint import CheckpointError, restore
-from fullbody.models.loss import DistillationLoss
-from fullbody.models.network import PoseNet
+from fullbody.models.loss import DistillationLoss, SimCCLoss
+from fullbody.models.network import PoseNet, SimCCHead
+from fullbody.models.schedule import (
+    epoch_steps,
+    lr_factor,
+    rng_states,
+    set_rng_states,
+    stepping_batches,
+)
 from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
 
 
-def person_score(keypoint_scores: Tensor, box_score: Tensor, threshold: float = 0.2) -> Tensor:
-    """Box score x mean of the keypoint scores above ``threshold`` (0 when none is).
-
-    (B,K), (B,) -> (B,). The re-scoring of mmpose/AlphaPose top-down pipelines.
-    """
-    confident = keypoint_scores > threshold
-    n = confident.sum(-1)
-    mean = (keypoint_scores * confident).sum(-1) / n.clamp_min(1)
-    return box_score.to(mean.dtype) * torch.where(n > 0, mean, torch.zeros_like(mean))
-
-
-def lr_factor(
-    step: int,
-    total_steps: int,
-    warmup_steps: int = 0,
-    warmup_factor: float = 0.001,
-    policy: str = "step",
-    milestones: Sequence[int] = (),
-    gamma: float = 0.1,
-    min_factor: float = 0.0,
-) -> float:
-    """Multiplier of the base learning rate at optimiser step ``step`` (0-based).
-
-    Linear warm-up from ``warmup_factor`` to 1 over ``warmup_steps``, then ``policy``:
-    ``step`` multiplies by ``gamma`` at each milestone (in steps), ``cosine`` anneals from 1 to
-    ``min_factor`` over the remaining steps, ``constant`` keeps 1.
-    """
-    if warmup_steps > 0 and step < warmup_steps:
-        alpha = step / warmup_steps
-        return warmup_factor + (1.0 - warmup_factor) * alpha
-    if policy == "step":
-        return gamma ** sum(step >= m for m in milestones)
-    if policy == "cosine":
-        span = max(1, total_steps - warmup_steps)
-        t = min(1.0, (step - warmup_steps) / span)
-        return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
-    if policy == "constant":
-        return 1.0
-    raise ValueError(f"unknown lr policy {policy!r}; expected 'step', 'cosine' or 'constant'")
-
-
-def epoch_steps(trainer: L.Trainer) -> int | None:
-    """Optimizer steps of one training epoch, from the length of a fresh training DataLoader
-    of the data module (None without a data module).
-
-    Lightning's ``estimated_stepping_batches`` builds the training iterator when it is first
-    asked, before a checkpoint is restored; on resume that iterator would serve the order of
-    epoch 0.
-    """
-    dm = getattr(trainer, "datamodule", None)
-    if dm is None:
-        return None
-    batches = len(dm.train_dataloader())
-    limit = trainer.limit_train_batches
-    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-    return math.ceil(batches / trainer.accumulate_grad_batches)
-
-
-def stepping_batches(trainer: L.Trainer) -> int:
-    """Optimizer steps of the whole run, as ``trainer.estimated_stepping_batches`` counts them
-    (see :func:`epoch_steps`). Without an epoch limit (``max_epochs=-1``) ``max_steps`` sizes
-    the run; with neither there is no schedule to size (ValueError)."""
-    per_epoch = epoch_steps(trainer)
-    if per_epoch is None:
-        return int(trainer.estimated_stepping_batches)
-    epochs = trainer.max_epochs
-    if epochs is None or epochs < 0:
-        if trainer.max_steps < 0:
-            raise ValueError(
-                "trainer.max_epochs=-1 (no limit) needs trainer.max_steps (the run's length)"
-            )
-        return trainer.max_steps
-    total = per_epoch * epochs
-    return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
-
-
-def _rng_states() -> dict[str, Any]:
-    """Python, numpy, torch (and CUDA) RNG states, as types ``torch.load(weights_only=True)``
-    accepts (so checkpoints stay loadable without unpickling arbitrary objects)."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "python": [version, list(mt), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: Mapping[str, Any]) -> None:
-    version, mt, gauss = states["python"]
-    random.setstate((version, tuple(mt), gauss))
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"].cpu())
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
-
-
 class PoseModule(L.LightningModule):
-    """Top-down whole-body student: timm backbone + heatmap head, trained by distillation.
+    """Top-down whole-body student: timm backbone + heatmap or SimCC head, trained by distillation.
 
     Args:
         backbone, head, pretrained, head_channels, final_kernel, backbone_kwargs: the network
             (see :class:`fullbody.models.network.PoseNet`); ``pretrained`` is ``False`` or a
-            local timm checkpoint file.
-        input_size, heatmap_size, sigma: the codec, (height, width); heatmaps are 1/4 of input.
+            local timm checkpoint file; ``head``: ``deconv``, ``duc`` or ``simcc``.
+        input_size, heatmap_size, sigma: the codec, (height, width); heatmaps are 1/4 of input
+            (``heatmap_size`` and ``sigma`` are unused by the SimCC head).
+        split_ratio, simcc_sigma, simcc_beta: the SimCC codec (bins per pixel, label sigma (x, y)
+            in bins, null for RTMPose's) and its loss temperature (RTMPose: 10).
         part_weights: loss weight of each part, e.g. ``{"face": 1.0, "lefthand": 2.0}``.
         teacher_ckpt: a checkpoint of this project (a ``PoseModule``, e.g. a larger student)
             whose heatmaps are soft targets; ``kd_weight`` weighs that term and ``kd_decay``
@@ -169,6 +84,9 @@ class PoseModule(L.LightningModule):
         input_size: Sequence[int] = (256, 192),
         heatmap_size: Sequence[int] = (64, 48),
         sigma: float = 2.0,
+        split_ratio: float = 2.0,
+        simcc_sigma: Sequence[float] | None = None,
+        simcc_beta: float = 10.0,
         part_weights: Mapping[str, float] | None = None,
         teacher_ckpt: str | None = None,
         kd_weight: float = 0.0,
@@ -199,7 +117,8 @@ class PoseModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         input_size, heatmap_size = tuple(input_size), tuple(heatmap_size)
-        if heatmap_size != (input_size[0] // 4, input_size[1] // 4):
+        simcc = head == "simcc"
+        if not simcc and heatmap_size != (input_size[0] // 4, input_size[1] // 4):
             raise ValueError(
                 f"heatmap_size {heatmap_size} must be input_size {input_size} / 4 (the heads "
                 "upsample to stride 4)"
@@ -208,6 +127,8 @@ class PoseModule(L.LightningModule):
             raise ValueError(f"kd_decay must be 'none' or 'linear', got {kd_decay!r}")
         if parallel_sppe and not stn:
             raise ValueError("model.parallel_sppe=true needs model.stn=true (it trains the SSTN)")
+        if stn and simcc:
+            raise ValueError("model.stn=true needs a heatmap head (it warps heatmaps back)")
         self.net = PoseNet(
             backbone=backbone,
             head=head,
@@ -216,6 +137,8 @@ class PoseModule(L.LightningModule):
             head_channels=head_channels,
             final_kernel=final_kernel,
             backbone_kwargs=backbone_kwargs,
+            input_size=input_size,
+            split_ratio=split_ratio,
         )
         stride = self.net.backbone.feature_info.reduction()[-1]
         if input_size[0] % stride or input_size[1] % stride:
@@ -225,7 +148,9 @@ class PoseModule(L.LightningModule):
             )
         if stn:
             self.net = STNPoseNet(self.net, **(stn_kwargs or {}))
-        self.codec = HeatmapCodec(input_size, heatmap_size, sigma)
+        self.codec = create_codec(
+            head, input_size, heatmap_size, sigma, dark, split_ratio, simcc_sigma
+        )
         self.parallel_sppe: ParallelSPPE | None = None
         if parallel_sppe:
             ref = None
@@ -233,7 +158,11 @@ class PoseModule(L.LightningModule):
                 ref = self._load_frozen(parallel_sppe_ckpt, "model.parallel_sppe_ckpt")
                 ref = ref.pose_net if isinstance(ref, STNPoseNet) else ref  # the SPPE alone
             self.parallel_sppe = ParallelSPPE(self.codec, ref, parallel_sppe_recentre)
-        self.loss = DistillationLoss(part_weights, kd_weight, num_keypoints)
+        self.loss = (
+            SimCCLoss(part_weights, kd_weight, num_keypoints, simcc_beta)
+            if simcc
+            else DistillationLoss(part_weights, kd_weight, num_keypoints)
+        )
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -244,6 +173,11 @@ class PoseModule(L.LightningModule):
             if teacher_ckpt and kd_weight > 0
             else None
         )
+        if teacher is not None and isinstance(getattr(teacher, "head", None), SimCCHead) != simcc:
+            raise ValueError(
+                f"{teacher_ckpt}: the teacher's head and model.head={head} must both be SimCC or "
+                "both heatmaps (model.teacher_ckpt)"
+            )
         forward = torch.compile(self.net, mode=compile_mode) if compile else self.net
         object.__setattr__(self, "_teacher", teacher)
         object.__setattr__(self, "_forward", forward)
@@ -266,23 +200,16 @@ class PoseModule(L.LightningModule):
                 )
         return other.net.requires_grad_(False)
 
-    def forward(self, image: Tensor) -> Tensor:
-        """(B,3,H,W) normalised crops -> (B,K,H/4,W/4) heatmaps."""
+    def forward(self, image: Tensor) -> Outputs:
+        """(B,3,H,W) normalised crops -> (B,K,H/4,W/4) heatmaps or (simcc_x, simcc_y)."""
         return self._forward(image.contiguous(memory_format=self.memory_format))
 
-    def predict_heatmaps(self, image: Tensor, flip_test: bool | None = None) -> Tensor:
-        """Heatmaps in float32, averaged with those of the mirrored crop when flip testing."""
+    def predict_outputs(self, image: Tensor, flip_test: bool | None = None) -> Outputs:
+        """Outputs in float32, merged with those of the mirrored crop when flip testing."""
         flip = self.hparams.flip_test if flip_test is None else flip_test
-        heatmaps = self(image).float()
         if flip:
-            heatmaps = 0.5 * (heatmaps + flip_heatmaps(self(image.flip(-1)).float()))
-        return heatmaps
-
-    def decode(self, heatmaps: Tensor, crop_to_image: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,K,h,w) heatmaps -> (B,K,2) image pixels and (B,K) keypoint scores."""
-        xy_hm, scores = self.codec.decode(heatmaps, dark=self.hparams.dark)
-        xy_img = crop_to_image_points(self.codec.heatmap_to_input(xy_hm), crop_to_image)
-        return xy_img, scores
+            return flip_merge(self.codec, self(image), self(image.flip(-1)))
+        return as_float(self(image))
 
     # ------------------------------------------------------------------ steps
     def _kd_weight(self) -> float:
@@ -292,13 +219,13 @@ class PoseModule(L.LightningModule):
             w *= max(0.0, 1.0 - self.global_step / total)
         return w
 
-    def _loss(self, batch: Mapping[str, Tensor], heatmaps: Tensor, image: Tensor | None = None):
-        target, weight = self.codec.encode(batch["target_xy"], batch["target_weight"])
+    def _loss(self, batch: Mapping[str, Tensor], outputs: Outputs, image: Tensor | None = None):
+        target, weight = self.codec.targets(batch["target_xy"], batch["target_weight"])
         teacher = None
         if self._teacher is not None and image is not None:
             with torch.no_grad():
                 teacher = self._teacher(image.contiguous(memory_format=self.memory_format))
-        return self.loss(heatmaps, target, weight, teacher, kd_weight=self._kd_weight())
+        return self.loss(outputs, target, weight, teacher, kd_weight=self._kd_weight())
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         image = batch["image"]
@@ -334,12 +261,13 @@ class PoseModule(L.LightningModule):
 
     def _evaluate(self, batch: Mapping[str, Tensor], stage: str | None) -> dict[str, Any]:
         image = batch["image"]
-        heatmaps = self.predict_heatmaps(image)
+        outputs = self.predict_outputs(image)
         if stage is not None and "target_xy" in batch:
-            # Loss on the flip-averaged heatmaps: what the decoder sees.
-            out = self._loss(batch, heatmaps)
+            # Loss on the flip-averaged outputs: what the decoder sees.
+            out = self._loss(batch, outputs)
             self.log(f"{stage}/loss", out.hard, batch_size=image.shape[0], sync_dist=True)
-        xy, scores = self.decode(heatmaps, batch["crop_to_image"])
+        xy, scores = decode_to_image(self.codec, outputs, batch["crop_to_image"])
+        xy = xy.to(scores.dtype)
         box_score = batch["box_score"].to(scores.dtype)
         return {
             "preds": {
@@ -408,18 +336,18 @@ class PoseModule(L.LightningModule):
 
     # ------------------------------------------------------------------ exact resume
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = _rng_states()
+        checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restored now (the training iterator is created before any later hook), and again
         # after a sanity check if one runs, since its data loader draws from the RNG too.
         self._resume_rng = checkpoint.get("rng_states")
         if self._resume_rng is not None:
-            _set_rng_states(self._resume_rng)
+            set_rng_states(self._resume_rng)
 
     def on_validation_end(self) -> None:
         if self._resume_rng is not None and self.trainer.sanity_checking:
-            _set_rng_states(self._resume_rng)
+            set_rng_states(self._resume_rng)
 
     def on_train_start(self) -> None:
         self._resume_rng = None

@@ -1,8 +1,8 @@
-"""The pose network: a timm backbone (its deepest feature map) plus a heatmap head.
+"""The pose network: a timm backbone (its deepest feature map) plus a heatmap or SimCC head.
 
 The backbone is any timm model that supports ``features_only``; only its last stage is used
-(stride 32 for CNNs, 16 for plain ViTs). The head upsamples that map to stride 4 — a 256x192
-input gives 64x48 heatmaps, one channel per keypoint — in one of two ways:
+(stride 32 for CNNs, 16 for plain ViTs). A heatmap head upsamples that map to stride 4 — a
+256x192 input gives 64x48 heatmaps, one channel per keypoint — in one of two ways:
 
 * ``deconv``: SimpleBaseline (Xiao et al. 2018) — transposed 4x4 convolutions, BN, ReLU;
 * ``duc``: AlphaPose FastPose — a pixel shuffle of the backbone map, then dense upsampling
@@ -10,6 +10,10 @@ input gives 64x48 heatmaps, one channel per keypoint — in one of two ways:
 
 ``pretrained=True`` starts the backbone from timm's published ImageNet weights, fetched from the
 Hugging Face hub once and cached as timm does; a path loads a local timm checkpoint file instead.
+
+The ``simcc`` head (RTMPose-like, without its GAU) classifies coordinates instead: a conv to K
+channels, each channel flattened, a shared linear layer, then linear classifiers over the
+``W*r`` x bins and ``H*r`` y bins (:mod:`fullbody.codecs.simcc`).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import timm
+import torch
 from huggingface_hub import constants as hf_constants
 from torch import Tensor, nn
 
 from fullbody.keypoints import NUM_KEYPOINTS
 
-HEADS = ("deconv", "duc")
+HEADS = ("deconv", "duc", "simcc")
 
 
 def _num_doublings(stride: int, out_stride: int) -> int:
@@ -134,6 +139,45 @@ class DUCHead(nn.Module):
         return self.final(self.upsample(x))
 
 
+class ScaleNorm(nn.Module):
+    """RTMPose's normalisation: ``x / ||x|| * sqrt(d) * g`` with one learnt scalar ``g``."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.scale = dim**-0.5
+        self.eps = eps
+        self.g = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True) * self.scale
+        return x / norm.clamp_min(self.eps) * self.g
+
+
+class SimCCHead(nn.Module):
+    """SimCC head: conv to K maps, flatten each, ScaleNorm + linear to ``hidden``, then
+    linear classifiers to ``bins`` (x, y). (B,C,h,w) -> ((B,K,bins_x), (B,K,bins_y))."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        feature_size: tuple[int, int],
+        bins: tuple[int, int],
+        num_keypoints: int = NUM_KEYPOINTS,
+        hidden: int = 256,
+        final_kernel: int = 7,
+    ) -> None:
+        super().__init__()
+        flat = feature_size[0] * feature_size[1]
+        self.final = nn.Conv2d(in_channels, num_keypoints, final_kernel, padding=final_kernel // 2)
+        self.mlp = nn.Sequential(ScaleNorm(flat), nn.Linear(flat, hidden, bias=False))
+        self.cls_x = nn.Linear(hidden, bins[0], bias=False)
+        self.cls_y = nn.Linear(hidden, bins[1], bias=False)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.mlp(self.final(x).flatten(2))
+        return self.cls_x(f), self.cls_y(f)
+
+
 def _init_head(head: nn.Module) -> None:
     """Small-normal init of the head (as SimpleBaseline/FastPose), zero output bias."""
     for m in head.modules():
@@ -204,7 +248,9 @@ def create_backbone(
 
 
 class PoseNet(nn.Module):
-    """Backbone (deepest feature map) + heatmap head: (B,3,H,W) -> (B,K,H/4,W/4)."""
+    """Backbone (deepest feature map) + head: (B,3,H,W) -> (B,K,H/4,W/4) heatmaps, or for
+    ``head="simcc"`` ``(simcc_x (B,K,W*r), simcc_y (B,K,H*r))``, which needs ``input_size``
+    (H, W) and the ``split_ratio`` r; ``head_channels`` is then its hidden width (256)."""
 
     def __init__(
         self,
@@ -216,27 +262,39 @@ class PoseNet(nn.Module):
         final_kernel: int | None = None,
         out_stride: int = 4,
         backbone_kwargs: dict[str, Any] | None = None,
+        input_size: Sequence[int] | None = None,
+        split_ratio: float = 2.0,
     ) -> None:
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, **(backbone_kwargs or {}))
         info = self.backbone.feature_info
         in_channels, stride = info.channels()[-1], info.reduction()[-1]
-        n_up = _num_doublings(stride, out_stride)
         head_kwargs: dict[str, Any] = {}
         if head_channels is not None:
-            head_kwargs["channels"] = head_channels
+            head_kwargs["hidden" if head == "simcc" else "channels"] = head_channels
         if final_kernel is not None:
             head_kwargs["final_kernel"] = final_kernel
-        if head == "deconv":
-            self.head: nn.Module = DeconvHead(in_channels, num_keypoints, n_up, **head_kwargs)
+        if head == "simcc":
+            if input_size is None:
+                raise ValueError("the simcc head needs input_size (height, width)")
+            h, w = int(input_size[0]), int(input_size[1])
+            bins = (round(w * split_ratio), round(h * split_ratio))
+            feature = (math.ceil(h / stride), math.ceil(w / stride))
+            self.head: nn.Module = SimCCHead(
+                in_channels, feature, bins, num_keypoints, **head_kwargs
+            )
+        elif head == "deconv":
+            n_up = _num_doublings(stride, out_stride)
+            self.head = DeconvHead(in_channels, num_keypoints, n_up, **head_kwargs)
         elif head == "duc":
+            n_up = _num_doublings(stride, out_stride)
             self.head = DUCHead(in_channels, num_keypoints, n_up, **head_kwargs)
         else:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
         self.num_keypoints = num_keypoints
         self.stride = out_stride
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         return self.head(self.backbone(x)[-1])
 
 

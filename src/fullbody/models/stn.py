@@ -341,12 +341,16 @@ class ParallelSPPE(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """-> (pred, target heatmaps, target weights), all in the transformed frame.
 
-        ``target_xy``/``target_weight`` are the batch's (original heatmap px); feed the three
-        to the heatmap loss.
+        ``target_xy``/``target_weight`` are the batch's (input-crop px of the original crop);
+        feed the three to the heatmap loss.
         """
         pred = self.predict(pose_net, out.crop)
         xy = recentred_targets(
-            target_xy, target_weight, out.theta, pred.shape[-2:], recentre=self.recentre
+            self.codec.input_to_heatmap(target_xy),
+            target_weight,
+            out.theta,
+            pred.shape[-2:],
+            recentre=self.recentre,
         )
         target, weight = self.codec.encode(xy, target_weight)
         return pred, target, weight

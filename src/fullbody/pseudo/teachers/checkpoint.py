@@ -67,7 +67,7 @@ class CheckpointTeacher:
         if not len(rows):
             return out
         crops, to_image = self.predictor.crops(image, people.bboxes[rows])
-        xy, scores = self.predictor.decode(self.predictor.heatmaps(crops), to_image)
+        xy, scores = self.predictor.decode(self.predictor.outputs(crops), to_image)
         out.xy[rows] = xy.double().cpu().numpy()
         out.conf[rows] = np.clip(scores.double().cpu().numpy(), 0.0, 1.0)
         return out
