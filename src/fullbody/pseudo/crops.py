@@ -53,6 +53,8 @@ def crop_affines(
 
 def invert_affines(affines: np.ndarray) -> np.ndarray:
     """Inverse of each (n, 2, 3) affine (crop -> image for an image -> crop one)."""
+    if not len(affines):
+        return np.zeros((0, 2, 3))
     return np.stack([invert_affine(a) for a in affines]).reshape(-1, 2, 3)
 
 

@@ -20,20 +20,13 @@ import os
 import numpy as np
 
 from fullbody.keypoints import NAME_TO_INDEX, PART_SLICES
-from fullbody.pseudo.crops import (
-    box_to_square,
-    crop_affines,
-    invert_affines,
-    rotated_extent,
-    transform_points,
-    unit,
-    warp_crops,
-)
+from fullbody.pseudo.crops import box_to_square, rotated_extent, unit
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,
     TFLiteModel,
     check_parts,
+    crop_points_to_image,
     model_file,
 )
 
@@ -64,15 +57,9 @@ class MediaPipeHand:
 
     def _run(self, image: np.ndarray, centre, side, up) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (n, 21, 2) in image px and presence (n,) for n crops."""
-        size = self.model.size
-        affines = crop_affines(centre, side, up, size)
-        crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
-        pts, presence = np.zeros((len(crops), 21, 2)), np.zeros(len(crops))
-        for i, crop in enumerate(crops):
-            out = self.model(crop)
-            pts[i] = out[0].reshape(21, 3)[:, :2] - 0.5  # continuous -> pixel-centre coords
-            presence[i] = float(np.clip(out[1].ravel()[0], 0.0, 1.0))
-        return transform_points(invert_affines(affines), pts), presence
+        (points, presence, *_), inverse = self.model.run_crops(image, centre, side, up)
+        pts = crop_points_to_image(inverse, points.reshape(-1, 21, 3)[..., :2])
+        return pts, np.clip(presence.reshape(len(pts), -1)[:, 0].astype(np.float64), 0.0, 1.0)
 
     def predict(self, image: np.ndarray, people: People) -> Prediction:
         out = Prediction.empty(len(people))

@@ -23,19 +23,13 @@ import os
 import numpy as np
 
 from fullbody.keypoints import NAME_TO_INDEX as K
-from fullbody.pseudo.crops import (
-    UP,
-    crop_affines,
-    invert_affines,
-    transform_points,
-    unit,
-    warp_crops,
-)
+from fullbody.pseudo.crops import UP, unit
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,
     TFLiteModel,
     check_parts,
+    crop_points_to_image,
     model_file,
     sigmoid,
 )
@@ -87,13 +81,9 @@ class MediaPipePoseFeet:
 
     def landmarks(self, image: np.ndarray, centre, side, up) -> np.ndarray:
         """(n, 39, 5) per crop: x, y in image px, z, visibility and presence probabilities."""
-        size = self.model.size
-        affines = crop_affines(centre, side, up, size)
-        crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
-        out = np.zeros((len(crops), 39, 5))
-        for i, crop in enumerate(crops):
-            out[i] = self.model(crop)[0].reshape(39, 5)
-        out[..., :2] = transform_points(invert_affines(affines), out[..., :2] - 0.5)
+        (raw, *_), inverse = self.model.run_crops(image, centre, side, up)
+        out = raw.reshape(-1, 39, 5).astype(np.float64)
+        out[..., :2] = crop_points_to_image(inverse, out[..., :2])
         out[..., 3:] = sigmoid(out[..., 3:])
         return out
 
