@@ -124,6 +124,27 @@ def test_mediapipe_pose_feet_land_near_the_human_feet(mediapipe_models, sample):
     assert (conf[:, [18, 21]] == 0).all()  # small toes: never predicted
 
 
+def test_pose_feet_small_toes_from_the_foot_model_land_near_the_human_ones(
+    mediapipe_models, sample
+):
+    from fullbody.pseudo.teachers.mediapipe_pose_feet import MediaPipePoseFeet
+
+    ws = sample[0]
+    toes = {"along": 0.064, "across": 0.159, "conf_scale": 0.95}
+    teacher = MediaPipePoseFeet(model_dir=mediapipe_models, small_toes=toes)
+    xy, conf, regions = run_teacher(teacher, sample, False)
+    errs = []
+    for side, small, big in (("leftfoot", 18, 17), ("rightfoot", 21, 20)):
+        scale = regions.boxes[:, REGION_PARTS.index(side), 2:].max(1)
+        for i in np.flatnonzero((ws.keypoints[:, small, 2] > 0) & (conf[:, small] > 0)):
+            errs.append(np.linalg.norm(xy[i, small] - ws.keypoints[i, small, :2]) / scale[i])
+        np.testing.assert_allclose(conf[:, small], 0.95 * np.minimum(conf[:, big], conf[:, big + 2]))
+    errs = np.array(errs)
+    assert len(errs) >= 8 and np.median(errs) < 0.25, errs
+    with pytest.raises(ValueError, match="along, across and conf_scale"):
+        MediaPipePoseFeet(model_dir=mediapipe_models, small_toes={"along": 0.1})
+
+
 def test_missing_model_files_say_how_to_install(tmp_path):
     from fullbody.pseudo.teachers.mediapipe_hand import MediaPipeHand
 
