@@ -58,4 +58,6 @@ def test_fit_needs_labelled_feet_and_holdout_scores_each_group():
     assert all(r["mean_oks"] == pytest.approx(1.0) for r in rows)
     noisy = kp.copy()
     noisy[:, K["left_small_toe"], :2] += 30.0
-    assert all(r["mean_oks"] < 0.99 for r in holdout(noisy, np.full(4, 100.0**2), np.array([1, 1, 2, 2])))
+    assert all(
+        r["mean_oks"] < 0.99 for r in holdout(noisy, np.full(4, 100.0**2), np.array([1, 1, 2, 2]))
+    )

@@ -138,7 +138,9 @@ def test_pose_feet_small_toes_from_the_foot_model_land_near_the_human_ones(
         scale = regions.boxes[:, REGION_PARTS.index(side), 2:].max(1)
         for i in np.flatnonzero((ws.keypoints[:, small, 2] > 0) & (conf[:, small] > 0)):
             errs.append(np.linalg.norm(xy[i, small] - ws.keypoints[i, small, :2]) / scale[i])
-        np.testing.assert_allclose(conf[:, small], 0.95 * np.minimum(conf[:, big], conf[:, big + 2]))
+        np.testing.assert_allclose(
+            conf[:, small], 0.95 * np.minimum(conf[:, big], conf[:, big + 2])
+        )
     errs = np.array(errs)
     assert len(errs) >= 8 and np.median(errs) < 0.25, errs
     with pytest.raises(ValueError, match="along, across and conf_scale"):

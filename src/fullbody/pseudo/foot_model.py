@@ -73,7 +73,9 @@ def fit_small_toes(keypoints: np.ndarray) -> tuple[float, float, int]:
         rows_b.append((keypoints[lab, small, :2] - keypoints[lab, big, :2]).reshape(-1))
     a, b = np.concatenate(rows_a), np.concatenate(rows_b)
     if len(b) < 4:
-        raise ValueError(f"fitting the small toes needs at least 2 labelled feet, got {len(b) // 2}")
+        raise ValueError(
+            f"fitting the small toes needs at least 2 labelled feet, got {len(b) // 2}"
+        )
     (along, across), *_ = np.linalg.lstsq(a, b, rcond=None)
     return float(along), float(across), len(b) // 2
 
@@ -95,7 +97,7 @@ def holdout(keypoints: np.ndarray, areas: np.ndarray, groups: np.ndarray) -> lis
         kp = keypoints[test]
         xy, _ = small_toes(kp[..., :2], np.ones(kp.shape[:2]), kp[:, :17], along, across, 1.0)
         terms = []
-        for side, (big, small, heel, *_) in FOOT_POINTS.items():
+        for big, small, heel, *_ in FOOT_POINTS.values():
             lab = (kp[:, [big, small, heel], 2] > 0).all(1)
             d2 = ((xy[lab, small] - kp[lab, small, :2]) ** 2).sum(1)
             k = 2 * SIGMAS[small]

@@ -120,6 +120,6 @@ class MediaPipePoseFeet:
                 pred.occluded[rows, coco] = lm[:, bp, 3] < 0.5
         if self.small_toes:
             pred.xy, pred.conf = small_toes(pred.xy, pred.conf, people.body, **self.small_toes)
-            for big, small, heel, *_ in FOOT_POINTS.values():  # hidden when the big toe is
+            for big, small, *_ in FOOT_POINTS.values():  # hidden when the big toe is
                 pred.occluded[:, small] = pred.occluded[:, big]
         return pred
