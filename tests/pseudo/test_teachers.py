@@ -93,7 +93,11 @@ def test_mediapipe_hand_beats_the_box_centre(mediapipe_models, sample):
     from fullbody.pseudo.teachers.mediapipe_hand import MediaPipeHand
 
     ws = sample[0]
-    teacher = MediaPipeHand(model_dir=mediapipe_models, wrist_tolerance=1e9)
+    # the crop -> model -> map-back path alone (the search is tested below: with the wrist check
+    # off, its highest-presence crop on a human box can be a neighbouring hand)
+    teacher = MediaPipeHand(
+        model_dir=mediapipe_models, wrist_tolerance=1e9, search_rotations=0, flip_average=False
+    )
     xy, _, _ = run_teacher(teacher, sample, human_boxes=True)
     centre = np.zeros_like(xy)
     for b, part in enumerate(("lefthand", "righthand")):
@@ -107,6 +111,26 @@ def test_mediapipe_hand_beats_the_box_centre(mediapipe_models, sample):
         assert len(err) == 5 and err.mean() < base.mean(), (part, err, base)
         errs.append(err)
     assert np.concatenate(errs).min() < 0.15, errs
+
+
+def test_hand_search_labels_more_hands_than_the_arm_crop_alone(mediapipe_models, sample):
+    """From body proposals, the rotation/scale/shift search finds hands the forearm-aligned crop
+    misses (the model's presence rises above 0.5 on more hands), on both sides."""
+    from fullbody.pseudo.teachers.mediapipe_hand import MediaPipeHand
+
+    ws = sample[0]
+    plain = MediaPipeHand(model_dir=mediapipe_models, search_rotations=0, flip_average=False)
+    search = MediaPipeHand(model_dir=mediapipe_models)
+    _, conf0, _ = run_teacher(plain, sample, human_boxes=False)
+    _, conf1, _ = run_teacher(search, sample, human_boxes=False)
+    for j, part in ((3, "lefthand"), (4, "righthand")):
+        has = ws.valid[:, j]
+        first = PART_SLICES[part].start
+        found0, found1 = (conf0[has, first] >= 0.5).sum(), (conf1[has, first] >= 0.5).sum()
+        assert found1 >= 2 and found1 >= found0, (part, found0, found1)
+    assert (conf1 >= 0.5).sum() > (conf0 >= 0.5).sum()
+    with pytest.raises(ValueError, match="search_rotations"):
+        MediaPipeHand(model_dir=mediapipe_models, search_scales=(0.0,))
 
 
 def test_mediapipe_pose_feet_land_near_the_human_feet(mediapipe_models, sample):

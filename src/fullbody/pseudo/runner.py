@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomic
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.merge import merge_predictions
+from fullbody.pseudo.merge import FUSION_MODES, fuse, merge_predictions, part_min_conf
 from fullbody.pseudo.proposals import propose, with_human_boxes
 from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Prediction, Teacher
 
@@ -61,8 +61,12 @@ def build_teachers(specs: Mapping[str, Any]) -> dict[str, Teacher]:
     return out
 
 
-def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
-    """Which teacher labels each part: the part teacher that names it, else the whole-body one.
+def assign_parts(
+    teachers: Mapping[str, Teacher], fused: Sequence[str] = ()
+) -> dict[str, Teacher | tuple[Teacher, ...]]:
+    """Which teacher labels each part: the part teacher that names it, else the whole-body one;
+    for the ``fused`` parts that both label, the pair (part teacher, whole-body teacher), whose
+    predictions :func:`label_image` fuses per point.
 
     Two part teachers claiming one part is an error (the choice would be silent).
     """
@@ -77,11 +81,18 @@ def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
                     f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'"
                 )
             by_part[part], owner[part] = teacher, slot
+    bad = sorted(set(fused) - set(TEACHER_PARTS))
+    if bad:
+        raise ValueError(f"fusion_parts names unknown parts {bad}; parts are {TEACHER_PARTS}")
     whole = teachers.get(WHOLEBODY_SLOT)
+    out: dict[str, Teacher | tuple[Teacher, ...]] = dict(by_part)
     if whole is not None:
         for part in whole.parts:
-            by_part.setdefault(part, whole)
-    return {p: by_part[p] for p in TEACHER_PARTS if p in by_part}
+            if part not in by_part:
+                out[part] = whole
+            elif part in fused:
+                out[part] = (by_part[part], whole)
+    return {p: out[p] for p in TEACHER_PARTS if p in out}
 
 
 @dataclass
@@ -115,31 +126,38 @@ def read_image(image_dir: str | os.PathLike, record: Mapping[str, Any]) -> np.nd
 def label_image(
     image: np.ndarray,
     task: ImageTask,
-    teachers: Mapping[str, Teacher],
+    teachers: Mapping[str, Teacher | Sequence[Teacher]],
     part_boxes: str = "proposals",
-    min_conf: float = 0.5,
+    min_conf: float | Mapping[str, float] = 0.5,
+    fusion: str = "max",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pseudo-labels of one image's people: keypoints, conf, valid, part boxes (merge order).
 
-    ``teachers`` maps parts to teachers (:func:`assign_parts`); each distinct teacher runs once
-    on the image's non-crowd people. Crowd regions keep their body and nothing else.
+    ``teachers`` maps parts to a teacher or several (:func:`assign_parts`), whose predictions
+    are fused per point (:func:`fullbody.pseudo.merge.fuse`, ``fusion`` mode); each distinct
+    teacher runs once on the image's non-crowd people. Crowd regions keep their body and
+    nothing else.
     """
     people_rows = np.flatnonzero(~task.iscrowd.astype(bool))
     regions = propose(task.body[people_rows])
     if part_boxes == "gt":
         regions = with_human_boxes(regions, task.part_boxes[people_rows])
     people = People(task.body[people_rows], task.bboxes[people_rows], regions)
-    predictions: dict[str, Prediction] = {}
-    for teacher in {id(t): t for t in teachers.values()}.values():
+    sources = {p: tuple(t) if isinstance(t, Sequence) else (t,) for p, t in teachers.items()}
+    by_teacher: dict[int, Prediction] = {}
+    for teacher in {id(t): t for ts in sources.values() for t in ts}.values():
         if not len(people_rows):
             break
         pred = teacher.predict(image, people)
         full = Prediction.empty(len(task.ann_ids))
         full.xy[people_rows], full.conf[people_rows] = pred.xy, pred.conf
         full.occluded[people_rows] = pred.occluded
-        for part, t in teachers.items():
-            if t is teacher:
-                predictions[part] = full
+        by_teacher[id(teacher)] = full
+    predictions = {
+        part: fuse([by_teacher[id(t)] for t in ts], fusion)
+        for part, ts in sources.items()
+        if by_teacher
+    }
     size = (float(task.image["width"]), float(task.image["height"]))
     return merge_predictions(task.body, task.body_conf, predictions, size, min_conf)
 
@@ -167,9 +185,10 @@ def _describe(spec: Any) -> Any:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(specs, image_dir, part_boxes, min_conf, shard_dir, threads) -> None:
+def _init_worker(specs, image_dir, part_boxes, min_conf, fusion, shard_dir, threads) -> None:
     cv2.setNumThreads(threads)
-    teachers = assign_parts(build_teachers(specs))
+    mode, fused = fusion
+    teachers = assign_parts(build_teachers(specs), fused)
     if "torch" in sys.modules:  # only teachers that use torch pay for importing it
         sys.modules["torch"].set_num_threads(threads)
     _WORKER.update(
@@ -177,6 +196,7 @@ def _init_worker(specs, image_dir, part_boxes, min_conf, shard_dir, threads) -> 
         image_dir=image_dir,
         part_boxes=part_boxes,
         min_conf=min_conf,
+        fusion=mode,
         shard_dir=Path(shard_dir),
     )
 
@@ -201,7 +221,7 @@ def _run_shard(job: tuple[int, list[ImageTask]]) -> tuple[int, int]:
             continue
         image = read_image(w["image_dir"], task.image)
         kpts, conf, valid, boxes = label_image(
-            image, task, w["teachers"], w["part_boxes"], w["min_conf"]
+            image, task, w["teachers"], w["part_boxes"], w["min_conf"], w["fusion"]
         )
         rows["ann_ids"] += task.ann_ids.tolist()
         rows["keypoints"] += kpts.tolist()
@@ -242,7 +262,9 @@ class PseudoLabeller:
         out_file: str | os.PathLike,
         teachers: Mapping[str, Any],
         part_boxes: str = "proposals",
-        min_conf: float = 0.5,
+        min_conf: float | Mapping[str, float] = 0.5,
+        fusion: str | None = None,
+        fusion_parts: Sequence[str] = TEACHER_PARTS,
         workers: int = 1,
         shard_size: int = 16,
         threads_per_worker: int = 1,
@@ -255,8 +277,9 @@ class PseudoLabeller:
             raise ValueError(f"part_boxes must be one of {PART_BOX_MODES}, got {part_boxes!r}")
         if shard_size < 1 or workers < 0 or threads_per_worker < 1:
             raise ValueError("shard_size and threads_per_worker must be >= 1, workers >= 0")
-        if not 0.0 < min_conf <= 1.0:
-            raise ValueError(f"min_conf must lie in (0, 1], got {min_conf}")
+        part_min_conf(min_conf)  # validates
+        if fusion is not None and fusion not in FUSION_MODES:
+            raise ValueError(f"fusion must be null or one of {FUSION_MODES}, got {fusion!r}")
         self.ann_file, self.image_dir = Path(ann_file), Path(image_dir)
         self.out_file = Path(out_file)
         self.teachers = dict(teachers)
@@ -266,7 +289,9 @@ class PseudoLabeller:
             for slot, spec in self.teachers.items():
                 if spec is not None and not isinstance(spec, Mapping):
                     raise TypeError(f"teacher '{slot}': worker processes need a _target_ config")
-        self.part_boxes, self.min_conf = part_boxes, min_conf
+        self.part_boxes = part_boxes
+        self.min_conf = dict(min_conf) if isinstance(min_conf, Mapping) else float(min_conf)
+        self.fusion = (fusion or "max", tuple(fusion_parts) if fusion else ())
         self.workers, self.shard_size, self.threads = workers, shard_size, threads_per_worker
         self.overwrite, self.keep_shards, self.progress = overwrite, keep_shards, progress
         self.report = report
@@ -303,6 +328,7 @@ class PseudoLabeller:
                 "teachers": _describe(self.teachers),
                 "part_boxes": self.part_boxes,
                 "min_conf": self.min_conf,
+                "fusion": [self.fusion[0], list(self.fusion[1])] if self.fusion[1] else None,
             },
             "shards": shards,
         }
@@ -359,7 +385,7 @@ class PseudoLabeller:
             disable=not self.progress, dynamic_ncols=True,
         )  # fmt: skip
         args = (self.teachers, str(self.image_dir), self.part_boxes, self.min_conf,
-                str(self.shard_dir), self.threads)  # fmt: skip
+                self.fusion, str(self.shard_dir), self.threads)  # fmt: skip
         with bar:
             if self.workers == 0:
                 _init_worker(*args)

@@ -18,7 +18,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.pseudo.crops import crop_affines, invert_affines, transform_points, warp_crops
+from fullbody.pseudo.crops import (
+    crop_affines,
+    invert_affines,
+    mirror_affines,
+    transform_points,
+    warp_crops,
+)
 from fullbody.pseudo.proposals import Regions
 
 #: Parts a teacher may label.
@@ -134,14 +140,22 @@ class TFLiteModel:
         return [self.interpreter.get_tensor(i)[0].copy() for i in self.output_indices]
 
     def run_crops(
-        self, image: np.ndarray, centre: np.ndarray, side: np.ndarray, up: np.ndarray
+        self,
+        image: np.ndarray,
+        centre: np.ndarray,
+        side: np.ndarray,
+        up: np.ndarray,
+        mirror: bool = False,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """The MediaPipe landmark step shared by every MediaPipe teacher: cut n rotated square
         crops (:func:`fullbody.pseudo.crops.crop_affines`) at the model's input size, scale
         them to [0, 1] RGB, run each. Returns one (n, ...) array per model output and the
-        crop -> image affines (n, 2, 3) for :func:`crop_points_to_image`."""
+        crop -> image affines (n, 2, 3) for :func:`crop_points_to_image`. ``mirror`` runs the
+        left-right mirrored crops (the affines returned map their points back unmirrored)."""
         size = self.size
         affines = crop_affines(centre, side, up, size)
+        if mirror:
+            affines = mirror_affines(affines, size)
         crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
         runs = [self(crop) for crop in crops]
         outputs = [
