@@ -14,7 +14,7 @@ def main(cfg: DictConfig) -> None:
     """Build detector and predictor from the config, run, print where the outputs are."""
     from hydra.utils import instantiate
 
-    from fullbody.inference.demo import DemoRunner, run_demo
+    from fullbody.inference.run_demo import DemoRunner, run_demo
 
     runner = DemoRunner(
         predictor=instantiate(cfg.predictor),

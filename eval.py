@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import (
     OCCLUSION_PARTS,
     format_breakdown,
@@ -27,6 +27,7 @@ from fullbody.evaluation.breakdown import (
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate, format_table
+from fullbody.jsonio import AnnotationError, write_json_atomic
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

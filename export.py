@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Load the checkpoint, export, compare, report."""
-    from fullbody.annotations import write_json_atomic
     from fullbody.inference.export import export_onnx, onnx_parity, random_crops
+    from fullbody.jsonio import write_json_atomic
     from fullbody.models.module import PoseModule
 
     ckpt = Path(cfg.ckpt_path).expanduser()

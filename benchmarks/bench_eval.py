@@ -29,10 +29,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from make_golden import SYNTHETIC  # noqa: E402
 from reference_venv import reference_python, run_reference  # noqa: E402
 
-from fullbody.annotations import WholeBodySet, write_json_atomic  # noqa: E402
+from fullbody.annotations import WholeBodySet  # noqa: E402
 from fullbody.evaluation.results import Predictions  # noqa: E402
 from fullbody.evaluation.simulate import synthetic_case  # noqa: E402
 from fullbody.evaluation.wholebody import evaluate  # noqa: E402
+from fullbody.jsonio import write_json_atomic  # noqa: E402
 from fullbody.utils.machine import machine_name  # noqa: E402
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reference_venv import reference_python, run_reference  # noqa: E402
 
-from fullbody.annotations import WholeBodySet, write_json_atomic  # noqa: E402
+from fullbody.annotations import WholeBodySet  # noqa: E402
 from fullbody.evaluation.simulate import (  # noqa: E402
     SimulationConfig,
     config_dict,
@@ -38,6 +38,7 @@ from fullbody.evaluation.simulate import (  # noqa: E402
     simulate_predictions,
     synthetic_case,
 )
+from fullbody.jsonio import write_json_atomic  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "evaluation" / "golden"
 SAMPLE = Path(

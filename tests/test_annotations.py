@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError, WholeBodySet, points_box, write_json_atomic
+from fullbody.annotations import WholeBodySet, points_box
+from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
 
 

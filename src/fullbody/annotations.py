@@ -12,10 +12,8 @@ A plain COCO person file (body only) loads too: its other parts are unlabelled.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from fullbody.jsonio import AnnotationError, json_number, read_json, write_json_atomic
 from fullbody.keypoints import (
     BODY_NAMES,
     BOX_FIELDS,
@@ -41,14 +40,6 @@ BOX_TOLERANCE = 2.0
 _ARRAY_FIELDS = {"id", "image_id", "bbox", "area", "iscrowd", "num_keypoints"}
 _ARRAY_FIELDS |= set(PART_FIELDS.values()) | set(CONF_FIELDS.values())
 _ARRAY_FIELDS |= set(VALID_FIELDS.values()) | set(BOX_FIELDS.values())
-
-
-class AnnotationError(ValueError):
-    """A malformed annotation or results file; the message names file, record and field."""
-
-    def __init__(self, file: str | os.PathLike | None, record: str, field: str, problem: str):
-        self.file, self.record, self.field, self.problem = str(file), record, field, problem
-        super().__init__(f"{file}: {record}: field '{field}': {problem}")
 
 
 def person_category() -> dict[str, Any]:
@@ -347,40 +338,6 @@ class WholeBodySet:
         return write_json_atomic(self.to_json(), path)
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Load a JSON file; a missing file or malformed JSON gets an error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found")
-    try:
-        with path.open() as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}") from e
-
-
-def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """Dump ``obj`` as JSON to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def points_box(points: np.ndarray) -> np.ndarray:
     """xywh extent of the labelled (v > 0) points of each row of (N, K, 3); zeros if none."""
     lab = points[..., 2] > 0
@@ -445,9 +402,3 @@ def _box(v: Any, src: str, rec: str, fld: str, image: Mapping[str, Any]) -> np.n
     ):
         raise AnnotationError(src, rec, fld, f"box {list(b)} lies outside the {w}x{h} image")
     return b
-
-
-def json_number(v: float) -> int | float:
-    """A JSON number: integral values as ints (flags, zeros of unlabelled points)."""
-    f = float(v)
-    return int(f) if f.is_integer() else f

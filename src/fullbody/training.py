@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from fullbody.annotations import write_json_atomic
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import pytest
 
 from fullbody.analysis.part_errors import point_errors
 from fullbody.analysis.teacher import CATEGORIES, align_by_ann_id, compare_teacher
-from fullbody.annotations import AnnotationError
+from fullbody.jsonio import AnnotationError
 
 from ._cases import LH, as_pred, ground_truth, person, predictions
 

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from fullbody.annotations import WholeBodySet
 from fullbody.data.batch import Batch
 from fullbody.data.datamodule import DataConfigError, SyntheticDataModule, WholeBodyDataModule
-from fullbody.data.dataset import ImageGroupedSampler
+from fullbody.data.sampler import ImageGroupedSampler
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -209,12 +209,26 @@ def test_synthetic_config(tmp_path):
         SyntheticDataModule(tmp_path / "other", generator={"colour": 1}).prepare_data()
 
 
+def test_default_jitter_is_alphaposes_dpg_with_the_published_numbers():
+    """The data configs train with AlphaPose's DPG jitter unless a detector fit is given."""
+    from fullbody.data.jitter import DPGJitter
+
+    for name in ("coco_wholebody", "sample", "synthetic"):
+        jitter = instantiate(data_config(name).train.jitter)
+        assert isinstance(jitter, DPGJitter)
+        assert (jitter.crop_prob, jitter.crop_range) == (0.15, (0.85, 1.0))
+        assert jitter.edge_mean.tolist() == [-0.0142, 0.0043, 0.0154, -0.0013]
+        assert jitter.edge_std.tolist() == [0.1158, 0.0680, 0.1337, 0.0711]
+    learned = data_config("sample", "data/jitter=learned").train.jitter
+    assert learned._target_.endswith("LearnedJitter") and learned.path is None  # the example
+
+
 def test_every_data_config_composes_with_every_jitter():
     names = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if not p.stem.startswith("_"))
     assert names == ["coco_wholebody", "sample", "synthetic"]
     for name in names:
         cfg = data_config(name)
-        assert cfg.batch_size > 0 and cfg.train.jitter._target_.endswith("LearnedJitter")
+        assert cfg.batch_size > 0 and cfg.train.jitter._target_.endswith("DPGJitter")
         assert np.isclose(cfg.input_size[1] / cfg.input_size[0], 0.75)
     kinds = {p.stem for p in (CONF / "data" / "jitter").glob("*.yaml")}
     assert kinds == {"learned", "uniform", "dpg"}

@@ -12,19 +12,18 @@ import torch
 from tinydata import dot_colour, person, write_set
 from torch.utils.data import DataLoader, default_collate
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec, encode_reference
 from fullbody.data.batch import Batch
 from fullbody.data.dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ImageGroupedSampler,
-    ImageNormalizer,
     TopDownDataset,
     default_photometric,
     keypoint_weights,
 )
 from fullbody.data.detections import PersonDetections
+from fullbody.data.sampler import ImageGroupedSampler
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD, ImageNormalizer, ImageReadError
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS, PART_SLICES
 
 NO_AUG = dict(
@@ -372,46 +371,6 @@ def test_people_of_one_image_share_a_decode(tiny_set, monkeypatch):
     assert len(calls) == 3
 
 
-# ---------------------------------------------------------------------------- sampler
-def indices(sampler: ImageGroupedSampler) -> list[int]:
-    return [i for i, _ in sampler]
-
-
-def test_grouped_sampler_orders():
-    image_ids = np.repeat(np.arange(20), np.arange(1, 21) % 7 + 1)  # 1..7 people per image
-    n = len(image_ids)
-    s = ImageGroupedSampler(image_ids, group_size=3, seed=1)
-    first = indices(s)
-    assert sorted(first) == list(range(n))
-    # each image's people come in at most ceil(n / 3) runs, so most people have company
-    for img in range(20):
-        pos = np.sort([j for j, i in enumerate(first) if image_ids[i] == img])
-        runs = 1 + int((np.diff(pos) > 1).sum())
-        assert runs <= -(-len(pos) // 3)
-    switches = sum(image_ids[a] != image_ids[b] for a, b in zip(first, first[1:]))
-    assert switches + 1 < n / 2
-    assert list(s) == [(i, 0) for i in first]  # same epoch, same order; keys carry the epoch
-    s.set_epoch(1)
-    assert indices(s) != first and {e for _, e in s} == {1}
-    plain = indices(ImageGroupedSampler(image_ids, group_size=1, seed=1))
-    assert sorted(plain) == list(range(n)) and plain != list(range(n))
-    fixed = ImageGroupedSampler(image_ids, shuffle=False)
-    assert indices(fixed) == list(range(n))
-
-
-def test_grouped_sampler_splits_ranks():
-    image_ids = np.repeat(np.arange(10), 3)[:-1]  # 29 people
-    parts = [
-        indices(ImageGroupedSampler(image_ids, 4, num_replicas=3, rank=r, seed=2)) for r in range(3)
-    ]
-    assert [len(p) for p in parts] == [10, 10, 10]
-    assert set().union(*map(set, parts)) == set(range(29))  # padded by one repeat
-    dropped = [
-        ImageGroupedSampler(image_ids, 4, num_replicas=3, rank=r, drop_last=True) for r in range(3)
-    ]
-    assert [len(list(d)) for d in dropped] == [9, 9, 9]
-
-
 @pytest.mark.needs_sample
 def test_sample_people_and_detections(sample_dir: Path, sample_ann_file: Path):
     ann = WholeBodySet.load(sample_ann_file)
@@ -424,3 +383,20 @@ def test_sample_people_and_detections(sample_dir: Path, sample_ann_file: Path):
     assert len(val) == int((dets.scores >= 0.5).sum())
     s = train[0]
     assert s["image"].shape == (3, 256, 192) and (s["target_weight"] > 0).sum() > 20
+
+
+def test_exif_rotated_and_truncated_jpegs(tiny_set, bad_jpegs):
+    # Pixels as stored (COCO labels ignore EXIF orientation); a cut-short file is refused by
+    # name at every decode size.
+    ann_file, image_dir = tiny_set
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=False)
+    rgb = ds.load_image(1)
+    turned = bad_jpegs.exif_rotated(image_dir / "0000.png", rgb)
+    np.testing.assert_array_equal(ds.load_image(1), bad_jpegs.decoded_as_stored(turned))
+    assert np.abs(ds.load_image(1).astype(int) - rgb).mean() < 3  # the JPEG of the same picture
+    bad_jpegs.truncated(image_dir / "0002.png", ds.load_image(3))
+    for factor in (1, 2):
+        with pytest.raises(ImageReadError, match=r"0002\.png: cannot decode the image.*truncated"):
+            ds.load_image(3, factor)
+    with pytest.raises(ImageReadError, match=r"0002\.png"):
+        ds[3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -17,11 +18,15 @@ from fullbody.data.jitter import (
     UniformJitter,
     apply_offsets,
     box_offsets,
+    pose_descriptor,
+)
+from fullbody.data.jitter.fit import (
+    TooLittleDataWarning,
     fit_jitter,
+    fit_mixture,
     kmeans_poses,
     main,
     match_detections,
-    pose_descriptor,
 )
 from fullbody.keypoints import NUM_KEYPOINTS
 
@@ -75,7 +80,7 @@ def test_mixture_fit_recovers_a_gaussian():
     a = rng.normal(size=(4, 4)) * 0.05
     cov = a @ a.T + np.eye(4) * 1e-3
     x = rng.multivariate_normal(mean, cov, 20000)
-    gm = GaussianMixture.fit(x, 1, rng)
+    gm = fit_mixture(x, 1, rng)
     np.testing.assert_allclose(gm.means[0], mean, atol=3e-3)
     np.testing.assert_allclose(gm.covariances[0], cov, atol=5e-4)
     draws = gm.sample(rng, 20000)
@@ -91,11 +96,11 @@ def test_mixture_fit_separates_two_components():
             rng.normal([0.3, 0.1, 0, 0], 0.02, (1000, 4)),
         ]
     )
-    gm = GaussianMixture.fit(x, 2, rng)
+    gm = fit_mixture(x, 2, rng)
     order = np.argsort(gm.means[:, 0])
     np.testing.assert_allclose(gm.means[order, 0], [-0.3, 0.3], atol=0.01)
     np.testing.assert_allclose(gm.weights[order], [0.75, 0.25], atol=0.02)
-    one = GaussianMixture.fit(x, 1, rng)
+    one = fit_mixture(x, 1, rng)
     assert gm.log_likelihood(x).mean() > one.log_likelihood(x).mean() + 1
     back = GaussianMixture.from_json(json.loads(json.dumps(gm.to_json())))
     np.testing.assert_allclose(back.log_likelihood(x), gm.log_likelihood(x))
@@ -165,7 +170,8 @@ def _scene(rng, n_images=40):
 def test_fit_learns_pose_dependent_errors_and_samples_them():
     rng = np.random.default_rng(4)
     gt, dets = _scene(rng)
-    model = fit_jitter(gt, dets, clusters=2, seed=0)
+    with pytest.warns(TooLittleDataWarning, match=r"cluster sizes \[80, 40\]"):
+        model = fit_jitter(gt, dets, clusters=2, seed=0)
     assert model["num_matched"] == 120
     assert model["clusters"]["sizes"] == [80, 40]
     jit = LearnedJitter.from_model(json.loads(json.dumps(model)))
@@ -193,7 +199,8 @@ def test_fit_learns_pose_dependent_errors_and_samples_them():
 def test_scale_and_clip():
     rng = np.random.default_rng(5)
     gt, dets = _scene(rng, 10)
-    model = fit_jitter(gt, dets, clusters=1)
+    with pytest.warns(TooLittleDataWarning, match="only 30 matched boxes"):
+        model = fit_jitter(gt, dets, clusters=1)
     assert model["clusters"]["mixtures"] == [None]  # one cluster = the global mixture
     mean = np.array(model["global"]["means"][0])
     still = LearnedJitter.from_model(model, scale=0.0)
@@ -208,6 +215,21 @@ def test_fit_needs_matches():
     dets = PersonDetections(np.array([1]), np.array([[500, 500, 10, 10.0]]), np.array([0.9]))
     with pytest.raises(ValueError, match="nothing to learn"):
         fit_jitter(gt, dets)
+
+
+def test_fit_warns_with_counts_only_when_data_are_too_few():
+    rng = np.random.default_rng(9)
+    gt, dets = _scene(rng, 40)  # 120 matched boxes: 80 standing, 40 lying
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough for one Gaussian over all boxes: no warning
+        fit_jitter(gt, dets, clusters=1, components=1)
+    with pytest.warns(TooLittleDataWarning) as record:
+        fit_jitter(gt, dets, clusters=3, components=2)
+    text = [str(w.message) for w in record]
+    assert len(text) == 2
+    assert "only 120 matched boxes for a 2-Gaussian mixture" in text[0] and ">= 200" in text[0]
+    assert "3 atomic poses asked for, 120 matched people" in text[1]
+    assert "3 of 3 clusters have fewer than 200 matches" in text[1]
 
 
 def test_default_asset_loads_and_jitters():
@@ -284,7 +306,9 @@ def test_cli_fit_show_and_shipped_default_is_reproducible(sample_dir, tmp_path, 
     args = ["fit", "--annotations", str(ann / "coco_wholebody_sample.json"),
             "--detections", str(ann / "person_detections.json"), "--out", str(out)]  # fmt: skip
     assert main(args) == 0
-    assert "matched 14 of 14" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "matched 14 of 14" in printed.out
+    assert "warning: " in printed.err and "only 14 matched boxes" in printed.err
     # The shipped default is exactly what the documented command writes.
     assert json.loads(out.read_text()) == json.loads(LearnedJitter().path.read_text())
     assert main(args) == 2  # refuses to overwrite

@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet
-from fullbody.data import synthetic as syn
-from fullbody.data.synthetic import SceneConfig, generate, generate_labels, perturb_labels
+from fullbody.data.synthetic import (
+    SceneConfig,
+    drawing,
+    figure,
+    generate,
+    generate_labels,
+    perturb_labels,
+    scenes,
+    store,
+)
 from fullbody.keypoints import FLIP_INDEX, NAME_TO_INDEX, PART_SLICES
 
 N_LABELS = 160  # images in the shared label set (about 0.6 s to make)
@@ -57,7 +65,7 @@ def test_config_accepts_lists_and_rejects_bad_values() -> None:
 
 def test_face_template_is_mirror_symmetric_under_the_flip_pairs() -> None:
     """The drawn face uses the iBUG order that keypoints.FLIP_PAIRS assumes."""
-    face = syn._FACE_T
+    face = figure._FACE_T
     flip = FLIP_INDEX[PART_SLICES["face"]] - PART_SLICES["face"].start
     mirrored = face[flip] * [-1, 1]
     np.testing.assert_allclose(mirrored, face, atol=1e-9)
@@ -75,7 +83,7 @@ def test_an_image_does_not_depend_on_how_many_are_generated(labels: WholeBodySet
     few = generate_labels(5, seed=11)
     rows = labels.image_ids <= 5
     np.testing.assert_array_equal(few.keypoints, labels.keypoints[rows])
-    scene = syn.sample_scene(21, 11, SceneConfig())
+    scene = scenes.sample_scene(21, 11, SceneConfig())
     np.testing.assert_array_equal(scene.keypoints, labels.keypoints[labels.image_ids == 22])
 
 
@@ -183,8 +191,8 @@ def test_left_and_right_are_distinguishable(labels: WholeBodySet) -> None:
 def _rendered(indices: range, seed: int = 2):
     cfg = SceneConfig()
     for i in indices:
-        scene, img = syn.render_image(i, seed, cfg)
-        bg = syn.render_background(np.random.default_rng([seed, i, 1]), cfg)  # same stream
+        scene, img = drawing.render_image(i, seed, cfg)
+        bg = drawing.render_background(np.random.default_rng([seed, i, 1]), cfg)  # same stream
         yield scene, img, bg
 
 
@@ -198,7 +206,7 @@ def test_visible_points_lie_on_their_marks_and_occluded_ones_do_not() -> None:
             for part in ("lefthand", "righthand", "face"):
                 for k in range(PART_SLICES[part].start, PART_SLICES[part].stop):
                     x, y = px[r, k]
-                    colour_err = np.abs(img[y, x].astype(int) - syn._MARK_COLOR[k]).max()
+                    colour_err = np.abs(img[y, x].astype(int) - figure._MARK_COLOR[k]).max()
                     if kp[r, k, 2] == 2:
                         n_vis += 1
                         on_drawn += diff[y, x] > 20
@@ -221,7 +229,7 @@ def test_marks_are_centred_on_the_labels() -> None:
     for _ in range(50):
         img[:] = 0
         p = rng.uniform(10, 30, 2)
-        syn._draw_marks(img, {k: syn._fp(p).tolist()}, 1.0, [k], 1.0)
+        drawing._draw_marks(img, {k: scenes._fp(p).tolist()}, 1.0, [k], 1.0)
         w = img.max(-1).astype(float)
         ys, xs = np.mgrid[:40, :40]
         errors.append(np.hypot((w * xs).sum() / w.sum() - p[0], (w * ys).sum() / w.sum() - p[1]))
@@ -290,7 +298,7 @@ def test_cache_reuse_refusal_and_overwrite(tmp_path: Path, monkeypatch) -> None:
         raise AssertionError("should not draw anything")
 
     with monkeypatch.context() as m:
-        m.setattr(syn, "_make_batch", boom)
+        m.setattr(store, "_make_batch", boom)
         assert generate(out, 4, seed=1, progress=False) == out  # same parameters: no work
     assert _digest(out) == before
     with pytest.raises(FileExistsError, match="different parameters.*seed"):
@@ -325,7 +333,7 @@ def test_refuses_foreign_files(tmp_path: Path) -> None:
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "set"
-    real = syn._make_batch
+    real = store._make_batch
     calls = []
 
     def flaky(args):
@@ -335,11 +343,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch)
         return real(args)
 
     with monkeypatch.context() as m:
-        m.setattr(syn, "_make_batch", flaky)
+        m.setattr(store, "_make_batch", flaky)
         with pytest.raises(KeyboardInterrupt):
             generate(out, 20, seed=9, progress=False)
     assert not (out / "manifest.json").exists() and (out / "manifest.partial.json").exists()
-    assert len(list((out / "images").glob("*.jpg"))) == syn.BATCH
+    assert len(list((out / "images").glob("*.jpg"))) == scenes.BATCH
     generate(out, 20, seed=9, progress=False)
     assert not (out / "manifest.partial.json").exists()
     assert _digest(out) == _digest(generate(tmp_path / "fresh", 20, seed=9, progress=False))
@@ -348,8 +356,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch)
 # ------------------------------------------------------------------------------ command line
 def test_cli(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
-    assert syn.main(["--out", str(out), "--images", "3", "--seed", "4", "--pseudo", "--quiet"]) == 0
+    assert (
+        store.main(["--out", str(out), "--images", "3", "--seed", "4", "--pseudo", "--quiet"]) == 0
+    )
     assert "3 images" in capsys.readouterr().out
     assert (out / "pseudo_annotations.json").is_file()
-    assert syn.main(["--out", str(out), "--images", "3", "--seed", "5", "--quiet"]) == 2
+    assert store.main(["--out", str(out), "--images", "3", "--seed", "5", "--quiet"]) == 2
     assert "different parameters" in capsys.readouterr().err

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError
 from fullbody.evaluation.results import Predictions, from_arrays
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_FIELDS, PART_SLICES
 
 from ._builders import as_prediction, pose

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import SimulationConfig, fingerprint, synthetic_case
 from fullbody.evaluation.wholebody import (
@@ -20,6 +20,7 @@ from fullbody.evaluation.wholebody import (
     evaluate_part,
     format_table,
 )
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
 
 from ._builders import as_prediction, gt_set, pose, predictions, random_case

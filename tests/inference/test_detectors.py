@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError
 from fullbody.inference.detectors import (
     DetectionFileDetector,
     OnnxDetector,
@@ -19,6 +18,7 @@ from fullbody.inference.detectors import (
     packaged_detector,
     person_box_ap,
 )
+from fullbody.jsonio import AnnotationError
 
 from ._models import export_box_finder, rectangle_image
 

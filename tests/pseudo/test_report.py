@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
+from fullbody.jsonio import AnnotationError
 from fullbody.pseudo.report import coverage, quality_report
 
 

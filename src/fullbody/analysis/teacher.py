@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fullbody.analysis.part_errors import PointErrors, point_groups
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_SLICES
 
 CATEGORIES = (

@@ -6,5 +6,12 @@ from fullbody.codecs.heatmap import (
     encode_reference,
     flip_heatmaps,
 )
+from fullbody.codecs.simcc import SimCCCodec
 
-__all__ = ["HeatmapCodec", "crop_to_image_points", "encode_reference", "flip_heatmaps"]
+__all__ = [
+    "HeatmapCodec",
+    "SimCCCodec",
+    "crop_to_image_points",
+    "encode_reference",
+    "flip_heatmaps",
+]

@@ -20,8 +20,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
-from fullbody.data.dataset import ImageGroupedSampler, TopDownDataset
+from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
+from fullbody.data.sampler import ImageGroupedSampler
 
 #: Keys of a ``train`` section passed on to :class:`TopDownDataset` (besides the paths).
 TRAIN_KEYS = frozenset(

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import (
@@ -41,24 +41,13 @@ from fullbody.data.transforms import (
     truncated_normal,
     warp,
 )
+from fullbody.images import ImageNormalizer, read_image
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
 # albumentations checks PyPI for a newer version when imported; a training run makes no such
 # network calls (set NO_ALBUMENTATIONS_UPDATE=0 to have it back).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-#: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Decoding flags by size factor: RGB, pixels as stored (COCO labels ignore EXIF orientation).
-_DECODE_FLAGS = {
-    1: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION,
-    2: (cv2.IMREAD_REDUCED_COLOR_2 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
-    4: (cv2.IMREAD_REDUCED_COLOR_4 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
-    8: (cv2.IMREAD_REDUCED_COLOR_8 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
-}
-for _f in (2, 4, 8):
-    _DECODE_FLAGS[_f] |= cv2.IMREAD_IGNORE_ORIENTATION
 
 
 def default_photometric(p: float = 0.5) -> Callable[..., Mapping[str, Any]]:
@@ -107,22 +96,6 @@ def keypoint_weights(
     return w.astype(np.float32)
 
 
-class ImageNormalizer:
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W) ``(x / 255 - mean) / std`` in one table lookup
-    per channel (what ``ToTensor`` + ``Normalize`` do, without float intermediates)."""
-
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
-        v = np.arange(256, dtype=np.float64) / 255.0
-        self.luts = [((v - m) / s).astype(np.float32) for m, s in zip(mean, std)]
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        out = np.empty((3, h, w), dtype=np.float32)
-        for c, plane in enumerate(cv2.split(image)):
-            cv2.LUT(plane, self.luts[c], dst=out[c])
-        return out
-
-
 class TopDownDataset(Dataset):
     """One item per person (training, or ground-truth boxes) or per detection (evaluation).
 
@@ -146,7 +119,7 @@ class TopDownDataset(Dataset):
         reduced_decode: decode large images at 1/2-1/8 size when the crop cannot show more.
         seed: with the epoch and the index, the seed of an item's augmentation.
 
-    Items are indexed by ``i`` or by ``(i, epoch)``, as :class:`ImageGroupedSampler` yields
+    Items are indexed by ``i`` or by ``(i, epoch)``, as :class:`~fullbody.data.sampler.ImageGroupedSampler` yields
     them. A training item's augmentation is drawn from a generator seeded by
     ``(seed, epoch, i)`` alone (``epoch`` 0 for a bare index), so it does not depend on the
     number of workers or ranks, and a resumed run sees exactly the crops of an uninterrupted one.
@@ -315,31 +288,16 @@ class TopDownDataset(Dataset):
     def load_image(self, image_id: int, factor: int = 1) -> np.ndarray:
         """RGB uint8 image, decoded at 1/``factor`` size (checked against the record's size)."""
         j = self._image_index(image_id)
-        path = self.image_dir / str(self._file_names[j])
-        try:
-            buf = np.fromfile(path, dtype=np.uint8)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{path}: image file not found (image {image_id} of {self.source}; "
-                f"is the image folder right?)"
-            ) from None
-        image = cv2.imdecode(buf, _DECODE_FLAGS[factor]) if buf.size else None
-        if image is None:
-            raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
         height, width = self._image_sizes[j].tolist()
-        if image.shape[:2] != (-(-height // factor), -(-width // factor)):
-            raise AnnotationError(
-                self.source, f"image {image_id}", "width/height",
-                f"the record says {width}x{height} but {path} is "
-                f"{image.shape[1] * factor}x{image.shape[0] * factor}",
-            )  # fmt: skip
-        return image
+        record = {"id": image_id, "width": width, "height": height}
+        path = self.image_dir / str(self._file_names[j])
+        return read_image(path, factor=factor, record=record, source=self.source)
 
     # ------------------------------------------------------------------ items
     def cached_image(self, image_id: int, factor: int) -> np.ndarray:
         """The RGBA image at 1/``factor`` size, decoding only when the last image
         this process decoded was another one or at another size: people of one image in a row
-        (see :class:`ImageGroupedSampler`) share a decode. Never a finer cached copy instead, so
+        (see :class:`~fullbody.data.sampler.ImageGroupedSampler`) share a decode. Never a finer cached copy instead, so
         an item's pixels do not depend on what the process decoded before."""
         if self._cache is None or self._cache[0] != image_id:
             self._cache = (image_id, {})
@@ -386,68 +344,3 @@ class TopDownDataset(Dataset):
 def _drop_empty(d: PersonDetections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keep = (d.boxes[:, 2] > 1) & (d.boxes[:, 3] > 1)
     return d.image_ids[keep], d.boxes[keep], d.scores[keep]
-
-
-class ImageGroupedSampler(DistributedSampler):
-    """Random training order in which people of one image come in small groups.
-
-    Every epoch, each image's items are shuffled and cut into near-equal chunks of at most
-    ``group_size``; the chunks are shuffled and concatenated. Consecutive items of one image
-    then share one JPEG decode (:meth:`TopDownDataset.cached_image`), which is most of a
-    sample's cost, while a batch still mixes many images. ``group_size=1`` is a plain random
-    permutation. Under DDP each rank takes a contiguous slice of the (padded) order; being a
-    ``DistributedSampler``, Lightning uses it as it is and calls :meth:`set_epoch`.
-    """
-
-    def __init__(
-        self,
-        image_ids: np.ndarray,
-        group_size: int = 4,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        num_replicas: int = 1,
-        rank: int = 0,
-        drop_last: bool = False,
-    ) -> None:
-        if group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {group_size}")
-        self.image_ids = np.asarray(image_ids, dtype=np.int64)
-        self.group_size = int(group_size)
-        super().__init__(
-            self.image_ids,  # only its length is used
-            num_replicas=num_replicas,
-            rank=rank,
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
-        )
-
-    def order(self) -> np.ndarray:
-        """The whole epoch's order over all ranks (before padding)."""
-        n = len(self.image_ids)
-        if not self.shuffle:
-            return np.arange(n)
-        rng = np.random.default_rng((self.seed, self.epoch))
-        if self.group_size == 1:
-            return rng.permutation(n)
-        perm = rng.permutation(n)  # shuffles people inside each image too
-        ids = self.image_ids[perm]
-        by_image = np.argsort(ids, kind="stable")
-        bounds = np.flatnonzero(np.diff(ids[by_image])) + 1
-        chunks: list[np.ndarray] = []
-        for members in np.split(perm[by_image], bounds):
-            k = -(-len(members) // self.group_size)
-            chunks.extend(np.array_split(members, k))
-        return np.concatenate([chunks[j] for j in rng.permutation(len(chunks))])
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        """``(index, epoch)`` keys of this rank's share (see :class:`TopDownDataset`)."""
-        order = self.order()
-        if self.drop_last:
-            order = order[: self.total_size]
-        else:
-            pad = self.total_size - len(order)
-            order = np.concatenate([order, np.resize(order, pad)]) if pad > 0 else order
-        start = self.rank * self.num_samples
-        return ((i, self.epoch) for i in order[start : start + self.num_samples].tolist())

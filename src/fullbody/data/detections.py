@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fullbody.annotations import AnnotationError, read_json
+from fullbody.jsonio import AnnotationError, read_json
 
 PERSON_CATEGORY = 1
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from fullbody.annotations import WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.data.datamodule import SyntheticDataModule
+from fullbody.jsonio import write_json_atomic
 
 Jitter = Callable[..., np.ndarray]
 

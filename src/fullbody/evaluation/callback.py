@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fullbody.annotations import WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import OCCLUSION_PARTS, occlusion_breakdown, size_breakdown
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate, format_table
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
 
 _FIELDS = ("image_id", "person_id", "keypoints", "score", "bbox")

@@ -11,7 +11,7 @@ A results file is a JSON list with one object per predicted person:
   ``righthand_score``, ``wholebody_score`` (a record without one is ranked by ``score`` for that
   part, as the official evaluation does), and an optional ``bbox`` (xywh, used by pose NMS only).
 
-Anything malformed raises :class:`~fullbody.annotations.AnnotationError` naming the file, the
+Anything malformed raises :class:`~fullbody.jsonio.AnnotationError` naming the file, the
 record and the field: wrong lengths, NaN or infinity, missing fields, unknown image ids, mixed
 layouts, malformed JSON. Nothing is silently dropped or zeroed.
 """
@@ -26,14 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fullbody.annotations import (
-    AnnotationError,
-    checked_number,
-    checked_numbers,
-    json_number,
-    read_json,
-    write_json_atomic,
-)
+from fullbody.annotations import checked_number, checked_numbers
+from fullbody.jsonio import AnnotationError, json_number, read_json, write_json_atomic
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS, PART_FIELDS, PART_SLICES
 
 #: Per-part ranking-score fields; the body is always ranked by ``score``.

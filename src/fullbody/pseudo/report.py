@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from fullbody.annotations import PARTS, AnnotationError, WholeBodySet
+from fullbody.annotations import PARTS, WholeBodySet
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE
 from fullbody.pseudo.proposals import proposal_quality, propose
 
@@ -104,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     import json
     from pathlib import Path
 
-    from fullbody.annotations import write_json_atomic
     from fullbody.evaluation.wholebody import format_table
+    from fullbody.jsonio import write_json_atomic
 
     ap = argparse.ArgumentParser(description="Score pseudo-labels against human labels.")
     ap.add_argument("pseudo", type=Path, help="pseudo-label JSON (pseudo_label.py output)")

@@ -17,14 +17,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from fullbody.data.transforms import transform_points
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.pseudo.crops import (
-    crop_affines,
-    invert_affines,
-    mirror_affines,
-    transform_points,
-    warp_crops,
-)
+from fullbody.pseudo.crops import crop_affines, invert_affines, mirror_affines, warp_crops
 from fullbody.pseudo.proposals import Regions
 
 #: Parts a teacher may label.
@@ -168,7 +163,7 @@ class TFLiteModel:
 def crop_points_to_image(inverse: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(n, k, 2) landmarks in MediaPipe's continuous crop coordinates (pixel edges at integers)
     -> image px in OpenCV's pixel-centre convention, through the crop -> image affines."""
-    return transform_points(inverse, np.asarray(points, np.float64) - 0.5)
+    return transform_points(np.asarray(points, np.float64) - 0.5, inverse)
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from fullbody.annotations import AnnotationError, WholeBodySet
+from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
-from fullbody.inference.demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor
+from fullbody.inference.run_demo import DemoRunner, image_ids_for, list_inputs, run_demo
+from fullbody.jsonio import AnnotationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,6 +90,29 @@ def test_a_corrupt_file_is_reported_and_skipped(tiny_ckpt, box_finder_onnx, tmp_
     assert sorted(p.name for p in (tmp_path / "out" / "vis").iterdir()) == sorted(
         f.name for f in files
     )
+
+
+def test_exif_rotated_jpegs_as_stored_and_truncated_ones_skipped(
+    tiny_ckpt, box_finder_onnx, tmp_path, bad_jpegs
+):
+    # The same JPEG bytes with and without an EXIF Orientation=3 segment give the same poses.
+    (scene,) = synthetic_images(tmp_path / "src", 1)
+    rgb = cv2.cvtColor(cv2.imread(str(scene)), cv2.COLOR_BGR2RGB)
+    (tmp_path / "in").mkdir()
+    turned = bad_jpegs.exif_rotated(tmp_path / "in" / "a_turned.jpg", rgb)
+    data = turned.read_bytes()
+    app1 = 2 + int.from_bytes(data[4:6], "big")
+    (tmp_path / "in" / "b_plain.jpg").write_bytes(data[:2] + data[2 + app1 :])
+    bad_jpegs.truncated(tmp_path / "in" / "c_cut.jpg", rgb)
+    det = OnnxDetector(box_finder_onnx, score_threshold=0.3)
+    out = run_demo(tmp_path / "in", runner(tiny_ckpt, det), tmp_path / "out", progress=False)
+    assert [r["file_name"] for r in out.images] == ["a_turned.jpg", "b_plain.jpg"]
+    turned_pred, plain_pred = out.results
+    np.testing.assert_array_equal(turned_pred.bboxes, plain_pred.bboxes)
+    np.testing.assert_array_equal(turned_pred.keypoints, plain_pred.keypoints)
+    np.testing.assert_allclose(turned_pred.bboxes[0], [30, 20, 30, 50], atol=2)  # not turned
+    (skip,) = out.skipped
+    assert Path(skip["file"]).name == "c_cut.jpg" and "truncated" in skip["reason"]
 
 
 def make_video(path: Path, frames: int = 6, size=(96, 128)) -> Path:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fullbody.analysis.demo import default_inputs, distilled_student
+from fullbody.analysis.example_inputs import default_inputs, distilled_student
 from fullbody.analysis.part_errors import pair_people
 from fullbody.analysis.report import load_inputs
-from fullbody.annotations import AnnotationError
 from fullbody.data.synthetic import generate_labels, perturb_labels
 from fullbody.evaluation.simulate import SimulationConfig
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_SLICES
 
 EXACT = SimulationConfig(

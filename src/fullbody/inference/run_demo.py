@@ -2,7 +2,7 @@
 
 :func:`run_demo` is what ``python demo.py input=PATH ckpt_path=CKPT`` runs. Per input it
 detects people, predicts their 133 points and draws them coloured by part
-(:func:`fullbody.inference.draw.draw_wholebody`). It writes into ``out_dir``:
+(:func:`fullbody.draw.draw_wholebody`). It writes into ``out_dir``:
 
 * ``vis/<file name>`` — each drawn image (JPEG/PNG as the input), or ``<video stem>_pose.mp4``;
 * ``results.json`` — COCO keypoint results (mmpose's split layout, with ``bbox``);
@@ -15,7 +15,6 @@ A file that cannot be read or decoded is reported and skipped; the others still 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -28,11 +27,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fullbody.annotations import AnnotationError, write_json_atomic
+from fullbody.draw import draw_wholebody
 from fullbody.evaluation.results import Predictions
+from fullbody.images import ImageReadError, read_image, read_image_records
 from fullbody.inference.detectors import PersonDetector
-from fullbody.inference.draw import draw_wholebody
-from fullbody.inference.predictor import ImageReadError, PosePredictor, PoseResult, read_image
+from fullbody.inference.predictor import PosePredictor, PoseResult
+from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -81,31 +81,6 @@ def list_inputs(path: str | os.PathLike) -> tuple[str, list[Path]]:
     if p.suffix.lower() in VIDEO_SUFFIXES:
         return "video", [p]
     return "images", [p]
-
-
-def read_image_records(path: str | os.PathLike) -> dict[int, dict[str, Any]]:
-    """The ``images`` records (id -> record) of any COCO JSON file (annotations, image info)."""
-    path = Path(path)
-    try:
-        with path.open() as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: ann_file not found") from None
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}") from e
-    images = data.get("images") if isinstance(data, dict) else None
-    if not isinstance(images, list):
-        raise AnnotationError(path, "top level", "images", "missing or not a list")
-    out = {}
-    for k, rec in enumerate(images):
-        if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
-            raise AnnotationError(path, f"image #{k}", "id", "missing or not an integer")
-        if not isinstance(rec.get("file_name"), str):
-            raise AnnotationError(
-                path, f"image {rec['id']}", "file_name", "missing or not a string"
-            )
-        out[rec["id"]] = rec
-    return out
 
 
 def image_ids_for(files: list[Path], ann_file: str | os.PathLike | None = None) -> list[int | None]:
