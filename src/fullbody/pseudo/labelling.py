@@ -22,7 +22,13 @@ import numpy as np
 from fullbody.images import read_image
 from fullbody.pseudo.merge import fuse, merge_predictions
 from fullbody.pseudo.proposals import propose, with_human_boxes
-from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Prediction, Teacher
+from fullbody.pseudo.teachers.base import (
+    TEACHER_PARTS,
+    People,
+    Prediction,
+    Teacher,
+    TeacherError,
+)
 
 PART_BOX_MODES = ("proposals", "gt")
 #: Teacher slots: part teachers win over the whole-body one for the parts they label.
@@ -37,7 +43,12 @@ def build_teachers(specs: Mapping[str, Any]) -> dict[str, Teacher]:
     for slot, spec in specs.items():
         if spec is None:
             continue
-        teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
+        try:
+            teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
+        except Exception as e:  # Hydra wraps the teacher's own error: surface a TeacherError
+            if isinstance(e.__cause__, TeacherError):
+                raise e.__cause__ from None
+            raise
         if not isinstance(teacher, Teacher):
             raise TypeError(f"teacher '{slot}': {type(teacher).__name__} has no parts/predict")
         out[slot] = teacher
