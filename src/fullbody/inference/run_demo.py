@@ -10,7 +10,9 @@ detects people, predicts their 133 points and draws them coloured by part
   size; ``frame`` for video frames);
 * ``summary.json`` — counts, timing and every skipped file with its reason.
 
-A file that cannot be read or decoded is reported and skipped; the others still run.
+A file that cannot be read or decoded is reported and skipped; the others still run. An
+``out_dir`` that already holds a demo's outputs is refused before anything is drawn, unless
+``overwrite`` (then those files are replaced); a folder without any file to read is an error.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+#: What a demo run writes into its ``out_dir`` (besides ``<video stem>_pose.mp4``).
+OUTPUT_NAMES = ("results.json", "images.json", "summary.json", "vis")
 
 
 @dataclass
@@ -77,10 +81,34 @@ def list_inputs(path: str | os.PathLike) -> tuple[str, list[Path]]:
         raise FileNotFoundError(f"{p}: input not found (input=PATH: an image, a folder or a video)")
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise FileNotFoundError(f"{p}: no files in the folder (input=PATH: images or a video)")
         return "images", files
     if p.suffix.lower() in VIDEO_SUFFIXES:
         return "video", [p]
     return "images", [p]
+
+
+def check_out_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Create ``out_dir`` and check, before anything is drawn, that the demo may write there:
+    FileExistsError when it holds a previous demo's outputs (unless ``overwrite``),
+    PermissionError when it cannot be written."""
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        msg = f"{out}: cannot create the output folder (out_dir): {e.strerror}"
+        raise PermissionError(msg) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"{out}: the output folder is not writable (out_dir)")
+    found = [n for n in OUTPUT_NAMES if (out / n).exists()]
+    found += sorted(p.name for p in out.glob("*_pose.mp4"))
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{out}: holds a previous demo's {', '.join(found)} (out_dir): choose another "
+            "out_dir or pass overwrite=true to replace them"
+        )
+    return out
 
 
 def image_ids_for(files: list[Path], ann_file: str | os.PathLike | None = None) -> list[int | None]:
@@ -249,11 +277,11 @@ def run_demo(
     progress: bool = True,
     video_codec: str = "mp4v",
     max_frames: int | None = None,
+    overwrite: bool = False,
 ) -> DemoOutput:
     """Run the demo on ``input`` and write everything into ``out_dir`` (see module docs)."""
-    out = DemoOutput(Path(out_dir))
-    out.out_dir.mkdir(parents=True, exist_ok=True)
     kind, files = list_inputs(input)
+    out = DemoOutput(check_out_dir(out_dir, overwrite))
     if kind == "video":
         runner.run_video(files[0], out, progress, video_codec, max_frames)
     else:
@@ -263,7 +291,7 @@ def run_demo(
         files = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
         runner.run_images(files, image_ids_for(files, ann_file), out, progress)
     preds = Predictions.concatenate(out.results)
-    preds.save(out.out_dir / "results.json", layout="split")
+    preds.save(out.out_dir / "results.json", layout="split", overwrite=overwrite)
     write_json_atomic(out.images, out.out_dir / "images.json")
     write_json_atomic(out.summary(), out.out_dir / "summary.json")
     return out
