@@ -27,7 +27,13 @@ def main(cfg: DictConfig) -> None:
             out_file=cfg.out_file,
             teachers=teachers,
             part_boxes=cfg.part_boxes,
-            min_conf=cfg.min_conf,
+            min_conf=(
+                OmegaConf.to_container(cfg.min_conf)
+                if OmegaConf.is_dict(cfg.min_conf)
+                else cfg.min_conf
+            ),
+            fusion=cfg.fusion,
+            fusion_parts=list(cfg.fusion_parts),
             workers=cfg.workers,
             shard_size=cfg.shard_size,
             threads_per_worker=cfg.threads_per_worker,

@@ -6,6 +6,7 @@ from fullbody.pseudo.crops import (
     box_to_square,
     crop_affines,
     invert_affines,
+    mirror_affines,
     rotated_extent,
     unit,
     warp_crops,
@@ -76,3 +77,15 @@ def test_person_crops_follow_the_training_crop():
     np.testing.assert_allclose(top_bottom[0, :, 1], [-0.5, 255.5], atol=1e-9)
     left_right = transform_points(np.array([[[50.0 - 10.0, 70.0], [130.0 + 10.0, 70.0]]]), a[1:])
     np.testing.assert_allclose(left_right[0, :, 0], [-0.5, 191.5], atol=1e-9)
+
+
+def test_mirrored_crops_flip_the_pixels_and_map_points_back():
+    img = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    a = crop_affines(np.array([[35.0, 25.0]]), np.array([30.0]), unit(np.array([[0.3, -1.0]])), 32)
+    m = mirror_affines(a, 32)
+    np.testing.assert_array_equal(warp_crops(img, m, 32), warp_crops(img, a, 32)[:, :, ::-1])
+    p = np.array([[[12.0, 30.0]]])
+    back = transform_points(transform_points(p, m), invert_affines(m))
+    np.testing.assert_allclose(back, p)
+    np.testing.assert_allclose(transform_points(p, m)[..., 0], 31 - transform_points(p, a)[..., 0])
+    assert invert_affines(np.zeros((0, 2, 3))).shape == (0, 2, 3)

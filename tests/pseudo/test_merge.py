@@ -4,7 +4,7 @@ from pseudo_data import skeleton
 
 from fullbody.annotations import points_box
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.merge import merge_predictions
+from fullbody.pseudo.merge import fuse, merge_predictions, part_min_conf
 from fullbody.pseudo.teachers.base import Prediction
 
 FACE, LH, FOOT = PART_SLICES["face"], PART_SLICES["lefthand"], PART_SLICES["foot"]
@@ -85,3 +85,39 @@ def test_bad_arguments():
         merge_predictions(skeleton(1), np.ones((1, 17)), {"body": _pred(1)}, (100, 100))
     with pytest.raises(ValueError, match="min_conf"):
         merge_predictions(skeleton(1), np.ones((1, 17)), {}, (100, 100), min_conf=0.0)
+
+
+def test_per_part_thresholds():
+    p = _pred(1)
+    p.conf[:, FACE] = 0.3
+    p.conf[:, LH] = 0.3
+    kpts, *_ = merge_predictions(
+        skeleton(1), np.ones((1, 17)), {"face": p, "lefthand": p}, (100, 100),
+        {"lefthand": 0.2},  # face keeps the default 0.5
+    )  # fmt: skip
+    assert (kpts[0, LH, 2] == 2).all() and (kpts[0, FACE, 2] == 0).all()
+    with pytest.raises(ValueError, match="unknown parts"):
+        part_min_conf({"hands": 0.1})
+    with pytest.raises(ValueError, match="0, 1"):
+        part_min_conf({"face": 1.5})
+
+
+def test_fusion_takes_the_more_confident_point_or_a_weighted_mean():
+    a, b = Prediction.empty(1), Prediction.empty(1)
+    a.xy[0, 30], a.conf[0, 30] = (10.0, 10.0), 0.9
+    b.xy[0, 30], b.conf[0, 30] = (20.0, 30.0), 0.3
+    a.xy[0, 31], a.conf[0, 31] = (10.0, 10.0), 0.2
+    b.xy[0, 31], b.conf[0, 31], b.occluded[0, 31] = (20.0, 20.0), 0.6, True
+    b.xy[0, 32], b.conf[0, 32] = (np.nan, 5.0), 0.99  # not finite: never chosen
+    a.xy[0, 32], a.conf[0, 32] = (7.0, 7.0), 0.4
+    m = fuse([a, b], "max")
+    np.testing.assert_allclose(m.xy[0, 30:33], [[10, 10], [20, 20], [7, 7]])
+    np.testing.assert_allclose(m.conf[0, 30:33], [0.9, 0.6, 0.4])
+    assert m.occluded[0, 31] and not m.occluded[0, 30]
+    w = fuse([a, b], "mean")
+    np.testing.assert_allclose(w.xy[0, 30], (0.9 * np.r_[10, 10] + 0.3 * np.r_[20, 30]) / 1.2)
+    np.testing.assert_allclose(w.conf[0, 30], 0.9)
+    np.testing.assert_allclose(w.xy[0, 40], a.xy[0, 40])  # nobody predicts it: the first's
+    assert fuse([a], "mean") is a
+    with pytest.raises(ValueError, match="fusion"):
+        fuse([a, b], "vote")

@@ -156,3 +156,26 @@ def test_hydra_entry_point(dataset, tmp_path):
     assert WholeBodySet.load(out).valid[:, 2].all()
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     assert again.returncode != 0 and "overwrite=true" in again.stderr
+
+
+def test_fusion_pairs_part_and_wholebody_teachers_and_labels_by_the_more_confident(
+    dataset, tmp_path
+):
+    whole, hands = RegionTeacher(), RegionTeacher(("lefthand", "righthand"))
+    got = assign_parts({"wholebody": whole, "hand": hands}, fused=("lefthand",))
+    assert got["lefthand"] == (hands, whole) and got["righthand"] is hands
+    assert got["face"] is whole
+    with pytest.raises(ValueError, match="unknown parts"):
+        assign_parts({"wholebody": whole}, fused=("hands",))
+    teachers = {
+        "hand": {"_target_": "fake_teachers.RegionTeacher", "parts": ["lefthand", "righthand"]},
+        "wholebody": {"_target_": "fake_teachers.ScaledTeacher", "scale": 3.0},
+    }
+    plain = _job(dataset, tmp_path / "plain.json", teachers=teachers).run()
+    fused = _job(dataset, tmp_path / "fused.json", teachers=teachers, fusion="max").run()
+    lh = PART_SLICES["lefthand"]
+    assert (plain.conf[:, lh] == 0).all()  # hand teacher's 0.3 < 0.5, and it owns the part
+    assert (fused.conf[:, lh][fused.keypoints[:, lh, 2] > 0] == 0.9).all()  # 3 x 0.3
+    assert fused.valid[:, 3].any()
+    with pytest.raises(ValueError, match="fusion must be"):
+        _job(dataset, tmp_path / "x.json", teachers=teachers, fusion="vote")

@@ -94,7 +94,11 @@ def test_mediapipe_hand_beats_the_box_centre(mediapipe_models, sample):
     from fullbody.pseudo.teachers.mediapipe_hand import MediaPipeHand
 
     ws = sample[0]
-    teacher = MediaPipeHand(model_dir=mediapipe_models, wrist_tolerance=1e9)
+    # the crop -> model -> map-back path alone (the search is tested below: with the wrist check
+    # off, its highest-presence crop on a human box can be a neighbouring hand)
+    teacher = MediaPipeHand(
+        model_dir=mediapipe_models, wrist_tolerance=1e9, search_rotations=0, flip_average=False
+    )
     xy, _, _ = run_teacher(teacher, sample, human_boxes=True)
     centre = np.zeros_like(xy)
     for b, part in enumerate(("lefthand", "righthand")):
@@ -110,6 +114,26 @@ def test_mediapipe_hand_beats_the_box_centre(mediapipe_models, sample):
     assert np.concatenate(errs).min() < 0.15, errs
 
 
+def test_hand_search_labels_more_hands_than_the_arm_crop_alone(mediapipe_models, sample):
+    """From body proposals, the rotation/scale/shift search finds hands the forearm-aligned crop
+    misses (the model's presence rises above 0.5 on more hands), on both sides."""
+    from fullbody.pseudo.teachers.mediapipe_hand import MediaPipeHand
+
+    ws = sample[0]
+    plain = MediaPipeHand(model_dir=mediapipe_models, search_rotations=0, flip_average=False)
+    search = MediaPipeHand(model_dir=mediapipe_models)
+    _, conf0, _ = run_teacher(plain, sample, human_boxes=False)
+    _, conf1, _ = run_teacher(search, sample, human_boxes=False)
+    for j, part in ((3, "lefthand"), (4, "righthand")):
+        has = ws.valid[:, j]
+        first = PART_SLICES[part].start
+        found0, found1 = (conf0[has, first] >= 0.5).sum(), (conf1[has, first] >= 0.5).sum()
+        assert found1 >= 2 and found1 >= found0, (part, found0, found1)
+    assert (conf1 >= 0.5).sum() > (conf0 >= 0.5).sum()
+    with pytest.raises(ValueError, match="search_rotations"):
+        MediaPipeHand(model_dir=mediapipe_models, search_scales=(0.0,))
+
+
 def test_mediapipe_pose_feet_land_near_the_human_feet(mediapipe_models, sample):
     from fullbody.pseudo.teachers.mediapipe_pose_feet import MediaPipePoseFeet
 
@@ -123,6 +147,29 @@ def test_mediapipe_pose_feet_land_near_the_human_feet(mediapipe_models, sample):
     errs = np.array(errs)
     assert len(errs) >= 20 and np.median(errs) < 0.25 and (errs < 0.3).mean() > 0.6, errs
     assert (conf[:, [18, 21]] == 0).all()  # small toes: never predicted
+
+
+def test_pose_feet_small_toes_from_the_foot_model_land_near_the_human_ones(
+    mediapipe_models, sample
+):
+    from fullbody.pseudo.teachers.mediapipe_pose_feet import MediaPipePoseFeet
+
+    ws = sample[0]
+    toes = {"along": 0.064, "across": 0.159, "conf_scale": 0.95}
+    teacher = MediaPipePoseFeet(model_dir=mediapipe_models, small_toes=toes)
+    xy, conf, regions = run_teacher(teacher, sample, False)
+    errs = []
+    for side, small, big in (("leftfoot", 18, 17), ("rightfoot", 21, 20)):
+        scale = regions.boxes[:, REGION_PARTS.index(side), 2:].max(1)
+        for i in np.flatnonzero((ws.keypoints[:, small, 2] > 0) & (conf[:, small] > 0)):
+            errs.append(np.linalg.norm(xy[i, small] - ws.keypoints[i, small, :2]) / scale[i])
+        np.testing.assert_allclose(
+            conf[:, small], 0.95 * np.minimum(conf[:, big], conf[:, big + 2])
+        )
+    errs = np.array(errs)
+    assert len(errs) >= 8 and np.median(errs) < 0.25, errs
+    with pytest.raises(ValueError, match="along, across and conf_scale"):
+        MediaPipePoseFeet(model_dir=mediapipe_models, small_toes={"along": 0.1})
 
 
 def test_missing_model_files_say_how_to_install(tmp_path):

@@ -51,8 +51,19 @@ def crop_affines(
     return np.concatenate([lin, shift[:, :, None]], axis=2)
 
 
+def mirror_affines(affines: np.ndarray, width: int) -> np.ndarray:
+    """Image -> crop affines (n, 2, 3) followed by a left-right mirror of a ``width``-pixel-wide
+    crop (x -> width - 1 - x, pixel centres at integers): the crop a flip test runs on."""
+    out = np.array(affines, np.float64).reshape(-1, 2, 3)
+    out[:, 0] *= -1
+    out[:, 0, 2] += width - 1
+    return out
+
+
 def invert_affines(affines: np.ndarray) -> np.ndarray:
     """Inverse of each (n, 2, 3) affine (crop -> image for an image -> crop one)."""
+    if not len(affines):
+        return np.zeros((0, 2, 3))
     return np.stack([invert_affine(a) for a in affines]).reshape(-1, 2, 3)
 
 

@@ -12,7 +12,7 @@ checked against the record).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,15 @@ from typing import Any
 import numpy as np
 
 from fullbody.images import read_image
-from fullbody.pseudo.merge import merge_predictions
+from fullbody.pseudo.merge import fuse, merge_predictions
 from fullbody.pseudo.proposals import propose, with_human_boxes
-from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Prediction, Teacher
+from fullbody.pseudo.teachers.base import (
+    TEACHER_PARTS,
+    People,
+    Prediction,
+    Teacher,
+    TeacherError,
+)
 
 PART_BOX_MODES = ("proposals", "gt")
 #: Teacher slots: part teachers win over the whole-body one for the parts they label.
@@ -37,15 +43,24 @@ def build_teachers(specs: Mapping[str, Any]) -> dict[str, Teacher]:
     for slot, spec in specs.items():
         if spec is None:
             continue
-        teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
+        try:
+            teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
+        except Exception as e:  # Hydra wraps the teacher's own error: surface a TeacherError
+            if isinstance(e.__cause__, TeacherError):
+                raise e.__cause__ from None
+            raise
         if not isinstance(teacher, Teacher):
             raise TypeError(f"teacher '{slot}': {type(teacher).__name__} has no parts/predict")
         out[slot] = teacher
     return out
 
 
-def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
-    """Which teacher labels each part: the part teacher that names it, else the whole-body one.
+def assign_parts(
+    teachers: Mapping[str, Teacher], fused: Sequence[str] = ()
+) -> dict[str, Teacher | tuple[Teacher, ...]]:
+    """Which teacher labels each part: the part teacher that names it, else the whole-body one;
+    for the ``fused`` parts that both label, the pair (part teacher, whole-body teacher), whose
+    predictions :func:`label_image` fuses per point.
 
     Two part teachers claiming one part is an error (the choice would be silent).
     """
@@ -60,11 +75,18 @@ def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
                     f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'"
                 )
             by_part[part], owner[part] = teacher, slot
+    bad = sorted(set(fused) - set(TEACHER_PARTS))
+    if bad:
+        raise ValueError(f"fusion_parts names unknown parts {bad}; parts are {TEACHER_PARTS}")
     whole = teachers.get(WHOLEBODY_SLOT)
+    out: dict[str, Teacher | tuple[Teacher, ...]] = dict(by_part)
     if whole is not None:
         for part in whole.parts:
-            by_part.setdefault(part, whole)
-    return {p: by_part[p] for p in TEACHER_PARTS if p in by_part}
+            if part not in by_part:
+                out[part] = whole
+            elif part in fused:
+                out[part] = (by_part[part], whole)
+    return {p: out[p] for p in TEACHER_PARTS if p in out}
 
 
 @dataclass
@@ -96,30 +118,37 @@ def read_task_image(
 def label_image(
     image: np.ndarray,
     task: ImageTask,
-    teachers: Mapping[str, Teacher],
+    teachers: Mapping[str, Teacher | Sequence[Teacher]],
     part_boxes: str = "proposals",
-    min_conf: float = 0.5,
+    min_conf: float | Mapping[str, float] = 0.5,
+    fusion: str = "max",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pseudo-labels of one image's people: keypoints, conf, valid, part boxes (merge order).
 
-    ``teachers`` maps parts to teachers (:func:`assign_parts`); each distinct teacher runs once
-    on the image's non-crowd people. Crowd regions keep their body and nothing else.
+    ``teachers`` maps parts to a teacher or several (:func:`assign_parts`), whose predictions
+    are fused per point (:func:`fullbody.pseudo.merge.fuse`, ``fusion`` mode); each distinct
+    teacher runs once on the image's non-crowd people. Crowd regions keep their body and
+    nothing else.
     """
     people_rows = np.flatnonzero(~task.iscrowd.astype(bool))
     regions = propose(task.body[people_rows])
     if part_boxes == "gt":
         regions = with_human_boxes(regions, task.part_boxes[people_rows])
     people = People(task.body[people_rows], task.bboxes[people_rows], regions)
-    predictions: dict[str, Prediction] = {}
-    for teacher in {id(t): t for t in teachers.values()}.values():
+    sources = {p: tuple(t) if isinstance(t, Sequence) else (t,) for p, t in teachers.items()}
+    by_teacher: dict[int, Prediction] = {}
+    for teacher in {id(t): t for ts in sources.values() for t in ts}.values():
         if not len(people_rows):
             break
         pred = teacher.predict(image, people)
         full = Prediction.empty(len(task.ann_ids))
         full.xy[people_rows], full.conf[people_rows] = pred.xy, pred.conf
         full.occluded[people_rows] = pred.occluded
-        for part, t in teachers.items():
-            if t is teacher:
-                predictions[part] = full
+        by_teacher[id(teacher)] = full
+    predictions = {
+        part: fuse([by_teacher[id(t)] for t in ts], fusion)
+        for part, ts in sources.items()
+        if by_teacher
+    }
     size = (float(task.image["width"]), float(task.image["height"]))
     return merge_predictions(task.body, task.body_conf, predictions, size, min_conf)

@@ -28,7 +28,7 @@ import os
 import pickle
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ from fullbody.pseudo.labelling import (
     read_task_image,
     task_image_path,
 )
+from fullbody.pseudo.merge import FUSION_MODES, part_min_conf
+from fullbody.pseudo.teachers.base import TEACHER_PARTS
 
 #: Version of the shard folder's manifest (2: records image_dir and skipped images).
 MANIFEST_VERSION = 2
@@ -87,19 +89,20 @@ def _picklable(e: BaseException) -> BaseException:
         return RuntimeError(f"{type(e).__name__}: {e}")
 
 
-def _init_worker(specs, image_dir, source, part_boxes, min_conf, manifest, threads, skip):
+def _init_worker(specs, image_dir, source, part_boxes, min_conf, fusion, manifest, threads, skip):
     _WORKER.clear()
     _WORKER.update(
         image_dir=image_dir,
         source=source,
         part_boxes=part_boxes,
         min_conf=min_conf,
+        fusion=fusion[0],
         manifest=manifest,
         skip_bad_images=skip,
     )
     cv2.setNumThreads(threads)
     try:
-        _WORKER["teachers"] = assign_parts(build_teachers(specs))
+        _WORKER["teachers"] = assign_parts(build_teachers(specs), fusion[1])
     except Exception as e:  # kept for the first shard: a pool respawns failed initialisers
         _WORKER["error"] = _picklable(e)
     if "torch" in sys.modules:  # only teachers that use torch pay for importing it
@@ -135,7 +138,7 @@ def _run_shard(job: tuple[int, list[ImageTask]]) -> tuple[int, int]:
             continue
         try:
             kpts, conf, valid, boxes = label_image(
-                image, task, w["teachers"], w["part_boxes"], w["min_conf"]
+                image, task, w["teachers"], w["part_boxes"], w["min_conf"], w["fusion"]
             )
         except Exception as e:
             path = task_image_path(w["image_dir"], task)
@@ -189,7 +192,9 @@ class PseudoLabeller:
         out_file: str | os.PathLike,
         teachers: Mapping[str, Any],
         part_boxes: str = "proposals",
-        min_conf: float = 0.5,
+        min_conf: float | Mapping[str, float] = 0.5,
+        fusion: str | None = None,
+        fusion_parts: Sequence[str] = TEACHER_PARTS,
         workers: int = 1,
         shard_size: int = 16,
         threads_per_worker: int = 1,
@@ -203,8 +208,9 @@ class PseudoLabeller:
             raise ValueError(f"part_boxes must be one of {PART_BOX_MODES}, got {part_boxes!r}")
         if shard_size < 1 or workers < 0 or threads_per_worker < 1:
             raise ValueError("shard_size and threads_per_worker must be >= 1, workers >= 0")
-        if not 0.0 < min_conf <= 1.0:
-            raise ValueError(f"min_conf must lie in (0, 1], got {min_conf}")
+        part_min_conf(min_conf)  # validates
+        if fusion is not None and fusion not in FUSION_MODES:
+            raise ValueError(f"fusion must be null or one of {FUSION_MODES}, got {fusion!r}")
         self.ann_file, self.image_dir = Path(ann_file), Path(image_dir)
         self.out_file = Path(out_file)
         self.teachers = dict(teachers)
@@ -214,7 +220,10 @@ class PseudoLabeller:
             for slot, spec in self.teachers.items():
                 if spec is not None and not isinstance(spec, Mapping):
                     raise TypeError(f"teacher '{slot}': worker processes need a _target_ config")
-        self.part_boxes, self.min_conf = part_boxes, min_conf
+        self.part_boxes = part_boxes
+        self.min_conf = dict(min_conf) if isinstance(min_conf, Mapping) else float(min_conf)
+        #: (fusion mode, fused parts); no parts: a part teacher wins its part
+        self.fusion = (fusion or "max", tuple(fusion_parts) if fusion else ())
         self.workers, self.shard_size, self.threads = workers, shard_size, threads_per_worker
         self.overwrite, self.keep_shards, self.progress = overwrite, keep_shards, progress
         self.report, self.skip_bad_images = report, skip_bad_images
@@ -256,6 +265,7 @@ class PseudoLabeller:
                     "teachers": _describe(self.teachers),
                     "part_boxes": self.part_boxes,
                     "min_conf": self.min_conf,
+                    "fusion": [self.fusion[0], list(self.fusion[1])] if self.fusion[1] else None,
                     "skip_bad_images": self.skip_bad_images,
                 },
             },
@@ -310,7 +320,8 @@ class PseudoLabeller:
             disable=not self.progress, dynamic_ncols=True,
         )  # fmt: skip
         args = (self.teachers, str(self.image_dir), str(self.ann_file), self.part_boxes,
-                self.min_conf, manifest, self.threads, self.skip_bad_images)  # fmt: skip
+                self.min_conf, self.fusion, manifest, self.threads,
+                self.skip_bad_images)  # fmt: skip
         with bar:
             if self.workers == 0:
                 _init_worker(*args)

@@ -17,7 +17,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from fullbody.data.transforms import transform_points
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.pseudo.crops import crop_affines, invert_affines, mirror_affines, warp_crops
 from fullbody.pseudo.proposals import Regions
 
 #: Parts a teacher may label.
@@ -117,7 +119,9 @@ class TFLiteModel:
         (inp,) = self.interpreter.get_input_details()
         self.input_index = inp["index"]
         self.input_shape = tuple(int(v) for v in inp["shape"])
-        self.output_indices = [o["index"] for o in self.interpreter.get_output_details()]
+        outs = self.interpreter.get_output_details()
+        self.output_indices = [o["index"] for o in outs]
+        self.output_shapes = [tuple(int(v) for v in o["shape"][1:]) for o in outs]
 
     @property
     def size(self) -> int:
@@ -129,6 +133,37 @@ class TFLiteModel:
         self.interpreter.set_tensor(self.input_index, x[None].astype(np.float32, copy=False))
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i)[0].copy() for i in self.output_indices]
+
+    def run_crops(
+        self,
+        image: np.ndarray,
+        centre: np.ndarray,
+        side: np.ndarray,
+        up: np.ndarray,
+        mirror: bool = False,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """The MediaPipe landmark step shared by every MediaPipe teacher: cut n rotated square
+        crops (:func:`fullbody.pseudo.crops.crop_affines`) at the model's input size, scale
+        them to [0, 1] RGB, run each. Returns one (n, ...) array per model output and the
+        crop -> image affines (n, 2, 3) for :func:`crop_points_to_image`. ``mirror`` runs the
+        left-right mirrored crops (the affines returned map their points back unmirrored)."""
+        size = self.size
+        affines = crop_affines(centre, side, up, size)
+        if mirror:
+            affines = mirror_affines(affines, size)
+        crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
+        runs = [self(crop) for crop in crops]
+        outputs = [
+            np.stack([r[j] for r in runs]) if runs else np.zeros((0, *shape), np.float32)
+            for j, shape in enumerate(self.output_shapes)
+        ]
+        return outputs, invert_affines(affines)
+
+
+def crop_points_to_image(inverse: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(n, k, 2) landmarks in MediaPipe's continuous crop coordinates (pixel edges at integers)
+    -> image px in OpenCV's pixel-centre convention, through the crop -> image affines."""
+    return transform_points(np.asarray(points, np.float64) - 0.5, inverse)
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:

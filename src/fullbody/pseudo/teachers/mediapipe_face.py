@@ -20,21 +20,14 @@ import os
 
 import numpy as np
 
-from fullbody.data.transforms import transform_points
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.crops import (
-    box_to_square,
-    crop_affines,
-    invert_affines,
-    rotated_extent,
-    unit,
-    warp_crops,
-)
+from fullbody.pseudo.crops import box_to_square, rotated_extent, unit
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,
     TFLiteModel,
     check_parts,
+    crop_points_to_image,
     model_file,
     sigmoid,
 )
@@ -105,15 +98,9 @@ class MediaPipeFace:
 
     def mesh(self, image: np.ndarray, centre, side, up) -> tuple[np.ndarray, np.ndarray]:
         """Mesh points (n, 468, 2) in image px and face probabilities (n,) for n crops."""
-        size = self.model.size
-        affines = crop_affines(centre, side, up, size)
-        crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
-        pts, flag = np.zeros((len(crops), 468, 2)), np.zeros(len(crops))
-        for i, crop in enumerate(crops):
-            out = self.model(crop)
-            pts[i] = out[0].reshape(468, 3)[:, :2] - 0.5  # continuous -> pixel-centre coords
-            flag[i] = float(sigmoid(out[1].ravel()[0]))
-        return transform_points(pts, invert_affines(affines)), flag
+        (points, flag, *_), inverse = self.model.run_crops(image, centre, side, up)
+        pts = crop_points_to_image(inverse, points.reshape(-1, 468, 3)[..., :2])
+        return pts, sigmoid(flag.reshape(len(pts), -1)[:, 0])
 
     def predict(self, image: np.ndarray, people: People) -> Prediction:
         out = Prediction.empty(len(people))

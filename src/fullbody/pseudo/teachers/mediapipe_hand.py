@@ -6,7 +6,17 @@ order: wrist, then thumb, index, middle, ring, pinky from base to tip), a hand-p
 probability, a handedness score and world points. The first crop comes from the proposed hand
 region (rotated along the forearm, ``crop_scale`` x the region's side); each ``refine`` pass
 re-crops from the previous landmarks the way MediaPipe tracks a hand (rotation wrist -> middle
-base, box of the palm and finger-base points, x2, shifted 0.1 towards the fingers).
+base, box of the palm and finger-base points, x2, shifted 0.1 towards the fingers), kept only
+when the model's presence does not drop.
+
+Search: when the arm direction is unknown (wrist or elbow unlabelled) or the first crop's
+presence is below ``search_below``, the hand is also tried at ``search_rotations`` evenly spaced
+rotations times each of ``search_scales`` (x the region's side) times each centre of
+``search_shifts`` (region sides along the region's up vector: negative values move towards the
+wrist, which lies 0.6 side behind a proposed region's centre), and the crop with the highest
+presence wins (the model's own judgement of where a hand is upright and framed), among those
+whose points' centre lies within one region side of the region's centre (else it found another
+hand).
 
 Every point of a hand gets the presence probability as confidence; a hand whose predicted
 wrist lies farther than ``wrist_tolerance`` x the crop side from the human wrist is dropped
@@ -19,21 +29,14 @@ import os
 
 import numpy as np
 
-from fullbody.data.transforms import transform_points
 from fullbody.keypoints import NAME_TO_INDEX, PART_SLICES
-from fullbody.pseudo.crops import (
-    box_to_square,
-    crop_affines,
-    invert_affines,
-    rotated_extent,
-    unit,
-    warp_crops,
-)
+from fullbody.pseudo.crops import box_to_square, rotated_extent, unit
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,
     TFLiteModel,
     check_parts,
+    crop_points_to_image,
     model_file,
 )
 
@@ -54,6 +57,11 @@ class MediaPipeHand:
         crop_scale: float = 2.0,
         refine: int = 1,
         wrist_tolerance: float = 0.25,
+        search_rotations: int = 8,
+        search_scales: tuple[float, ...] = (1.5, 2.0, 2.6),
+        search_shifts: tuple[float, ...] = (0.0, -0.6),
+        flip_average: bool = True,
+        search_below: float = 0.5,
         num_threads: int = 1,
     ):
         self.parts = check_parts(parts, "MediaPipeHand")
@@ -61,18 +69,48 @@ class MediaPipeHand:
             raise ValueError(f"MediaPipeHand labels hands only, got parts {self.parts}")
         self.model = TFLiteModel(model_file(MODEL_FILE, model_dir), num_threads)
         self.crop_scale, self.refine, self.wrist_tolerance = crop_scale, refine, wrist_tolerance
+        if search_rotations < 0 or any(v <= 0 for v in search_scales):
+            raise ValueError("search_rotations must be >= 0 and search_scales positive")
+        self.search_rotations, self.search_scales = int(search_rotations), tuple(search_scales)
+        self.search_shifts = tuple(search_shifts) or (0.0,)
+        self.flip_average = flip_average
+        self.search_below = search_below
 
-    def _run(self, image: np.ndarray, centre, side, up) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks (n, 21, 2) in image px and presence (n,) for n crops."""
-        size = self.model.size
-        affines = crop_affines(centre, side, up, size)
-        crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
-        pts, presence = np.zeros((len(crops), 21, 2)), np.zeros(len(crops))
-        for i, crop in enumerate(crops):
-            out = self.model(crop)
-            pts[i] = out[0].reshape(21, 3)[:, :2] - 0.5  # continuous -> pixel-centre coords
-            presence[i] = float(np.clip(out[1].ravel()[0], 0.0, 1.0))
-        return transform_points(pts, invert_affines(affines)), presence
+    def _run(
+        self, image: np.ndarray, centre, side, up, mirror: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks (n, 21, 2) in image px and presence (n,) for n crops (or their mirrors)."""
+        (points, presence, *_), inverse = self.model.run_crops(image, centre, side, up, mirror)
+        pts = crop_points_to_image(inverse, points.reshape(-1, 21, 3)[..., :2])
+        return pts, np.clip(presence.reshape(len(pts), -1)[:, 0].astype(np.float64), 0.0, 1.0)
+
+    def _search(self, image: np.ndarray, centre, side, up) -> tuple[np.ndarray, ...]:
+        """For n hands: the crop (centre, side, up) among the rotations x scales x shifts with
+        the highest presence, its landmarks and presence."""
+        region_centre, region_side = centre, side
+        shifts = np.asarray(self.search_shifts)
+        m = len(shifts)
+        centre = centre[:, None] + shifts[None, :, None] * side[:, None, None] * up[:, None]
+        centre, side, up = centre.reshape(-1, 2), np.repeat(side, m), np.repeat(up, m, axis=0)
+        n, r = len(centre), self.search_rotations
+        angles = 2 * np.pi * np.arange(r) / r
+        turns = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (r, 2)
+        # every rotation of the region's own up vector, at every scale
+        ups = np.stack(
+            [up[:, 0:1] * turns[:, 0] - up[:, 1:2] * turns[:, 1],
+             up[:, 0:1] * turns[:, 1] + up[:, 1:2] * turns[:, 0]], axis=2,
+        )  # fmt: skip
+        scales = np.asarray(self.search_scales)
+        c = np.repeat(centre, r * len(scales), axis=0)
+        sd = (side[:, None, None] * scales[None, :, None]).repeat(r, 2).reshape(-1)
+        u = np.repeat(ups[:, None], len(scales), axis=1).reshape(-1, 2)
+        pts, presence = self._run(image, c, sd, u)
+        per_hand = m * r * len(scales)
+        # a hand found beyond one region side from the region's centre is another hand
+        off = np.linalg.norm(pts.mean(1) - np.repeat(region_centre, per_hand, axis=0), axis=1)
+        score = np.where(off <= np.repeat(region_side, per_hand), presence, -1.0)
+        best = score.reshape(-1, per_hand).argmax(1) + np.arange(n // m) * per_hand
+        return c[best], sd[best], u[best], pts[best], presence[best], score[best]
 
     def predict(self, image: np.ndarray, people: People) -> Prediction:
         out = Prediction.empty(len(people))
@@ -82,17 +120,36 @@ class MediaPipeHand:
             rows = np.flatnonzero(ok)
             if not len(rows):
                 continue
-            centre, crop_side = box_to_square(boxes[rows], self.crop_scale)
-            u = up[rows]
-            for step in range(1 + self.refine):
-                pts, presence = self._run(image, centre, crop_side, u)
-                if step < self.refine:  # MediaPipe's tracking rule
-                    u = unit(pts[:, 9] - pts[:, 0])
-                    mask = np.zeros((len(rows), 21), bool)
-                    mask[:, ROI_POINTS] = True
-                    centre, extent = rotated_extent(pts, mask, u)
-                    centre = centre + ROI_SHIFT * extent[:, None] * u
-                    crop_side = np.maximum(ROI_SCALE * extent, 1.0)
+            centre, region_side = box_to_square(boxes[rows], 1.0)
+            crop_side, u = self.crop_scale * region_side, up[rows]
+            pts, presence = self._run(image, centre, crop_side, u)
+            arm = people.body[rows][:, [NAME_TO_INDEX[f"{side}_{j}"] for j in ("wrist", "elbow")]]
+            unsure = ~(arm[..., 2] > 0).all(1) | (presence < self.search_below)
+            todo = np.flatnonzero(unsure) if self.search_rotations else np.zeros(0, int)
+            if len(todo):
+                found = self._search(image, centre[todo], region_side[todo], u[todo])
+                better = (found[4] > presence[todo]) & (found[5] >= 0)
+                for dst, src in zip((centre, crop_side, u, pts, presence), found[:5], strict=True):
+                    dst[todo[better]] = src[better]
+            for _ in range(self.refine):  # MediaPipe's tracking rule, kept where not worse
+                nu = unit(pts[:, 9] - pts[:, 0])
+                mask = np.zeros((len(rows), 21), bool)
+                mask[:, ROI_POINTS] = True
+                nc, extent = rotated_extent(pts, mask, nu)
+                nc = nc + ROI_SHIFT * extent[:, None] * nu
+                ns = np.maximum(ROI_SCALE * extent, 1.0)
+                npts, npres = self._run(image, nc, ns, nu)
+                keep = npres >= presence
+                pts[keep], presence[keep], crop_side[keep] = npts[keep], npres[keep], ns[keep]
+            if self.flip_average:  # the final crop mirrored too, points weighted by presence
+                u_final = unit(pts[:, 9] - pts[:, 0])
+                c_final, extent = rotated_extent(pts, np.ones((len(rows), 21), bool), u_final)
+                crops = (c_final, np.maximum(crop_side, 1.0), u_final)
+                p0, w0 = self._run(image, *crops)
+                p1, w1 = self._run(image, *crops, mirror=True)
+                w = np.stack([w0, w1, presence]) + 1e-6
+                pts = (w[0, :, None, None] * p0 + w[1, :, None, None] * p1
+                       + w[2, :, None, None] * pts) / w.sum(0)[:, None, None]  # fmt: skip
             wrist = people.body[rows, NAME_TO_INDEX[f"{side}_wrist"]]
             far = (
                 np.linalg.norm(pts[:, 0] - wrist[:, :2], axis=1) > self.wrist_tolerance * crop_side

@@ -19,23 +19,19 @@ human ankle gets confidence 0 (the model fit another pose).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
-from fullbody.data.transforms import transform_points
 from fullbody.keypoints import NAME_TO_INDEX as K
-from fullbody.pseudo.crops import (
-    UP,
-    crop_affines,
-    invert_affines,
-    unit,
-    warp_crops,
-)
+from fullbody.pseudo.crops import UP, unit
+from fullbody.pseudo.foot_model import FOOT_POINTS, small_toes
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,
     TFLiteModel,
     check_parts,
+    crop_points_to_image,
     model_file,
     sigmoid,
 )
@@ -79,21 +75,23 @@ class MediaPipePoseFeet:
         model_dir: str | os.PathLike | None = None,
         refine: int = 1,
         ankle_tolerance: float = 0.5,
+        small_toes: Mapping[str, float] | None = None,
         num_threads: int = 1,
     ):
         check_parts(self.parts, "MediaPipePoseFeet")
         self.model = TFLiteModel(model_file(MODEL_FILE, model_dir), num_threads)
         self.refine, self.ankle_tolerance = refine, ankle_tolerance
+        self.small_toes = dict(small_toes) if small_toes else None
+        if self.small_toes and set(self.small_toes) != {"along", "across", "conf_scale"}:
+            raise ValueError(
+                f"small_toes needs along, across and conf_scale, got {sorted(self.small_toes)}"
+            )
 
     def landmarks(self, image: np.ndarray, centre, side, up) -> np.ndarray:
         """(n, 39, 5) per crop: x, y in image px, z, visibility and presence probabilities."""
-        size = self.model.size
-        affines = crop_affines(centre, side, up, size)
-        crops = warp_crops(image, affines, size).astype(np.float32) / 255.0
-        out = np.zeros((len(crops), 39, 5))
-        for i, crop in enumerate(crops):
-            out[i] = self.model(crop)[0].reshape(39, 5)
-        out[..., :2] = transform_points(out[..., :2] - 0.5, invert_affines(affines))
+        (raw, *_), inverse = self.model.run_crops(image, centre, side, up)
+        out = raw.reshape(-1, 39, 5).astype(np.float64)
+        out[..., :2] = crop_points_to_image(inverse, out[..., :2])
         out[..., 3:] = sigmoid(out[..., 3:])
         return out
 
@@ -120,4 +118,8 @@ class MediaPipePoseFeet:
                 pred.xy[rows, coco] = lm[:, bp, :2]
                 pred.conf[rows, coco] = np.where(keep, lm[:, bp, 4], 0.0)
                 pred.occluded[rows, coco] = lm[:, bp, 3] < 0.5
+        if self.small_toes:
+            pred.xy, pred.conf = small_toes(pred.xy, pred.conf, people.body, **self.small_toes)
+            for big, small, *_ in FOOT_POINTS.values():  # hidden when the big toe is
+                pred.occluded[:, small] = pred.occluded[:, big]
         return pred

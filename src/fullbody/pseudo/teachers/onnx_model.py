@@ -8,7 +8,12 @@ Expected layout (export your model to match, or set the options):
 - output (the first one): ``heatmaps`` (B, K, h, w), decoded by arg-max with the quarter-pixel
   shift (:class:`fullbody.codecs.heatmap.HeatmapCodec`, centre-aligned frames), the peak value
   clipped to [0, 1] being the confidence; or ``keypoints`` (B, K, 3) as x, y in input pixels and
-  a score in [0, 1] (or (B, K, 2), confidence 1).
+  a score in [0, 1] (or (B, K, 2), confidence 1); or ``simcc``: the outputs named ``simcc_x``
+  (B, K, W*r) and ``simcc_y`` (B, K, H*r) (else the first two), as RTMPose, DWPose and RTMW
+  publish them, decoded by :class:`fullbody.codecs.simcc.SimCCCodec` (split ratio
+  ``split_ratio``), the smaller axis maximum clipped to [0, 1] being the confidence.
+- ``path`` or ``url``: a local file, or a published one fetched once into the teacher cache and
+  checked against ``sha256`` (:func:`fullbody.pseudo.teachers.fetch.fetch_model`).
 - ``keypoints``: which of the 133 points the K outputs are, in order: ``"wholebody"`` (K = 133),
   a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
   hands with ``region: hands``), or a list of indices.
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 
 from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs.simcc import SimCCCodec
 from fullbody.data.transforms import transform_points
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
@@ -46,9 +52,11 @@ from fullbody.pseudo.teachers.base import (
     TeacherError,
     check_parts,
 )
+from fullbody.pseudo.teachers.fetch import fetch_model
 from fullbody.utils.onnx_session import onnx_session
 
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
+OUTPUTS = ("heatmaps", "keypoints", "simcc")
 
 
 def _indices(keypoints: str | Sequence[int]) -> np.ndarray:
@@ -67,25 +75,32 @@ class OnnxTopDown:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike | None = None,
         parts: Sequence[str] = TEACHER_PARTS,
         keypoints: str | Sequence[int] = "wholebody",
         region: str = "person",
         input_size: Sequence[int] | None = None,
         output: str = "heatmaps",
+        split_ratio: float = 2.0,
+        url: str | None = None,
+        sha256: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
         box_scale: float = 1.25,
         rotate: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         num_threads: int = 1,
     ):
-        self.path = Path(path)
+        if (path is None) == (url is None):
+            raise ValueError("OnnxTopDown needs exactly one of path (a local file) and url")
+        self.path = Path(path) if path is not None else fetch_model(url, sha256, cache_dir)
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
         if region not in REGIONS:
             raise ValueError(f"{self.path}: region {region!r} must be one of {REGIONS}")
-        if output not in ("heatmaps", "keypoints"):
-            raise ValueError(f"{self.path}: output {output!r} must be 'heatmaps' or 'keypoints'")
+        if output not in OUTPUTS:
+            raise ValueError(f"{self.path}: output {output!r} must be one of {OUTPUTS}")
+        self.split_ratio = split_ratio
         self.parts = check_parts(list(parts), f"OnnxTopDown({self.path.name})")
         self.region, self.output, self.box_scale, self.rotate = region, output, box_scale, rotate
         self.indices = _indices(keypoints)
@@ -116,19 +131,44 @@ class OnnxTopDown:
         sides = np.stack([side * w / max(h, w), side * h / max(h, w)], axis=1)
         return rows, crop_affines(centre, sides, direction, (w, h))
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        if self.dynamic_batch:
-            return self.session.run(None, {self.input_name: x})[0]
-        return np.concatenate([self.session.run(None, {self.input_name: xi[None]})[0] for xi in x])
+    def _outputs(self) -> list[str]:
+        """Names of the outputs used: simcc_x and simcc_y (else the first two), or the first."""
+        names = [o.name for o in self.session.get_outputs()]
+        if self.output != "simcc":
+            return names[:1]
+        if {"simcc_x", "simcc_y"} <= set(names):
+            return ["simcc_x", "simcc_y"]
+        if len(names) < 2:
+            raise TeacherError(f"{self.path}: a SimCC model needs two outputs, got {names}")
+        return names[:2]
 
-    def _decode(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Model output -> (m, K, 2) input px and (m, K) confidences."""
+    def _infer(self, x: np.ndarray) -> list[np.ndarray]:
+        names = self._outputs()
+        if self.dynamic_batch:
+            return self.session.run(names, {self.input_name: x})
+        runs = [self.session.run(names, {self.input_name: xi[None]}) for xi in x]
+        return [np.concatenate([r[j] for r in runs]) for j in range(len(names))]
+
+    def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs -> (m, K, 2) input px and (m, K) confidences."""
+        raw = outputs[0]
         k = len(self.indices)
         if raw.shape[1] != k:
             raise TeacherError(f"{self.path}: model gives {raw.shape[1]} points, expected {k}")
         if self.output == "keypoints":
             conf = raw[..., 2] if raw.shape[-1] >= 3 else np.ones(raw.shape[:2])
             return raw[..., :2].astype(np.float64), np.clip(conf, 0.0, 1.0)
+        if self.output == "simcc":
+            h, w = self.input_hw
+            codec = SimCCCodec(input_size=self.input_hw, split_ratio=self.split_ratio)
+            sx, sy = outputs
+            if sx.shape[-1] != codec.bins[0] or sy.shape[-1] != codec.bins[1]:
+                raise TeacherError(
+                    f"{self.path}: SimCC outputs {sx.shape}, {sy.shape} do not fit input {h}x{w} "
+                    f"with split_ratio {self.split_ratio} (expected {codec.bins} bins)"
+                )
+            xy, score = codec.decode(sx, sy)
+            return xy.double().numpy(), np.clip(score.double().numpy(), 0.0, 1.0)
         if raw.ndim != 4:
             raise TeacherError(f"{self.path}: heatmap output must be (B, K, h, w), got {raw.shape}")
         codec = HeatmapCodec(input_size=self.input_hw, heatmap_size=raw.shape[2:])
