@@ -30,6 +30,7 @@ from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_hea
 from fullbody.data.dataset import ImageNormalizer
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
+from fullbody.evaluation.results import Predictions
 from fullbody.inference.detectors import onnx_session
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import person_score
@@ -130,6 +131,16 @@ class PoseResult:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def to_predictions(self, image_id: int) -> Predictions:
+        """These poses as results of image ``image_id`` (what the metric and results JSON take)."""
+        n = len(self)
+        return Predictions(
+            image_ids=np.full(n, image_id, np.int64),
+            keypoints=self.keypoints.reshape(n, NUM_KEYPOINTS, 3),
+            scores=self.scores,
+            bboxes=self.boxes,
+        )
 
     @classmethod
     def empty(cls) -> PoseResult:

@@ -122,6 +122,8 @@ class PoseModule(L.LightningModule):
             local timm checkpoint file.
         input_size, heatmap_size, sigma: the codec, (height, width); heatmaps are 1/4 of input.
         part_weights: loss weight of each part, e.g. ``{"face": 1.0, "lefthand": 2.0}``.
+        foreground_weight: heatmap pixels weigh ``1 + foreground_weight * target`` in the loss
+            (0: plain MSE), to leave the all-zero plateau of training from scratch quickly.
         teacher_ckpt: a checkpoint of this project (a ``PoseModule``, e.g. a larger student)
             whose heatmaps are soft targets; ``kd_weight`` weighs that term and ``kd_decay``
             ('none' or 'linear' to zero at the end of training, as DWPose) schedules it.
@@ -151,6 +153,7 @@ class PoseModule(L.LightningModule):
         heatmap_size: Sequence[int] = (64, 48),
         sigma: float = 2.0,
         part_weights: Mapping[str, float] | None = None,
+        foreground_weight: float = 0.0,
         teacher_ckpt: str | None = None,
         kd_weight: float = 0.0,
         kd_decay: str = "none",
@@ -214,7 +217,7 @@ class PoseModule(L.LightningModule):
                 ref = self._load_frozen(parallel_sppe_ckpt, "model.parallel_sppe_ckpt")
                 ref = ref.pose_net if isinstance(ref, STNPoseNet) else ref  # the SPPE alone
             self.parallel_sppe = ParallelSPPE(self.codec, ref, parallel_sppe_recentre)
-        self.loss = DistillationLoss(part_weights, kd_weight, num_keypoints)
+        self.loss = DistillationLoss(part_weights, kd_weight, num_keypoints, foreground_weight)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
