@@ -12,9 +12,9 @@ The weight multiplies the squared error (not the heatmaps before squaring, as mm
 
 Foreground weighting (``foreground_weight`` a > 0): each pixel's squared error is multiplied by
 ``1 + a * target``, so the few pixels under a Gaussian outweigh the hundreds of background pixels.
-From scratch a plain MSE first settles on the all-zero heatmap (it is already within ~1% of the
-optimum there); weighting the peaks pulls the network off that plateau within a few hundred
-steps (docs/training.md).
+From scratch a plain MSE first settles on the all-zero heatmap (on 32x24 maps with sigma 2 that
+scores 0.016 per map already); weighting the peaks pulls the network off that plateau sooner
+(docs/training.md).
 
 Soft term (optional, DWPose-style logit distillation): the same MSE against a frozen teacher
 network's heatmaps, every keypoint weight 1 (times its part weight)::
