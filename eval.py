@@ -7,12 +7,18 @@ prints AP/AR per part and writes ``metrics.json`` (keys ``"<part>/<stat>"``).
 with a checkpoint of ``train.py`` on the data config's test split (its validation split when it
 has none) and evaluates those predictions against that split's labels; the predictions are
 saved as ``results.json`` in the run folder.
+
+A wrong option or file ends in one line naming it and exit status 2. An empty results list (a
+model that found nobody) scores 0; ground truth that labels only some parts (a COCO person
+file) is said so, in the log and in ``metrics.json``'s ``notes``.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -26,39 +32,86 @@ from fullbody.evaluation.breakdown import (
 )
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.results import Predictions
-from fullbody.evaluation.wholebody import evaluate, format_table
+from fullbody.evaluation.wholebody import evaluate, format_table, scope_note
 from fullbody.jsonio import AnnotationError, write_json_atomic
+from fullbody.keypoints import EVAL_PARTS
+from fullbody.utils.cli import ConfigError, OutputError, user_errors
+
+log = logging.getLogger(__name__)
+CHOICES = {"sigmas": ("official", "halpe"), "nms": ("none", "oks", "parametric")}
+
+
+def check_options(cfg: DictConfig) -> Path:
+    """Refuse unknown parts/sigmas/nms, an OKS threshold outside [0, 1] and a metrics file that
+    cannot be written (ConfigError naming the option); return the metrics file's path."""
+    parts = list(cfg.parts) if cfg.parts is not None else []
+    unknown = [p for p in parts if p not in EVAL_PARTS]
+    if not parts or unknown:
+        raise ConfigError(f"parts={parts}: unknown {unknown or 'none given'}; choose from "
+                          f"{list(EVAL_PARTS)}")  # fmt: skip
+    for key, choices in CHOICES.items():
+        if cfg[key] not in choices:
+            raise ConfigError(f"{key}={cfg[key]}: unknown; expected one of {list(choices)}")
+    t = cfg.oks_threshold
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
+        raise ConfigError(f"oks_threshold={t}: must be a number in [0, 1]")
+    out = Path(cfg.metrics_file).expanduser()
+    if out.is_dir():
+        raise ConfigError(f"metrics_file={out}: is a folder; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"metrics_file={out}: cannot create its folder: {e.strerror}") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"metrics_file={out}: its folder is not writable")
+    return out
+
+
+def write(obj: Any, path: Path, option: str) -> Path:
+    """Write JSON atomically; a full disk or a lost folder is one line naming ``option``."""
+    try:
+        return write_json_atomic(obj, path)
+    except OSError as e:
+        raise OutputError(f"{option}={path}: cannot write: {e.strerror or e}") from None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Load, validate, (optionally) NMS, evaluate, print and write the metrics."""
-    parts = tuple(cfg.parts)
-    try:
-        if cfg.get("ckpt_path"):
-            from fullbody.training import predict_checkpoint
+    with user_errors(ConfigError, OutputError, AnnotationError, FileNotFoundError, ValueError):
+        evaluate_job(cfg)
 
-            gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
-            source = str(cfg.ckpt_path)
-            saved = preds.save(Path(cfg.paths.output_dir) / "results.json", overwrite=True)
-            print(f"predictions written to {saved}")
-        else:
-            for key in ("ann_file", "results_file"):
-                if not cfg.get(key):
-                    raise ValueError(f"{key} is not set: give {key}=PATH (or ckpt_path=CKPT)")
-            gt = WholeBodySet.load(cfg.ann_file)
-            preds = Predictions.load(cfg.results_file, images=gt.images)
-            source = str(cfg.results_file)
-    except (AnnotationError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+def evaluate_job(cfg: DictConfig) -> None:
+    """What ``eval.py`` does (see the module docs)."""
+    out = check_options(cfg)
+    parts = tuple(cfg.parts)
+    if cfg.get("ckpt_path"):
+        from fullbody.training import predict_checkpoint
+
+        gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
+        source = str(cfg.ckpt_path)
+        saved = preds.save(Path(cfg.paths.output_dir) / "results.json", overwrite=True)
+        print(f"predictions written to {saved}")
+    else:
+        for key in ("ann_file", "results_file"):
+            if not cfg.get(key):
+                raise ConfigError(f"{key} is not set: give {key}=PATH (or ckpt_path=CKPT)")
+        gt = WholeBodySet.load(cfg.ann_file)
+        preds = Predictions.load(cfg.results_file, images=gt.images, allow_empty=True)
+        source = str(cfg.results_file)
+        if not len(preds):
+            log.warning("%s: no predictions (a model that found nobody): every AP is 0", source)
     preds = nms_per_image(preds, cfg.nms, oks_threshold=cfg.oks_threshold)
-    metrics = evaluate(gt, preds, parts, cfg.sigmas)
+    metrics: dict[str, Any] = evaluate(gt, preds, parts, cfg.sigmas)
     print(f"{source}: {len(preds)} predictions on {len(gt.images)} images ({cfg.sigmas} sigmas)")
     print(format_table(metrics, parts))
-    out = Path(cfg.metrics_file)
+    note = scope_note(gt, parts)
+    if note:
+        log.warning("%s", note)
+        metrics["notes"] = [note]
     replaced = out.exists()
-    write_json_atomic(metrics, out)
+    write(metrics, out, "metrics_file")
     print(f"metrics {'replaced in' if replaced else 'written to'} {out}")
     if cfg.breakdown:
         breakdown = {
@@ -69,9 +122,8 @@ def main(cfg: DictConfig) -> None:
         }
         print(format_breakdown(breakdown["size"], "person size"))
         print(format_breakdown(breakdown["occlusion"], "occluded fraction"))
-        bd = out.with_name("breakdown.json")
-        write_json_atomic(breakdown, bd)
-        print(f"breakdown written to {bd}")
+        write(breakdown, out.with_name("breakdown.json"), "metrics_file")
+        print(f"breakdown written to {out.with_name('breakdown.json')}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Writes the ONNX file (``out_file``, default ``<run folder>/model.onnx``) and
 ``export_report.json`` (max/mean absolute heatmap difference onnxruntime vs PyTorch on random
-crops). Exits with status 1 when the difference exceeds ``check.tolerance``. See
-docs/inference.md.
+crops). The model is written under a temporary name and moved to ``out_file`` only when the
+difference is within ``check.tolerance``; otherwise it is removed (the report stays) and the
+exit status is 1. See docs/inference.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def main(cfg: DictConfig) -> None:
     if not ckpt.is_file():
         print(f"error: {ckpt}: checkpoint not found (ckpt_path)", file=sys.stderr)
         sys.exit(2)
+    final = Path(cfg.out_file).expanduser()
+    if final.exists() and not cfg.overwrite:
+        print(f"error: {final}: exists (pass overwrite=true to replace it)", file=sys.stderr)
+        sys.exit(2)
     module = PoseModule.load_from_checkpoint(
         ckpt, map_location="cpu", teacher_ckpt=None, compile=False
     )
@@ -42,19 +47,24 @@ def main(cfg: DictConfig) -> None:
         "head": hp.head,
         "checkpoint": ckpt.name,
     }
+    # Checked under a temporary name: a model that fails the check never sits at out_file.
+    candidate = final.with_name(f".{final.name}.unchecked")
     try:
-        path = export_onnx(module.net, cfg.out_file, hp.input_size, metadata, cfg.opset,
-                           overwrite=cfg.overwrite)  # fmt: skip
-    except FileExistsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    crops = random_crops(cfg.check.crops, hp.input_size, cfg.check.seed)
-    report = onnx_parity(module.net, path, crops, tuple(cfg.check.batch_sizes))
-    report.update({"onnx": str(path), "checkpoint": str(ckpt), "tolerance": cfg.check.tolerance})
-    report_file = path.with_name("export_report.json")
+        path = export_onnx(module.net, candidate, hp.input_size, metadata, cfg.opset,
+                           overwrite=True)  # fmt: skip
+        crops = random_crops(cfg.check.crops, hp.input_size, cfg.check.seed)
+        report = onnx_parity(module.net, path, crops, tuple(cfg.check.batch_sizes))
+        ok = report["max_abs_diff"] <= cfg.check.tolerance
+        if ok:
+            path.replace(final)
+        size_mb = final.stat().st_size / 1e6 if ok else 0.0
+    finally:
+        candidate.unlink(missing_ok=True)
+    report.update({"onnx": str(final) if ok else None, "checkpoint": str(ckpt),
+                   "tolerance": cfg.check.tolerance})  # fmt: skip
+    report_file = final.with_name("export_report.json")
     write_json_atomic(report, report_file)
-    ok = report["max_abs_diff"] <= cfg.check.tolerance
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {final} ({size_mb:.1f} MB)" if ok else f"{final}: not written (check failed)")
     print(
         f"onnxruntime vs PyTorch on {report['crops']} random crops, batch sizes "
         f"{report['batch_sizes']}: max |diff| {report['max_abs_diff']:.3g}, mean "

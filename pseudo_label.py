@@ -6,6 +6,8 @@ out_file=pseudo.json [teacher/face=dlib] [part_boxes=gt] [workers=2] [report=tru
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,26 +15,37 @@ from omegaconf import DictConfig, OmegaConf
 @hydra.main(version_base="1.3", config_path="conf", config_name="pseudo_label")
 def main(cfg: DictConfig) -> None:
     """Run the sharded, resumable labelling job and, if asked, its quality report."""
+    from fullbody.jsonio import AnnotationError
     from fullbody.pseudo.runner import PseudoLabeller
+    from fullbody.pseudo.teachers.base import TeacherError
 
     teachers = OmegaConf.to_container(cfg.get("teacher") or {}, resolve=True)
-    job = PseudoLabeller(
-        ann_file=cfg.ann_file,
-        image_dir=cfg.image_dir,
-        out_file=cfg.out_file,
-        teachers=teachers,
-        part_boxes=cfg.part_boxes,
-        min_conf=cfg.min_conf,
-        workers=cfg.workers,
-        shard_size=cfg.shard_size,
-        threads_per_worker=cfg.threads_per_worker,
-        overwrite=cfg.overwrite,
-        keep_shards=cfg.keep_shards,
-        progress=cfg.progress,
-        report=cfg.report,
-    )
-    labels = job.run()
+    try:
+        job = PseudoLabeller(
+            ann_file=cfg.ann_file,
+            image_dir=cfg.image_dir,
+            out_file=cfg.out_file,
+            teachers=teachers,
+            part_boxes=cfg.part_boxes,
+            min_conf=cfg.min_conf,
+            workers=cfg.workers,
+            shard_size=cfg.shard_size,
+            threads_per_worker=cfg.threads_per_worker,
+            overwrite=cfg.overwrite,
+            keep_shards=cfg.keep_shards,
+            progress=cfg.progress,
+            report=cfg.report,
+            skip_bad_images=cfg.skip_bad_images,
+        )
+        labels = job.run()
+    except (AnnotationError, FileNotFoundError, FileExistsError, ValueError, TeacherError) as e:
+        # Bad input or setting (an image that disagrees with its record, a truncated image,
+        # a shard folder of another job, ...): one line naming it; finished shards are kept.
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"wrote {len(labels)} people to {cfg.out_file}")
+    if job.skipped:
+        print(f"skipped {len(job.skipped)} unreadable images, listed in {job.skipped_file}")
     if job.report_table is not None:
         from fullbody.evaluation.wholebody import format_table
 

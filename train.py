@@ -14,10 +14,13 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One training job; returns ``cfg.optimized_metric`` for hyper-parameter sweepers."""
+    from fullbody.data.datamodule import DataConfigError
+    from fullbody.jsonio import AnnotationError
     from fullbody.training import train
+    from fullbody.utils.cli import ConfigError, OutputError, user_errors
     from fullbody.utils.ddp import distributed_job
 
-    with distributed_job():
+    with user_errors(ConfigError, OutputError, DataConfigError, AnnotationError), distributed_job():
         metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

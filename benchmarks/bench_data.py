@@ -37,14 +37,13 @@ from torch.utils.data import default_collate
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.data.dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     TopDownDataset,
     default_photometric,
 )
 from fullbody.data.jitter import LearnedJitter
 from fullbody.data.sampler import ImageGroupedSampler
 from fullbody.data.transforms import box_to_center_scale, half_body_box, truncated_normal
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import FLIP_INDEX
 from fullbody.utils.machine import machine_name
 

@@ -26,20 +26,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullbody.inference.detectors import (
-    DetectionFileDetector,
-    default_providers,
-    packaged_detector,
-)
+from fullbody.images import read_image
+from fullbody.inference.detectors import DetectionFileDetector, packaged_detector
 from fullbody.inference.export import export_onnx, random_crops
 from fullbody.inference.predictor import (
     OnnxHeatmapModel,
     PosePredictor,
     TorchHeatmapModel,
-    read_image,
 )
 from fullbody.models.network import PoseNet
 from fullbody.utils.machine import cpu_name
+from fullbody.utils.onnx_session import default_providers
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = Path(

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fullbody.annotations import PARTS, WholeBodySet  # noqa: E402
-from fullbody.pseudo.runner import ImageTask, label_image, read_image  # noqa: E402
+from fullbody.pseudo.labelling import ImageTask, label_image, read_task_image  # noqa: E402
 from fullbody.pseudo.teachers.base import TeacherError  # noqa: E402
 
 COCO_TRAIN_PEOPLE = 150_000
@@ -64,11 +64,11 @@ def measure(ws: WholeBodySet, by_part: dict, repeats: int) -> tuple[float, float
             ws.images[iid], ws.ann_ids[rows], ws.keypoints[rows, :17], ws.conf[rows, :17],
             ws.bboxes[rows], ws.part_boxes[rows], ws.iscrowd[rows],
         ))  # fmt: skip
-    label_image(read_image(SAMPLE / "images", tasks[0].image), tasks[0], by_part)  # warm-up
+    label_image(read_task_image(SAMPLE / "images", tasks[0]), tasks[0], by_part)  # warm-up
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         for t in tasks:
-            label_image(read_image(SAMPLE / "images", t.image), t, by_part)
+            label_image(read_task_image(SAMPLE / "images", t), t, by_part)
     people = repeats * len(ws)
     return people / (time.process_time() - cpu), people / (time.perf_counter() - start)
 

@@ -249,6 +249,41 @@ def test_multirun_sweep_runs_one_job_per_value(tmp_path: Path) -> None:
     heads = [OmegaConf.load(sweep / j / ".hydra" / "config.yaml").model.head for j in jobs]
     assert heads == ["deconv", "duc"]
     assert all((sweep / j / "metrics.json").is_file() for j in jobs)
+    # The sweep's summary: one row per job, the six per-part APs, a chart and a table.
+    rows = _summary_rows(sweep)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert ["model.head=deconv" in r["overrides"] for r in rows] == [True, False]
+    for r in rows:
+        metrics = json.loads((sweep / r["job"] / "metrics.json").read_text())
+        for part in ("body", "foot", "face", "lefthand", "righthand", "wholebody"):
+            assert float(r[f"{part}/AP"]) == pytest.approx(metrics[f"{part}/AP"], abs=1e-4)
+        assert float(r["wall_s"]) > 0
+    assert (sweep / "sweep_summary.png").stat().st_size > 1000
+    assert "`model.head=duc`" in (sweep / "sweep_summary.md").read_text()
+
+
+def _summary_rows(sweep: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(sweep / "sweep_summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_a_row_of_the_sweep_summary(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WANDB_MODE="offline")
+    args = ["-m", "+experiment=smoke", "model.head=deconv,no_such_head",
+            f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode != 0  # the sweep says that a job failed ...
+    rows = _summary_rows(sweep)  # ... and its summary still lists every job
+    assert [r["status"] for r in rows] == ["completed", "failed"], rows
+    assert rows[0]["wholebody/AP"] != "" and rows[1]["wholebody/AP"] == ""
+    assert "no_such_head" in rows[1]["error"] and "no_such_head" in rows[1]["overrides"]
+    job = json.loads((sweep / "1" / "job.json").read_text())
+    assert job["status"] == "failed" and job["wall_s"] >= 0
 
 
 @pytest.mark.slow
@@ -306,3 +341,78 @@ def test_overfits_the_coco_sample(sample_dir: Path, tmp_path: Path) -> None:
     assert metrics["test/wholebody/AP"] >= 0.9, {
         k: round(v, 3) for k, v in metrics.items() if k.startswith("test/") and k.endswith("/AP")
     }
+
+
+def test_endless_run_is_refused_with_one_line(tmp_path: Path) -> None:
+    """trainer.max_epochs=-1 without max_steps would train forever at learning rate 0: exit 2
+    with one line naming the options (today's code trains until the timeout)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WANDB_MODE="offline")
+    args = ["+experiment=smoke", "trainer.max_epochs=-1", f"hydra.run.dir={tmp_path / 'run'}",
+            f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "trainer.max_epochs" in lines[0] and "max_steps" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_endless_epochs_with_max_steps_stop_at_max_steps(tmp_path: Path) -> None:
+    """max_epochs=-1 max_steps=N: the run stops after N steps over several epochs and the
+    cosine schedule spans all N (it used to span one epoch, then stay at learning rate 0)."""
+    import csv
+
+    out = tmp_path / "run"
+    cfg = compose_train(
+        [*TINY, "trainer.max_epochs=-1", "+trainer.max_steps=7", "test=false",
+         "trainer.log_every_n_steps=1", "model.lr_policy=cosine", "model.warmup_epochs=0"],
+        out,
+    )  # fmt: skip
+    train(cfg)
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 7 and ckpt["epoch"] >= 1  # more than one epoch
+    with open(next(out.glob("csv/*/metrics.csv"))) as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f) if r.get("lr")]
+    assert len(lrs) == 7 and all(lr > 0 for lr in lrs), lrs
+    assert lrs == sorted(lrs, reverse=True)
+
+
+def test_final_per_part_ap_goes_to_wandb_as_a_table_and_bar_chart(tmp_path: Path) -> None:
+    """Offline: the run page gets the test AP per part without configuring a panel."""
+    import wandb
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from fullbody.training import log_part_chart
+
+    logged: list[dict] = []
+
+    class Run:  # what WandbLogger.experiment is, as far as logging goes
+        def log(self, data: dict) -> None:
+            logged.append(data)
+
+    wb = WandbLogger(save_dir=str(tmp_path), offline=True)
+    wb._experiment = Run()
+    parts = ("body", "foot", "face", "lefthand", "righthand", "wholebody")
+    metrics = {f"val/{p}/AP": 0.1 for p in parts} | {f"test/{p}/AP": 0.1 * k
+                                                       for k, p in enumerate(parts)}  # fmt: skip
+    log_part_chart([CSVLogger(str(tmp_path)), wb], metrics)
+    assert len(logged) == 1 and set(logged[0]) == {"test/AP_per_part", "test/AP_per_part_chart"}
+    table = logged[0]["test/AP_per_part"]
+    assert isinstance(table, wandb.Table) and table.columns == ["part", "AP"]
+    assert [r[0] for r in table.data] == list(parts)
+    assert [r[1] for r in table.data] == pytest.approx([0.1 * k for k in range(6)])
+    chart = logged[0]["test/AP_per_part_chart"]
+    assert type(chart).__name__ == "CustomChart" and chart.table is not None
+    log_part_chart([wb], {"train/loss": 1.0})  # nothing evaluated: nothing logged
+    assert len(logged) == 1
+
+
+def test_a_sweeps_wandb_runs_share_a_group_named_after_it(tmp_path: Path) -> None:
+    from fullbody.training import sweep_group
+
+    compose_train([*TINY, "logger=wandb"], tmp_path / "run")
+    assert sweep_group("train") is None  # a single run keeps the task's group
+    sweep = tmp_path / "multiruns" / "2026-12-05_10-00-00"
+    compose_train([*TINY, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}"], tmp_path / "0")
+    assert sweep_group("smoke") == "smoke-2026-12-05_10-00-00"

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.utils.cli import ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,42 @@ def _log_config(loggers: list[Logger], cfg: DictConfig, model: L.LightningModule
         logger.log_hyperparams(hparams)
 
 
+def final_table(metrics: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """The stage ("test", else "val") and its ``{"<part>/<stat>": value}`` table."""
+    for stage in ("test", "val"):
+        table = stage_metrics(metrics, stage)
+        if table:
+            return stage, table
+    return "val", {}
+
+
+def log_part_chart(loggers: list[Logger], metrics: dict[str, Any]) -> None:
+    """The final per-part AP on each W&B run page, as a table and a bar chart (no panels to
+    configure): ``<stage>/AP_per_part`` and ``<stage>/AP_per_part_chart``."""
+    stage, table = final_table(metrics)
+    rows = [[p, table[f"{p}/AP"]] for p in EVAL_PARTS if f"{p}/AP" in table]
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    if not rows or not wandb_loggers:
+        return
+    import wandb
+
+    for logger in wandb_loggers:
+        t = wandb.Table(columns=["part", "AP"], data=rows)
+        chart = wandb.plot.bar(t, "part", "AP", title=f"{stage} AP per part")
+        logger.experiment.log({f"{stage}/AP_per_part": t, f"{stage}/AP_per_part_chart": chart})
+
+
+def sweep_group(task_name: str) -> str | None:
+    """The W&B group of a multirun's jobs: ``<task>-<sweep folder name>`` (None outside one),
+    so that the project page shows a sweep's runs together."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+
+
 def _finish(loggers: list[Logger]) -> None:
     """Close W&B runs so that the next job of a sweep starts its own."""
     for logger in loggers:
@@ -58,15 +95,31 @@ def _finish(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
+def check_run_length(trainer_cfg: DictConfig) -> None:
+    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit) and no ``max_steps``
+    would train forever, with a schedule that cannot be sized (ConfigError)."""
+    epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
+    if epochs is not None and epochs < 0 and (steps is None or steps < 0):
+        raise ConfigError(
+            f"trainer.max_epochs={epochs} trains without end: also set trainer.max_steps=N "
+            "(the learning-rate schedule is then sized from it) or give trainer.max_epochs=N"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
+    if cfg.get("train", True):
+        check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
     callbacks = instantiate_group(cfg.get("callbacks"))
+    group = sweep_group(cfg.task_name)
+    if group and "wandb" in (cfg.get("logger") or {}):
+        cfg.logger.wandb.group = group
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if loggers:
@@ -85,6 +138,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 ckpt = cfg.get("ckpt_path")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if trainer.is_global_zero:
+            log_part_chart(loggers, metrics)
     finally:
         _finish(loggers)
     elapsed = time.perf_counter() - start
@@ -97,16 +152,19 @@ def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
     """Print the per-part table of the test (else validation) metrics; write metrics.json."""
     from fullbody.evaluation.wholebody import format_table
 
-    for stage in ("test", "val"):
-        table = stage_metrics(metrics, stage)
-        if table:
-            break
+    stage, table = final_table(metrics)
     if not table:
         log.warning("no per-part metrics were logged (is the evaluation callback configured?)")
         return
     print(f"\n{stage} set, per part (run took {elapsed:.0f} s):")
     print(format_table(table))
-    path = write_json_atomic(table, out_dir / "metrics.json")
+    try:
+        path = write_json_atomic(table, out_dir / "metrics.json")
+    except OSError as e:  # a full disk at the end of a run: the table above keeps the numbers
+        raise OutputError(
+            f"{out_dir / 'metrics.json'}: cannot write ({e.strerror or e}); the table above "
+            "holds the run's numbers"
+        ) from None
     print(f"metrics written to {path}")
 
 

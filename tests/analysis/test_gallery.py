@@ -14,6 +14,7 @@ from fullbody.analysis.gallery import (
     part_links,
 )
 from fullbody.analysis.part_errors import point_errors
+from fullbody.images import ImageReadError
 from fullbody.keypoints import PART_COLORS
 
 from ._cases import LH, as_pred, ground_truth, person, predictions
@@ -68,7 +69,9 @@ def test_gallery_items_read_images_and_name_missing_ones(tmp_path):
     kp = as_pred(gt.keypoints[0])
     kp[LH, 0] += 3
     errors = point_errors(gt, predictions([(1, kp, 0.9)]), "lefthand")
-    with pytest.raises(FileNotFoundError, match="000000000001.jpg: image 1 not found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"000000000001\.jpg: image file not found \(image 1 "
+    ):
         gallery_items(errors, [0], gt, tmp_path)
     cv2.imwrite(str(tmp_path / "000000000001.jpg"), np.full((1000, 1000, 3), 90, np.uint8))
     (item,) = gallery_items(errors, [0], gt, tmp_path, out_px=96)
@@ -84,3 +87,20 @@ def test_image_dir_of(tmp_path):
     (tmp_path / "images").mkdir()
     assert image_dir_of(tmp_path / "annotations" / "gt.json") == (tmp_path / "images").resolve()
     assert image_dir_of(tmp_path / "gt.json") == (tmp_path / "images").resolve()
+
+
+def test_gallery_reads_images_as_stored_and_refuses_truncated_ones(tmp_path, bad_jpegs):
+    gt = ground_truth([(1, person(100, 100))])
+    errors = point_errors(gt, predictions([(1, as_pred(gt.keypoints[0]), 0.9)]), "lefthand")
+    rgb = np.zeros((1000, 1000, 3), np.uint8)
+    rgb[:500] = (200, 30, 30)  # the hand (near y = 200) lies in the red top half
+    path = bad_jpegs.exif_rotated(tmp_path / "000000000001.jpg", rgb)
+    (turned,) = gallery_items(errors, [0], gt, tmp_path, out_px=64)
+    data = path.read_bytes()
+    path.write_bytes(data[:2] + data[4 + int.from_bytes(data[4:6], "big") :])  # EXIF removed
+    (plain,) = gallery_items(errors, [0], gt, tmp_path, out_px=64)
+    np.testing.assert_array_equal(turned.ground_truth, plain.ground_truth)
+    assert turned.ground_truth[..., 0].mean() > 100  # red: the stored top half
+    bad_jpegs.truncated(path, rgb)
+    with pytest.raises(ImageReadError, match=r"000000000001\.jpg: cannot decode"):
+        gallery_items(errors, [0], gt, tmp_path)

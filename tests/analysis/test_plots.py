@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fullbody.analysis import plots
-from fullbody.analysis.demo import distilled_student
+from fullbody.analysis.example_inputs import distilled_student
 from fullbody.analysis.gallery import GalleryItem
 from fullbody.analysis.report import Inputs, analyse_part
 from fullbody.data.synthetic import generate_labels, perturb_labels

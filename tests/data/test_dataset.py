@@ -16,15 +16,13 @@ from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec, encode_reference
 from fullbody.data.batch import Batch
 from fullbody.data.dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ImageNormalizer,
     TopDownDataset,
     default_photometric,
     keypoint_weights,
 )
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD, ImageNormalizer, ImageReadError
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS, PART_SLICES
 
@@ -385,3 +383,20 @@ def test_sample_people_and_detections(sample_dir: Path, sample_ann_file: Path):
     assert len(val) == int((dets.scores >= 0.5).sum())
     s = train[0]
     assert s["image"].shape == (3, 256, 192) and (s["target_weight"] > 0).sum() > 20
+
+
+def test_exif_rotated_and_truncated_jpegs(tiny_set, bad_jpegs):
+    # Pixels as stored (COCO labels ignore EXIF orientation); a cut-short file is refused by
+    # name at every decode size.
+    ann_file, image_dir = tiny_set
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=False)
+    rgb = ds.load_image(1)
+    turned = bad_jpegs.exif_rotated(image_dir / "0000.png", rgb)
+    np.testing.assert_array_equal(ds.load_image(1), bad_jpegs.decoded_as_stored(turned))
+    assert np.abs(ds.load_image(1).astype(int) - rgb).mean() < 3  # the JPEG of the same picture
+    bad_jpegs.truncated(image_dir / "0002.png", ds.load_image(3))
+    for factor in (1, 2):
+        with pytest.raises(ImageReadError, match=r"0002\.png: cannot decode the image.*truncated"):
+            ds.load_image(3, factor)
+    with pytest.raises(ImageReadError, match=r"0002\.png"):
+        ds[3]

@@ -69,3 +69,61 @@ def test_cli_reports_bad_files(files, tmp_path):
     assert done.returncode == 2 and "results file not found" in done.stderr
     done = _eval(tmp_path, f"results_file={tmp / 'results.json'}")
     assert done.returncode != 0 and "ann_file" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ("parts=[body,hands]", "parts="),
+        ("sigmas=coco", "sigmas=coco"),
+        ("nms=greedy", "nms=greedy"),
+        ("oks_threshold=-0.5", "oks_threshold=-0.5"),
+        ("metrics_file=/proc/no/such/m.json", "metrics_file="),
+    ],
+)
+def test_cli_refuses_a_bad_option_in_one_line(files, tmp_path, option, named):
+    """Unknown parts/sigmas/nms, a negative OKS threshold (accepted before) or a metrics file
+    that cannot be written: exit 2, one line naming the option, no traceback, no evaluation."""
+    _, _, tmp = files
+    done = _eval(tmp_path, f"ann_file={tmp / 'gt.json'}", f"results_file={tmp / 'results.json'}",
+                 option)  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    assert "wholebody" not in done.stdout
+
+
+def test_cli_says_when_wholebody_is_body_only(files, tmp_path):
+    """Ground truth from a plain COCO person file (body points only): 'wholebody' is a body AP,
+    and the log and metrics.json say so (they used to print it as a whole-body AP)."""
+    _, _, tmp = files
+    data = json.loads((tmp / "gt.json").read_text())
+    for ann in data["annotations"]:
+        for key in [k for k in ann if k.startswith(("foot", "face", "lefthand", "righthand"))]:
+            del ann[key]
+    person = tmp_path / "person_keypoints.json"
+    person.write_text(json.dumps(data))
+    done = _eval(tmp_path, f"ann_file={person}", f"results_file={tmp / 'results.json'}")
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "'wholebody' measures body only" in said
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["notes"] == [next(ln for ln in said.splitlines() if "measures" in ln)
+                                .split(" - ", 1)[1]]  # fmt: skip
+    assert "body only" in (tmp_path / "run" / "eval.log").read_text()
+    # Whole-body ground truth: no note.
+    done = _eval(tmp_path, f"ann_file={tmp / 'gt.json'}", f"results_file={tmp / 'results.json'}")
+    assert "notes" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_cli_scores_an_empty_results_file(files, tmp_path):
+    """What demo.py writes for images without people ([]) evaluates (every AP 0) instead of
+    being rejected."""
+    _, _, tmp = files
+    empty = tmp_path / "results.json"
+    empty.write_text("[]")
+    done = _eval(tmp_path, f"ann_file={tmp / 'gt.json'}", f"results_file={empty}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no predictions" in done.stdout + done.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["wholebody/AP"] == 0.0 and metrics["body/AR"] == 0.0

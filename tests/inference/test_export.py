@@ -73,3 +73,21 @@ def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     assert report["max_heatmap"] > 0.1 and np.isfinite(report["mean_abs_diff"])
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
     assert meta["input_size"] == "96,64" and meta["backbone"] == "test_resnet"
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_the_check_is_not_left_in_place(tiny_ckpt, tmp_path):
+    """A failed parity check used to leave the model at out_file (and a rerun then refused
+    because it existed): now nothing is left there, the report says why, a rerun can go on."""
+    out = tmp_path / "tiny.onnx"
+    cmd = [sys.executable, "export.py", f"ckpt_path={tiny_ckpt}", f"out_file={out}",
+           "check.crops=2", "check.batch_sizes=[2]", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*cmd, "check.tolerance=-1"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1 and "ABOVE TOLERANCE" in done.stdout
+    assert not out.exists() and not list(tmp_path.glob(".tiny.onnx*"))
+    assert json.loads((tmp_path / "export_report.json").read_text())["onnx"] is None
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.is_file()

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from fullbody.images import ImageReadError, read_image
 from fullbody.inference.predictor import (
-    ImageReadError,
     OnnxHeatmapModel,
     PosePredictor,
     TorchHeatmapModel,
     load_predictor,
-    read_image,
 )
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
@@ -187,3 +186,16 @@ def test_a_model_with_other_heatmap_sizes_is_refused(tiny_ckpt):
     pred = PosePredictor(TorchHeatmapModel(net, "cpu"), (64, 48), (16, 12))
     with pytest.raises(ValueError, match=r"expected \(\d+, 133, 16, 12\)"):
         pred(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
+
+
+def test_image_files_are_read_as_stored_and_truncated_ones_refused(tmp_path, bad_jpegs):
+    # A dot near the top: an EXIF turn (Orientation=3) would move it to the bottom.
+    img = dot_image([(100, 40)], size=6)
+    turned = bad_jpegs.exif_rotated(tmp_path / "turned.jpg", img)
+    pred = dot_predictor()
+    boxes = np.array([[60.0, 10, 120, 160]])
+    from_file = pred(turned, boxes)
+    from_pixels = pred(bad_jpegs.decoded_as_stored(turned), boxes)
+    np.testing.assert_array_equal(from_file.keypoints, from_pixels.keypoints)
+    with pytest.raises(ImageReadError, match=r"cut\.jpg: cannot decode"):
+        pred(bad_jpegs.truncated(tmp_path / "cut.jpg", img), boxes)

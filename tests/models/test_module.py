@@ -152,3 +152,29 @@ def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
     assert out.kd is not None and math.isfinite(out.kd.item())
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         _module(teacher_ckpt=str(tmp_path / "missing.ckpt"), kd_weight=0.5)
+
+
+def _fake_trainer(max_epochs: int | None, max_steps: int, batches: int = 4):
+    from types import SimpleNamespace
+
+    dm = SimpleNamespace(train_dataloader=lambda: list(range(batches)))
+    return SimpleNamespace(
+        datamodule=dm,
+        limit_train_batches=1.0,
+        accumulate_grad_batches=1,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+    )
+
+
+def test_schedule_without_epoch_limit_is_sized_by_max_steps() -> None:
+    """max_epochs=-1 with max_steps: the schedule spans max_steps (not one epoch, which left
+    the rest of the run at learning rate 0); milestones stay in epochs of 4 steps."""
+    from fullbody.models.module import epoch_steps, stepping_batches
+
+    assert stepping_batches(_fake_trainer(-1, 30)) == 30
+    assert epoch_steps(_fake_trainer(-1, 30)) == 4
+    assert stepping_batches(_fake_trainer(3, -1)) == 12
+    assert stepping_batches(_fake_trainer(3, 5)) == 5
+    with pytest.raises(ValueError, match="max_steps"):
+        stepping_batches(_fake_trainer(-1, -1))

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
+from fullbody.data.transforms import transform_points
 from fullbody.pseudo.crops import (
     box_to_square,
     crop_affines,
     invert_affines,
     rotated_extent,
-    transform_points,
     unit,
     warp_crops,
 )
@@ -15,7 +15,7 @@ from fullbody.pseudo.crops import (
 def test_unrotated_square_crop_maps_box_corners_to_crop_corners():
     a = crop_affines(np.array([[50.0, 40.0]]), np.array([20.0]), np.array([[0.0, -1.0]]), 100)
     # The square [40, 60] x [30, 50] fills the crop out to its outer pixel edges.
-    got = transform_points(a, np.array([[[40.0, 30.0], [60.0, 50.0], [50.0, 40.0]]]))
+    got = transform_points(np.array([[[40.0, 30.0], [60.0, 50.0], [50.0, 40.0]]]), a)
     np.testing.assert_allclose(got, [[[-0.5, -0.5], [99.5, 99.5], [49.5, 49.5]]], atol=1e-9)
 
 
@@ -23,7 +23,7 @@ def test_up_vector_points_to_the_top_of_the_crop():
     centre = np.array([[100.0, 100.0]])
     up = np.array([[1.0, 0.0]])  # the part points right in the image
     a = crop_affines(centre, np.array([40.0]), up, 64)
-    tip = transform_points(a, np.array([[[110.0, 100.0]]]))[0, 0]
+    tip = transform_points(np.array([[[110.0, 100.0]]]), a)[0, 0]
     mid = (64 - 1) / 2
     assert tip[0] == pytest.approx(mid) and tip[1] < mid  # straight up in the crop
 
@@ -34,9 +34,9 @@ def test_round_trip_and_rectangular_crops():
     sides = rng.uniform(10, 50, (5, 2))
     a = crop_affines(c, sides, up, (48, 64))
     p = rng.uniform(0, 200, (5, 7, 2))
-    np.testing.assert_allclose(transform_points(invert_affines(a), transform_points(a, p)), p)
+    np.testing.assert_allclose(transform_points(transform_points(p, a), invert_affines(a)), p)
     # the centre lands in the crop's middle whatever the rotation
-    np.testing.assert_allclose(transform_points(a, c[:, None])[:, 0], [[23.5, 31.5]] * 5)
+    np.testing.assert_allclose(transform_points(c[:, None], a)[:, 0], [[23.5, 31.5]] * 5)
 
 
 def test_warp_moves_a_bright_pixel_where_the_affine_says():
@@ -45,7 +45,7 @@ def test_warp_moves_a_bright_pixel_where_the_affine_says():
     a = crop_affines(np.array([[80.0, 60.0]]), np.array([60.0]), unit(np.array([[1.0, -1.0]])), 60)
     crop = warp_crops(img, a, 60)[0, ..., 0]
     peak = np.unravel_index(crop.argmax(), crop.shape)[::-1]
-    expect = transform_points(a, np.array([[[90.0, 70.0]]]))[0, 0]
+    expect = transform_points(np.array([[[90.0, 70.0]]]), a)[0, 0]
     np.testing.assert_allclose(peak, expect, atol=1.0)
 
 
@@ -72,7 +72,7 @@ def test_person_crops_follow_the_training_crop():
     rows, a = person_crops(boxes, (256, 192))
     assert rows.tolist() == [0, 2]
     # a tall box: height x 1.25 fills the 256 rows; a wide box: width x 1.25 fills the 192 columns
-    top_bottom = transform_points(a[:1], np.array([[[25.0, 20.0 - 15.0], [25.0, 140.0 + 15.0]]]))
+    top_bottom = transform_points(np.array([[[25.0, 20.0 - 15.0], [25.0, 140.0 + 15.0]]]), a[:1])
     np.testing.assert_allclose(top_bottom[0, :, 1], [-0.5, 255.5], atol=1e-9)
-    left_right = transform_points(a[1:], np.array([[[50.0 - 10.0, 70.0], [130.0 + 10.0, 70.0]]]))
+    left_right = transform_points(np.array([[[50.0 - 10.0, 70.0], [130.0 + 10.0, 70.0]]]), a[1:])
     np.testing.assert_allclose(left_right[0, :, 0], [-0.5, 191.5], atol=1e-9)

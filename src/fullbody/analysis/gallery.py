@@ -16,6 +16,7 @@ import numpy as np
 
 from fullbody.analysis.part_errors import PointErrors
 from fullbody.annotations import WholeBodySet
+from fullbody.images import read_image
 from fullbody.keypoints import PART_COLORS, PART_SLICES, SKELETON
 
 _SHIFT = 4  # sub-pixel drawing: coordinates in 1/16 px
@@ -135,17 +136,17 @@ def gallery_items(
     out_px: int = 192,
 ) -> list[GalleryItem]:
     """Crops for the instances ``rows`` of ``errors`` (e.g. :func:`worst_instances`), read
-    from ``image_dir`` (the ground truth's ``file_name`` under it)."""
+    from ``image_dir`` (the ground truth's ``file_name`` under it) as training reads them
+    (:func:`fullbody.images.read_image`: EXIF ignored, truncated files and sizes that disagree
+    with the record refused)."""
     items = []
     cache: dict[int, np.ndarray] = {}
     for r in np.asarray(rows, dtype=np.int64):
         img_id = int(errors.image_id[r])
         if img_id not in cache:
             path = gt.image_path(img_id, image_dir)
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise FileNotFoundError(f"{path}: image {img_id} not found or unreadable")
-            cache[img_id] = image
+            image = read_image(path, record=gt.images[img_id], source=gt.path)
+            cache[img_id] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # crop_pair draws in BGR
         left, right = crop_pair(
             cache[img_id], errors.gt[r], errors.pred[r], errors.side[r], errors.occluded[r], out_px
         )

@@ -41,25 +41,13 @@ from fullbody.data.transforms import (
     truncated_normal,
     warp,
 )
+from fullbody.images import ImageNormalizer, read_image
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
 # albumentations checks PyPI for a newer version when imported; a training run makes no such
 # network calls (set NO_ALBUMENTATIONS_UPDATE=0 to have it back).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-#: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Decoding flags by size factor: RGB, pixels as stored (COCO labels ignore EXIF orientation).
-_DECODE_FLAGS = {
-    1: cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION,
-    2: (cv2.IMREAD_REDUCED_COLOR_2 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
-    4: (cv2.IMREAD_REDUCED_COLOR_4 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
-    8: (cv2.IMREAD_REDUCED_COLOR_8 & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB,
-}
-for _f in (2, 4, 8):
-    _DECODE_FLAGS[_f] |= cv2.IMREAD_IGNORE_ORIENTATION
 
 
 def default_photometric(p: float = 0.5) -> Callable[..., Mapping[str, Any]]:
@@ -106,22 +94,6 @@ def keypoint_weights(
             factor[PART_SLICES[part]] = float(f)
         w = w * factor
     return w.astype(np.float32)
-
-
-class ImageNormalizer:
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W) ``(x / 255 - mean) / std`` in one table lookup
-    per channel (what ``ToTensor`` + ``Normalize`` do, without float intermediates)."""
-
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
-        v = np.arange(256, dtype=np.float64) / 255.0
-        self.luts = [((v - m) / s).astype(np.float32) for m, s in zip(mean, std)]
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        out = np.empty((3, h, w), dtype=np.float32)
-        for c, plane in enumerate(cv2.split(image)):
-            cv2.LUT(plane, self.luts[c], dst=out[c])
-        return out
 
 
 class TopDownDataset(Dataset):
@@ -316,25 +288,10 @@ class TopDownDataset(Dataset):
     def load_image(self, image_id: int, factor: int = 1) -> np.ndarray:
         """RGB uint8 image, decoded at 1/``factor`` size (checked against the record's size)."""
         j = self._image_index(image_id)
-        path = self.image_dir / str(self._file_names[j])
-        try:
-            buf = np.fromfile(path, dtype=np.uint8)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{path}: image file not found (image {image_id} of {self.source}; "
-                f"is the image folder right?)"
-            ) from None
-        image = cv2.imdecode(buf, _DECODE_FLAGS[factor]) if buf.size else None
-        if image is None:
-            raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
         height, width = self._image_sizes[j].tolist()
-        if image.shape[:2] != (-(-height // factor), -(-width // factor)):
-            raise AnnotationError(
-                self.source, f"image {image_id}", "width/height",
-                f"the record says {width}x{height} but {path} is "
-                f"{image.shape[1] * factor}x{image.shape[0] * factor}",
-            )  # fmt: skip
-        return image
+        record = {"id": image_id, "width": width, "height": height}
+        path = self.image_dir / str(self._file_names[j])
+        return read_image(path, factor=factor, record=record, source=self.source)
 
     # ------------------------------------------------------------------ items
     def cached_image(self, image_id: int, factor: int) -> np.ndarray:

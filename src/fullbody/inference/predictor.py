@@ -2,7 +2,7 @@
 
 :class:`PosePredictor` crops every box with the training geometry
 (:mod:`fullbody.data.transforms`: aspect-fixed box, 1.25 padding, one affine warp), normalises
-the crops as the training data is (:class:`fullbody.data.dataset.ImageNormalizer`), runs the
+the crops as the training data is (:class:`fullbody.images.ImageNormalizer`), runs the
 heatmap network in batches over people (PyTorch module or ONNX file, CPU or GPU), optionally
 averages with the mirrored crops' heatmaps (flip test), decodes with the codec (argmax or
 DARK), maps the points back to image pixels and finally removes duplicate poses with OKS-NMS or
@@ -21,40 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from fullbody.codecs.heatmap import HeatmapCodec, crop_to_image_points, flip_heatmaps
-from fullbody.data.dataset import ImageNormalizer
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
-from fullbody.evaluation.results import Predictions
-from fullbody.inference.detectors import onnx_session
+from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import person_score
+from fullbody.utils.onnx_session import onnx_session
 
 NMSMethod = Literal["none", "oks", "parametric"]
-#: Decoding of image files: RGB, pixel orientation as stored (as COCO annotations and training).
-IMREAD_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
-
-
-class ImageReadError(ValueError):
-    """An image file is missing, empty or cannot be decoded."""
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB, or raise :class:`ImageReadError`."""
-    path = Path(path)
-    try:
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise ImageReadError(f"{path}: cannot read the file ({e.strerror or e})") from None
-    image = cv2.imdecode(buf, IMREAD_FLAGS) if buf.size else None
-    if image is None:
-        raise ImageReadError(f"{path}: cannot decode the image (empty, corrupt or not an image)")
-    return image
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -131,16 +110,6 @@ class PoseResult:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-    def to_predictions(self, image_id: int) -> Predictions:
-        """These poses as results of image ``image_id`` (what the metric and results JSON take)."""
-        n = len(self)
-        return Predictions(
-            image_ids=np.full(n, image_id, np.int64),
-            keypoints=self.keypoints.reshape(n, NUM_KEYPOINTS, 3),
-            scores=self.scores,
-            bboxes=self.boxes,
-        )
 
     @classmethod
     def empty(cls) -> PoseResult:

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
-from fullbody.inference.draw import draw_wholebody, tile_images
+from fullbody.draw import draw_wholebody, tile_images
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 def crops_to_bgr(images: Tensor) -> list[np.ndarray]:

@@ -71,20 +71,38 @@ def lr_factor(
     raise ValueError(f"unknown lr policy {policy!r}; expected 'step', 'cosine' or 'constant'")
 
 
-def stepping_batches(trainer: L.Trainer) -> int:
-    """Optimizer steps of the whole run, as ``trainer.estimated_stepping_batches`` counts them,
-    but from the length of a fresh training DataLoader of the data module.
+def epoch_steps(trainer: L.Trainer) -> int | None:
+    """Optimizer steps of one training epoch, from the length of a fresh training DataLoader
+    of the data module (None without a data module).
 
-    Lightning's property builds the training iterator when it is first asked, before a
-    checkpoint is restored; on resume that iterator would serve the order of epoch 0.
+    Lightning's ``estimated_stepping_batches`` builds the training iterator when it is first
+    asked, before a checkpoint is restored; on resume that iterator would serve the order of
+    epoch 0.
     """
     dm = getattr(trainer, "datamodule", None)
     if dm is None:
-        return int(trainer.estimated_stepping_batches)
+        return None
     batches = len(dm.train_dataloader())
     limit = trainer.limit_train_batches
     batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-    total = math.ceil(batches / trainer.accumulate_grad_batches) * max(trainer.max_epochs or 1, 1)
+    return math.ceil(batches / trainer.accumulate_grad_batches)
+
+
+def stepping_batches(trainer: L.Trainer) -> int:
+    """Optimizer steps of the whole run, as ``trainer.estimated_stepping_batches`` counts them
+    (see :func:`epoch_steps`). Without an epoch limit (``max_epochs=-1``) ``max_steps`` sizes
+    the run; with neither there is no schedule to size (ValueError)."""
+    per_epoch = epoch_steps(trainer)
+    if per_epoch is None:
+        return int(trainer.estimated_stepping_batches)
+    epochs = trainer.max_epochs
+    if epochs is None or epochs < 0:
+        if trainer.max_steps < 0:
+            raise ValueError(
+                "trainer.max_epochs=-1 (no limit) needs trainer.max_steps (the run's length)"
+            )
+        return trainer.max_steps
+    total = per_epoch * epochs
     return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
 
 
@@ -362,7 +380,9 @@ class PoseModule(L.LightningModule):
         )
         total = stepping_batches(self.trainer)
         epochs = self.trainer.max_epochs
-        per_epoch = total / epochs if epochs and epochs > 0 else float(total)
+        per_epoch = epoch_steps(self.trainer) or (
+            total / epochs if epochs and epochs > 0 else float(total)
+        )
         warmup = round(hp.warmup_epochs * per_epoch)
         milestones = [round(m * per_epoch) for m in hp.milestones]
 

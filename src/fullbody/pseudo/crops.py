@@ -56,14 +56,6 @@ def invert_affines(affines: np.ndarray) -> np.ndarray:
     return np.stack([invert_affine(a) for a in affines]).reshape(-1, 2, 3)
 
 
-def transform_points(affines: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply (n, 2, 3) affines to (n, k, 2) points (the batched form of
-    :func:`fullbody.data.transforms.transform_points`)."""
-    a = np.asarray(affines, np.float64)
-    p = np.asarray(points, np.float64)
-    return np.einsum("nij,nkj->nki", a[:, :, :2], p) + a[:, None, :, 2]
-
-
 def warp_crops(image: np.ndarray, affines: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Cut (n, H, W, C) crops out of an (H, W, C) image; outside the image is black.
 

@@ -4,13 +4,18 @@
 its images (in id order) into shards of ``shard_size`` images and hands the shards to
 ``workers`` processes (each builds its own teachers from their Hydra configs). Every worker
 writes its shard's labels atomically as ``<out stem>.shards/shard-NNNNN.json`` next to the
-output, beside a ``manifest.json`` naming the input (SHA-256) and the settings. A run that finds
-that folder with the same manifest skips the shards already written, so a killed job resumes
-without redoing or losing work; a different manifest is refused. When every shard is there
-they are merged, in shard order, into the output file (written atomically; an existing output is
-never replaced unless ``overwrite``), and the shard folder is removed unless ``keep_shards``.
-With ``report``, the output is then scored against the input's human whole-body labels
-(:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``.
+output, beside the job's record (:class:`fullbody.manifest.JobManifest`: the input's SHA-256,
+the image folder, the shard size and the settings). A run that finds that folder with the same
+record skips the shards already written, so a killed job resumes without redoing or losing
+work; another job's folder is refused, naming what differs. Labelling one image is
+:mod:`fullbody.pseudo.labelling`; images are read as training reads them
+(:mod:`fullbody.images`). A worker that fails ends the job with its error (finished shards stay
+for the resume); with ``skip_bad_images``, an image that is missing, truncated or not decodable
+is left out instead (with its people) and listed in ``<out stem>.skipped.json`` and the report.
+When every shard is there they are merged, in shard order, into the output file (written
+atomically; an existing output is never replaced unless ``overwrite``), and the shard folder is
+removed unless ``keep_shards``. With ``report``, the output is then scored against the input's
+human whole-body labels (:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``.
 Shards depend only on their images, so the output is the same byte for byte however the work
 was split, interrupted or resumed.
 """
@@ -18,14 +23,12 @@ was split, interrupted or resumed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import multiprocessing
 import os
+import pickle
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,125 +36,32 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fullbody.annotations import AnnotationError, WholeBodySet, write_json_atomic
+from fullbody.annotations import WholeBodySet
+from fullbody.images import ImageReadError
+from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.merge import merge_predictions
-from fullbody.pseudo.proposals import propose, with_human_boxes
-from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Prediction, Teacher
+from fullbody.manifest import DIFFERENT, NEW, JobManifest, ManifestMismatchError, file_sha256
+from fullbody.pseudo.labelling import (
+    PART_BOX_MODES,
+    ImageTask,
+    assign_parts,
+    build_teachers,
+    label_image,
+    read_task_image,
+    task_image_path,
+)
 
-MANIFEST_VERSION = 1
-PART_BOX_MODES = ("proposals", "gt")
-#: Teacher slots: part teachers win over the whole-body one for the parts they label.
-WHOLEBODY_SLOT = "wholebody"
+#: Version of the shard folder's manifest (2: records image_dir and skipped images).
+MANIFEST_VERSION = 2
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def build_teachers(specs: Mapping[str, Any]) -> dict[str, Teacher]:
-    """Teacher objects from ``slot -> config`` (a ``_target_`` mapping, a teacher, or None)."""
-    from hydra.utils import instantiate
-
-    out = {}
-    for slot, spec in specs.items():
-        if spec is None:
-            continue
-        teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
-        if not isinstance(teacher, Teacher):
-            raise TypeError(f"teacher '{slot}': {type(teacher).__name__} has no parts/predict")
-        out[slot] = teacher
-    return out
+class ImageLabelError(RuntimeError):
+    """Labelling one image failed in a way that is not the image's or the input's fault (a
+    teacher raised); the message names the image file, the error type and its message."""
 
 
-def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
-    """Which teacher labels each part: the part teacher that names it, else the whole-body one.
-
-    Two part teachers claiming one part is an error (the choice would be silent).
-    """
-    by_part: dict[str, Teacher] = {}
-    owner: dict[str, str] = {}
-    for slot, teacher in teachers.items():
-        if slot == WHOLEBODY_SLOT:
-            continue
-        for part in teacher.parts:
-            if part in by_part:
-                raise ValueError(
-                    f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'"
-                )
-            by_part[part], owner[part] = teacher, slot
-    whole = teachers.get(WHOLEBODY_SLOT)
-    if whole is not None:
-        for part in whole.parts:
-            by_part.setdefault(part, whole)
-    return {p: by_part[p] for p in TEACHER_PARTS if p in by_part}
-
-
-@dataclass
-class ImageTask:
-    """One image and its people: everything a worker needs, nothing more."""
-
-    image: dict[str, Any]  # the COCO image record
-    ann_ids: np.ndarray  # (m,)
-    body: np.ndarray  # (m, 17, 3)
-    body_conf: np.ndarray  # (m, 17)
-    bboxes: np.ndarray  # (m, 4)
-    part_boxes: np.ndarray  # (m, 3, 4) human boxes (zeros when absent)
-    iscrowd: np.ndarray  # (m,)
-
-
-def read_image(image_dir: str | os.PathLike, record: Mapping[str, Any]) -> np.ndarray:
-    """The RGB image of a COCO image record; clear errors for a missing or mismatched file."""
-    path = Path(image_dir) / str(record["file_name"])
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"{path}: image {record['id']} not found or not readable")
-    h, w = image.shape[:2]
-    if (w, h) != (int(record["width"]), int(record["height"])):
-        raise AnnotationError(
-            path, f"image {record['id']}", "width/height",
-            f"the file is {w}x{h} but the annotation says {record['width']}x{record['height']}",
-        )  # fmt: skip
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def label_image(
-    image: np.ndarray,
-    task: ImageTask,
-    teachers: Mapping[str, Teacher],
-    part_boxes: str = "proposals",
-    min_conf: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pseudo-labels of one image's people: keypoints, conf, valid, part boxes (merge order).
-
-    ``teachers`` maps parts to teachers (:func:`assign_parts`); each distinct teacher runs once
-    on the image's non-crowd people. Crowd regions keep their body and nothing else.
-    """
-    people_rows = np.flatnonzero(~task.iscrowd.astype(bool))
-    regions = propose(task.body[people_rows])
-    if part_boxes == "gt":
-        regions = with_human_boxes(regions, task.part_boxes[people_rows])
-    people = People(task.body[people_rows], task.bboxes[people_rows], regions)
-    predictions: dict[str, Prediction] = {}
-    for teacher in {id(t): t for t in teachers.values()}.values():
-        if not len(people_rows):
-            break
-        pred = teacher.predict(image, people)
-        full = Prediction.empty(len(task.ann_ids))
-        full.xy[people_rows], full.conf[people_rows] = pred.xy, pred.conf
-        full.occluded[people_rows] = pred.occluded
-        for part, t in teachers.items():
-            if t is teacher:
-                predictions[part] = full
-    size = (float(task.image["width"]), float(task.image["height"]))
-    return merge_predictions(task.body, task.body_conf, predictions, size, min_conf)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
+# ------------------------------------------------------------------------ the shard manifest
 def _describe(spec: Any) -> Any:
     """A JSON-able description of a teacher spec for the manifest."""
     if spec is None or isinstance(spec, (str, int, float, bool)):
@@ -167,49 +77,86 @@ def _describe(spec: Any) -> Any:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(specs, image_dir, part_boxes, min_conf, shard_dir, threads) -> None:
-    cv2.setNumThreads(threads)
-    teachers = assign_parts(build_teachers(specs))
-    if "torch" in sys.modules:  # only teachers that use torch pay for importing it
-        sys.modules["torch"].set_num_threads(threads)
+def _picklable(e: BaseException) -> BaseException:
+    """``e`` itself when it survives a trip between processes, else a RuntimeError with its
+    message (a pool whose worker raises an unpicklable error waits forever)."""
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return RuntimeError(f"{type(e).__name__}: {e}")
+
+
+def _init_worker(specs, image_dir, source, part_boxes, min_conf, manifest, threads, skip):
+    _WORKER.clear()
     _WORKER.update(
-        teachers=teachers,
         image_dir=image_dir,
+        source=source,
         part_boxes=part_boxes,
         min_conf=min_conf,
-        shard_dir=Path(shard_dir),
+        manifest=manifest,
+        skip_bad_images=skip,
     )
-
-
-def _shard_path(shard_dir: Path, index: int) -> Path:
-    return shard_dir / f"shard-{index:05d}.json"
+    cv2.setNumThreads(threads)
+    try:
+        _WORKER["teachers"] = assign_parts(build_teachers(specs))
+    except Exception as e:  # kept for the first shard: a pool respawns failed initialisers
+        _WORKER["error"] = _picklable(e)
+    if "torch" in sys.modules:  # only teachers that use torch pay for importing it
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def _run_shard(job: tuple[int, list[ImageTask]]) -> tuple[int, int]:
     """Label one shard and write it atomically; returns (shard index, people labelled)."""
     index, tasks = job
     w = _WORKER
+    if "error" in w:
+        raise w["error"]
     rows: dict[str, list] = {
         "ann_ids": [],
         "keypoints": [],
         "conf": [],
         "valid": [],
         "part_boxes": [],
+        "skipped": [],
     }
     for task in tasks:
         if not len(task.ann_ids):
             continue
-        image = read_image(w["image_dir"], task.image)
-        kpts, conf, valid, boxes = label_image(
-            image, task, w["teachers"], w["part_boxes"], w["min_conf"]
-        )
+        try:
+            image = read_task_image(w["image_dir"], task, w["source"])
+        except ImageReadError as e:
+            if not w["skip_bad_images"]:
+                raise
+            rec = task.image
+            rows["skipped"].append(
+                {"id": rec["id"], "file_name": rec["file_name"], "error": str(e)}
+            )
+            continue
+        try:
+            kpts, conf, valid, boxes = label_image(
+                image, task, w["teachers"], w["part_boxes"], w["min_conf"]
+            )
+        except Exception as e:
+            path = task_image_path(w["image_dir"], task)
+            raise ImageLabelError(
+                f"{path}: image {task.image['id']}: labelling failed: {type(e).__name__}: {e}"
+            ) from None
         rows["ann_ids"] += task.ann_ids.tolist()
         rows["keypoints"] += kpts.tolist()
         rows["conf"] += conf.tolist()
         rows["valid"] += valid.tolist()
         rows["part_boxes"] += boxes.tolist()
-    write_json_atomic({"shard": index, **rows}, _shard_path(w["shard_dir"], index))
-    return index, len(rows["ann_ids"])
+    w["manifest"].write_shard(index, {"shard": index, **rows})
+    return index, sum(len(t.ann_ids) for t in tasks)
+
+
+def _run_shard_across(job: tuple[int, list[ImageTask]]) -> tuple[int, int]:
+    """:func:`_run_shard` in a worker process: whatever it raises can be sent back."""
+    try:
+        return _run_shard(job)
+    except Exception as e:
+        raise _picklable(e) from None
 
 
 @contextlib.contextmanager
@@ -250,6 +197,7 @@ class PseudoLabeller:
         keep_shards: bool = False,
         progress: bool = True,
         report: bool = False,
+        skip_bad_images: bool = False,
     ):
         if part_boxes not in PART_BOX_MODES:
             raise ValueError(f"part_boxes must be one of {PART_BOX_MODES}, got {part_boxes!r}")
@@ -269,10 +217,13 @@ class PseudoLabeller:
         self.part_boxes, self.min_conf = part_boxes, min_conf
         self.workers, self.shard_size, self.threads = workers, shard_size, threads_per_worker
         self.overwrite, self.keep_shards, self.progress = overwrite, keep_shards, progress
-        self.report = report
+        self.report, self.skip_bad_images = report, skip_bad_images
         #: Where ``report=True`` writes the quality report, and what it held (after :meth:`run`).
         self.report_file = self.out_file.with_name(self.out_file.stem + ".report.json")
         self.report_table: dict[str, Any] | None = None
+        #: Images left out by ``skip_bad_images`` (id, file_name, error), and where they are listed.
+        self.skipped: list[dict[str, Any]] = []
+        self.skipped_file = self.out_file.with_name(self.out_file.stem + ".skipped.json")
         self.shard_dir = self.out_file.with_name(self.out_file.stem + ".shards")
 
     # ----------------------------------------------------------------- planning
@@ -291,39 +242,39 @@ class PseudoLabeller:
             for i, r in sorted(groups.items())
         ]
 
-    def _manifest(self, tasks: list[ImageTask]) -> dict[str, Any]:
-        shards = [
-            [int(t.image["id"]) for t in tasks[i : i + self.shard_size]]
-            for i in range(0, len(tasks), self.shard_size)
-        ]
-        return {
-            "version": MANIFEST_VERSION,
-            "ann_file_sha256": _sha256(self.ann_file),
-            "settings": {
-                "teachers": _describe(self.teachers),
-                "part_boxes": self.part_boxes,
-                "min_conf": self.min_conf,
+    def _manifest(self) -> JobManifest:
+        """The shard folder's record: what fixes the output (the shard plan follows from the
+        input and ``shard_size``), so a resume with anything else is refused by name."""
+        return JobManifest(
+            self.shard_dir,
+            {
+                "version": MANIFEST_VERSION,
+                "ann_file_sha256": file_sha256(self.ann_file),
+                "image_dir": str(self.image_dir.resolve()),
+                "shard_size": self.shard_size,
+                "settings": {
+                    "teachers": _describe(self.teachers),
+                    "part_boxes": self.part_boxes,
+                    "min_conf": self.min_conf,
+                    "skip_bad_images": self.skip_bad_images,
+                },
             },
-            "shards": shards,
-        }
+        )
 
-    def _prepare_shard_dir(self, manifest: dict[str, Any]) -> None:
-        path = self.shard_dir / "manifest.json"
-        if self.shard_dir.exists():
-            try:
-                old = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                old = None
-            if old != manifest:
-                if not self.overwrite:
-                    raise FileExistsError(
-                        f"{self.shard_dir} holds shards of a different job (input or settings "
-                        "differ, or no manifest); delete it or pass overwrite=true"
-                    )
-                shutil.rmtree(self.shard_dir)
-        if not self.shard_dir.exists():
-            self.shard_dir.mkdir(parents=True)
-            write_json_atomic(manifest, path)
+    def _prepare_shard_dir(self, manifest: JobManifest) -> None:
+        """Refuse a folder of another job (naming what differs) unless ``overwrite``, which
+        clears it; then record that this job runs."""
+        state = manifest.state()
+        stray = state == NEW and any(self.shard_dir.glob("shard-*.json"))
+        if state == DIFFERENT or stray:
+            if not self.overwrite:
+                what = "no manifest" if stray else manifest.difference()
+                raise ManifestMismatchError(
+                    f"{self.shard_dir} holds shards of a different job ({what}); resume with "
+                    "the same input, image_dir and settings, or delete it or pass overwrite=true"
+                )
+            manifest.clear()
+        manifest.begin()
 
     # ----------------------------------------------------------------- running
     def run(self) -> WholeBodySet:
@@ -346,20 +297,20 @@ class PseudoLabeller:
                 "part_boxes=gt needs human part boxes, and this file has none",
             )  # fmt: skip
         tasks = self._tasks(ws)
-        manifest = self._manifest(tasks)
+        manifest = self._manifest()
         self._prepare_shard_dir(manifest)
         shard_tasks = [
             tasks[i : i + self.shard_size] for i in range(0, len(tasks), self.shard_size)
         ]
-        done = {i for i in range(len(shard_tasks)) if _shard_path(self.shard_dir, i).is_file()}
-        todo = [(i, shard_tasks[i]) for i in range(len(shard_tasks)) if i not in done]
+        done = set(manifest.finished_shards(len(shard_tasks)))
+        todo = [(i, shard_tasks[i]) for i in manifest.missing_shards(len(shard_tasks))]
         done_people = sum(len(t.ann_ids) for i in done for t in shard_tasks[i])
         bar = tqdm(
             total=len(ws), initial=done_people, unit="person", desc="pseudo-labelling",
             disable=not self.progress, dynamic_ncols=True,
         )  # fmt: skip
-        args = (self.teachers, str(self.image_dir), self.part_boxes, self.min_conf,
-                str(self.shard_dir), self.threads)  # fmt: skip
+        args = (self.teachers, str(self.image_dir), str(self.ann_file), self.part_boxes,
+                self.min_conf, manifest, self.threads, self.skip_bad_images)  # fmt: skip
         with bar:
             if self.workers == 0:
                 _init_worker(*args)
@@ -376,32 +327,42 @@ class PseudoLabeller:
                         min(self.workers, len(todo)), initializer=_init_worker, initargs=args
                     ) as pool,
                 ):
-                    for _, n in pool.imap_unordered(_run_shard, todo):
+                    for _, n in pool.imap_unordered(_run_shard_across, todo):
                         bar.update(n)
-        out = self._merge(ws, len(shard_tasks))
+        out, kept = self._merge(ws, manifest, len(shard_tasks))
         out.save(self.out_file)
+        manifest.finish({"people": len(out), "skipped_images": len(self.skipped)})
+        if self.skipped:
+            write_json_atomic(self.skipped, self.skipped_file)
         if not self.keep_shards:
             shutil.rmtree(self.shard_dir)
         if self.report:
             from fullbody.pseudo.report import quality_report
 
-            self.report_table = quality_report(out, ws)
+            self.report_table = quality_report(out, kept)
+            if self.skipped:
+                self.report_table["skipped_images"] = self.skipped
             write_json_atomic(self.report_table, self.report_file)
         return out
 
-    def _merge(self, ws: WholeBodySet, n_shards: int) -> WholeBodySet:
+    def _merge(
+        self, ws: WholeBodySet, manifest: JobManifest, n_shards: int
+    ) -> tuple[WholeBodySet, WholeBodySet]:
+        """The pseudo-labels of every shard, and the input without the skipped images."""
         out = ws.subset(np.arange(len(ws)))
         out.keypoints, out.conf = np.zeros_like(ws.keypoints), np.zeros_like(ws.conf)
         out.valid, out.part_boxes = np.zeros_like(ws.valid), np.zeros_like(ws.part_boxes)
         out.has_conf = True
         row_of = {int(a): r for r, a in enumerate(ws.ann_ids)}
         seen = np.zeros(len(ws), bool)
+        self.skipped = []
         for i in range(n_shards):
-            path = _shard_path(self.shard_dir, i)
+            path = manifest.shard_path(i)
+            shard = manifest.read_shard(i)  # a damaged file: an error naming it
             try:
-                shard = json.loads(path.read_text())
                 rows = np.array([row_of[int(a)] for a in shard["ann_ids"]], dtype=np.int64)
-            except (OSError, json.JSONDecodeError, KeyError) as e:
+                self.skipped += shard["skipped"]
+            except (KeyError, TypeError, ValueError) as e:
                 raise AnnotationError(path, "shard", "(file)", f"unreadable shard: {e}") from e
             if len(rows):
                 out.keypoints[rows] = np.asarray(shard["keypoints"], np.float64)
@@ -409,10 +370,16 @@ class PseudoLabeller:
                 out.valid[rows] = np.asarray(shard["valid"], bool)
                 out.part_boxes[rows] = np.asarray(shard["part_boxes"], np.float64)
                 seen[rows] = True
-        if not seen.all():
+        gone = {int(r["id"]) for r in self.skipped}
+        keep = np.flatnonzero(~np.isin(ws.image_ids, list(gone)))
+        if not seen[keep].all():
+            missing = ws.ann_ids[keep[~seen[keep]]][0]
             raise AnnotationError(
-                self.shard_dir, f"annotation {ws.ann_ids[~seen][0]}", "(shards)",
+                self.shard_dir, f"annotation {missing}", "(shards)",
                 "no shard holds this person; delete the shard folder and run again",
             )  # fmt: skip
+        out, kept = out.subset(keep), ws.subset(keep)
+        for s in (out, kept):
+            s.images = {i: r for i, r in s.images.items() if i not in gone}
         out.validate(str(self.out_file))
-        return out
+        return out, kept

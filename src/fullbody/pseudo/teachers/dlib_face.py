@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fullbody.data.transforms import transform_points
 from fullbody.keypoints import FLIP_INDEX, PART_SLICES
 from fullbody.pseudo.crops import (
     box_to_square,
     crop_affines,
     invert_affines,
-    transform_points,
     warp_crops,
 )
 from fullbody.pseudo.teachers.base import People, Prediction, TeacherError
@@ -101,6 +101,6 @@ class DlibFace:
             pts[i] = p
             d2 = ((p - q) ** 2).sum(1)
             agree[i] = np.exp(-d2 / (2 * (self.flip_sigma * _BOX_PX) ** 2))
-        out.xy[rows, _FACE] = transform_points(invert_affines(affines), pts)
+        out.xy[rows, _FACE] = transform_points(pts, invert_affines(affines))
         out.conf[rows, _FACE] = agree
         return out

@@ -4,7 +4,7 @@ MediaPipe's landmark models ship as ``.tflite`` files inside its PyPI wheels. In
 ``mediapipe`` Python package itself would pin protobuf < 5 (which breaks wandb), so this step
 downloads one fixed wheel with pip (``--no-deps``; the same bytes on every machine, whatever its
 Python or platform, since the files inside are platform-independent), extracts only the three
-model files, checks their sizes and SHA-256 and stores them in the teacher model folder
+model files, checks their sizes and SHA-256 (:mod:`fullbody.utils.wheels`) and stores them in the teacher model folder
 (``--dir``, else $FULLBODY_TEACHER_DIR, else ``~/.cache/fullbody/teachers``). Run time reads
 only those local files. dlib's face model comes with ``pip install -e '.[teachers]'``
 (``face_recognition_models``) and needs no step here.
@@ -13,14 +13,11 @@ only those local files. dlib's face model comes with ``pip install -e '.[teacher
 from __future__ import annotations
 
 import argparse
-import hashlib
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 from fullbody.pseudo.teachers.base import model_dir
+from fullbody.utils.wheels import download_wheel, extract, installed
 
 MEDIAPIPE_VERSION = "0.10.21"
 #: The wheel the files are taken from (CPython 3.11, manylinux x86-64; any would do).
@@ -46,62 +43,6 @@ MODELS = {
 }
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-Models = dict[str, tuple[str, int, str]]
-
-
-def installed(directory: Path, models: Models | None = None) -> dict[str, bool]:
-    """Which of ``models`` (default: the teachers' :data:`MODELS`) are present in ``directory``
-    with the right size and hash."""
-    out = {}
-    for name, (_, size, digest) in (MODELS if models is None else models).items():
-        p = directory / name
-        out[name] = p.is_file() and p.stat().st_size == size and _sha256(p.read_bytes()) == digest
-    return out
-
-
-def extract(wheel: Path, directory: Path, models: Models | None = None) -> list[Path]:
-    """Copy ``models`` (name -> (path in the wheel, size, SHA-256); default :data:`MODELS`) out
-    of a wheel into ``directory``, verifying each before it is written (atomically)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    with zipfile.ZipFile(wheel) as zf:
-        for name, (member, size, digest) in (MODELS if models is None else models).items():
-            try:
-                data = zf.read(member)
-            except KeyError:
-                raise RuntimeError(f"{wheel}: no {member} inside") from None
-            if len(data) != size or _sha256(data) != digest:
-                raise RuntimeError(
-                    f"{wheel}: {member}: size {len(data)} / sha256 {_sha256(data)} differ from "
-                    f"the expected {size} / {digest}"
-                )
-            tmp = directory / f".{name}.tmp"
-            tmp.write_bytes(data)
-            tmp.replace(directory / name)
-            written.append(directory / name)
-    return written
-
-
-def download_wheel(
-    dest: Path,
-    requirement: str = f"mediapipe=={MEDIAPIPE_VERSION}",
-    tags: tuple[str, ...] = WHEEL_TAGS,
-) -> Path:
-    """``pip download`` one pinned wheel (no dependencies) into the empty folder ``dest``;
-    ``tags`` are pip's platform options (empty: this machine's)."""
-    cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
-           "--only-binary=:all:", *tags, "-d", str(dest)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest.glob("*.whl"))
-    if done.returncode != 0 or len(wheels) != 1:
-        raise RuntimeError(f"pip download failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
-    return wheels[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=None, help="model folder (default: see module docs)")
@@ -109,14 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="reinstall even if present")
     args = ap.parse_args(argv)
     directory = model_dir(args.dir)
-    if not args.force and all(installed(directory).values()):
+    if not args.force and all(installed(directory, MODELS).values()):
         print(f"teacher models already installed in {directory}")
         return 0
     if args.wheel:
-        written = extract(Path(args.wheel), directory)
+        written = extract(Path(args.wheel), directory, MODELS)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            written = extract(download_wheel(Path(tmp)), directory)
+            wheel = download_wheel(Path(tmp), f"mediapipe=={MEDIAPIPE_VERSION}", WHEEL_TAGS)
+            written = extract(wheel, directory, MODELS)
     for p in written:
         print(f"installed {p}")
     return 0

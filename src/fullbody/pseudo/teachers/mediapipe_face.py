@@ -20,13 +20,13 @@ import os
 
 import numpy as np
 
+from fullbody.data.transforms import transform_points
 from fullbody.keypoints import PART_SLICES
 from fullbody.pseudo.crops import (
     box_to_square,
     crop_affines,
     invert_affines,
     rotated_extent,
-    transform_points,
     unit,
     warp_crops,
 )
@@ -113,7 +113,7 @@ class MediaPipeFace:
             out = self.model(crop)
             pts[i] = out[0].reshape(468, 3)[:, :2] - 0.5  # continuous -> pixel-centre coords
             flag[i] = float(sigmoid(out[1].ravel()[0]))
-        return transform_points(invert_affines(affines), pts), flag
+        return transform_points(pts, invert_affines(affines)), flag
 
     def predict(self, image: np.ndarray, people: People) -> Prediction:
         out = Prediction.empty(len(people))

@@ -19,13 +19,13 @@ import os
 
 import numpy as np
 
+from fullbody.data.transforms import transform_points
 from fullbody.keypoints import NAME_TO_INDEX, PART_SLICES
 from fullbody.pseudo.crops import (
     box_to_square,
     crop_affines,
     invert_affines,
     rotated_extent,
-    transform_points,
     unit,
     warp_crops,
 )
@@ -72,7 +72,7 @@ class MediaPipeHand:
             out = self.model(crop)
             pts[i] = out[0].reshape(21, 3)[:, :2] - 0.5  # continuous -> pixel-centre coords
             presence[i] = float(np.clip(out[1].ravel()[0], 0.0, 1.0))
-        return transform_points(invert_affines(affines), pts), presence
+        return transform_points(pts, invert_affines(affines)), presence
 
     def predict(self, image: np.ndarray, people: People) -> Prediction:
         out = Prediction.empty(len(people))

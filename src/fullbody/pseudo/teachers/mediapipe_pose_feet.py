@@ -22,12 +22,12 @@ import os
 
 import numpy as np
 
+from fullbody.data.transforms import transform_points
 from fullbody.keypoints import NAME_TO_INDEX as K
 from fullbody.pseudo.crops import (
     UP,
     crop_affines,
     invert_affines,
-    transform_points,
     unit,
     warp_crops,
 )
@@ -93,7 +93,7 @@ class MediaPipePoseFeet:
         out = np.zeros((len(crops), 39, 5))
         for i, crop in enumerate(crops):
             out[i] = self.model(crop)[0].reshape(39, 5)
-        out[..., :2] = transform_points(invert_affines(affines), out[..., :2] - 0.5)
+        out[..., :2] = transform_points(out[..., :2] - 0.5, invert_affines(affines))
         out[..., 3:] = sigmoid(out[..., 3:])
         return out
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from fullbody.codecs.heatmap import HeatmapCodec
-from fullbody.data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from fullbody.data.transforms import transform_points
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
     UP,
@@ -36,7 +37,6 @@ from fullbody.pseudo.crops import (
     crop_affines,
     invert_affines,
     person_crops,
-    transform_points,
     warp_crops,
 )
 from fullbody.pseudo.teachers.base import (
@@ -46,6 +46,7 @@ from fullbody.pseudo.teachers.base import (
     TeacherError,
     check_parts,
 )
+from fullbody.utils.onnx_session import onnx_session
 
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
 
@@ -78,8 +79,6 @@ class OnnxTopDown:
         std: Sequence[float] = IMAGENET_STD,
         num_threads: int = 1,
     ):
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
@@ -92,11 +91,7 @@ class OnnxTopDown:
         self.indices = _indices(keypoints)
         if region == "hands" and len(self.indices) != 21:
             raise ValueError(f"{self.path}: region 'hands' needs a 21-point hand model")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = num_threads
-        self.session = ort.InferenceSession(
-            str(self.path), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(self.path, ["CPUExecutionProvider"], num_threads)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:
             raise TeacherError(f"{self.path}: input must be (B, 3, H, W), got {inp.shape}")
@@ -152,7 +147,7 @@ class OnnxTopDown:
             crops = warp_crops(image, affines, (w, h)).astype(np.float32) / 255.0
             x = (crops.transpose(0, 3, 1, 2) - self.mean) / self.std
             xy, conf = self._decode(self._infer(np.ascontiguousarray(x, np.float32)))
-            xy = transform_points(invert_affines(affines), xy)
+            xy = transform_points(xy, invert_affines(affines))
             idx = self.indices + PART_SLICES[job].start if self.region == "hands" else self.indices
             out.xy[rows[:, None], idx] = xy
             out.conf[rows[:, None], idx] = conf

@@ -15,9 +15,9 @@ import pytest
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.results import Predictions
-from fullbody.inference.demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor
+from fullbody.inference.run_demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.jsonio import AnnotationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +90,29 @@ def test_a_corrupt_file_is_reported_and_skipped(tiny_ckpt, box_finder_onnx, tmp_
     assert sorted(p.name for p in (tmp_path / "out" / "vis").iterdir()) == sorted(
         f.name for f in files
     )
+
+
+def test_exif_rotated_jpegs_as_stored_and_truncated_ones_skipped(
+    tiny_ckpt, box_finder_onnx, tmp_path, bad_jpegs
+):
+    # The same JPEG bytes with and without an EXIF Orientation=3 segment give the same poses.
+    (scene,) = synthetic_images(tmp_path / "src", 1)
+    rgb = cv2.cvtColor(cv2.imread(str(scene)), cv2.COLOR_BGR2RGB)
+    (tmp_path / "in").mkdir()
+    turned = bad_jpegs.exif_rotated(tmp_path / "in" / "a_turned.jpg", rgb)
+    data = turned.read_bytes()
+    app1 = 2 + int.from_bytes(data[4:6], "big")
+    (tmp_path / "in" / "b_plain.jpg").write_bytes(data[:2] + data[2 + app1 :])
+    bad_jpegs.truncated(tmp_path / "in" / "c_cut.jpg", rgb)
+    det = OnnxDetector(box_finder_onnx, score_threshold=0.3)
+    out = run_demo(tmp_path / "in", runner(tiny_ckpt, det), tmp_path / "out", progress=False)
+    assert [r["file_name"] for r in out.images] == ["a_turned.jpg", "b_plain.jpg"]
+    turned_pred, plain_pred = out.results
+    np.testing.assert_array_equal(turned_pred.bboxes, plain_pred.bboxes)
+    np.testing.assert_array_equal(turned_pred.keypoints, plain_pred.keypoints)
+    np.testing.assert_allclose(turned_pred.bboxes[0], [30, 20, 30, 50], atol=2)  # not turned
+    (skip,) = out.skipped
+    assert Path(skip["file"]).name == "c_cut.jpg" and "truncated" in skip["reason"]
 
 
 def make_video(path: Path, frames: int = 6, size=(96, 128)) -> Path:
@@ -194,3 +217,49 @@ def test_demo_configs_build_every_detector_and_the_predictor(
         instantiate(cfg.detector)
     cfg = compose_config("export", [f"ckpt_path={tiny_ckpt}"], tmp_path)
     assert cfg.out_file == f"{tmp_path}/model.onnx" and cfg.check.tolerance == 1e-3
+
+
+def test_an_out_dir_with_a_previous_demo_is_refused_before_drawing(
+    tiny_ckpt, box_finder_onnx, tmp_path
+):
+    """It used to draw everything, overwrite the drawings, then fail on results.json naming an
+    option demo.py did not have. Now: refused up front, nothing touched; overwrite=True works."""
+    synthetic_images(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    (out / "vis").mkdir(parents=True)
+    (out / "vis" / "scene_a0.png").write_bytes(b"old drawing")
+    (out / "results.json").write_text("[]")
+    det = OnnxDetector(box_finder_onnx, score_threshold=0.3)
+    with pytest.raises(FileExistsError, match=r"overwrite=true"):
+        run_demo(tmp_path / "in", runner(tiny_ckpt, det), out, progress=False)
+    assert (out / "vis" / "scene_a0.png").read_bytes() == b"old drawing"
+    assert sorted(p.name for p in (out / "vis").iterdir()) == ["scene_a0.png"]
+    done = run_demo(tmp_path / "in", runner(tiny_ckpt, det), out, progress=False, overwrite=True)
+    assert len(done.images) == 2 and len(Predictions.load(out / "results.json")) == 2
+
+
+def test_an_empty_input_folder_is_an_error_naming_it(tmp_path):
+    """An empty folder used to give results.json = [] (which eval.py rejected): now an error."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty: no files in the folder"):
+        run_demo(tmp_path / "empty", None, tmp_path / "out", progress=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_demo_command_line_refuses_an_existing_out_dir_in_one_line(tmp_path):
+    synthetic_images(tmp_path / "in", 1)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.json").write_text("[]")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    base = [sys.executable, "demo.py", f"input={tmp_path / 'in'}", "ckpt_path=/no/such.ckpt",
+            f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    done = subprocess.run([*base, f"out_dir={tmp_path / 'out'}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "results.json" in lines[0] and "overwrite=true" in lines[0]
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run([*base[:2], f"input={tmp_path / 'empty'}", *base[3:]], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2 and "empty: no files in the folder" in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fullbody.inference.draw import draw_wholebody, tile_images
+from fullbody.draw import draw_wholebody, tile_images
 from fullbody.keypoints import NUM_KEYPOINTS, PART_COLORS, PART_SLICES
 
 

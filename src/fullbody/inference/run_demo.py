@@ -2,7 +2,7 @@
 
 :func:`run_demo` is what ``python demo.py input=PATH ckpt_path=CKPT`` runs. Per input it
 detects people, predicts their 133 points and draws them coloured by part
-(:func:`fullbody.inference.draw.draw_wholebody`). It writes into ``out_dir``:
+(:func:`fullbody.draw.draw_wholebody`). It writes into ``out_dir``:
 
 * ``vis/<file name>`` — each drawn image (JPEG/PNG as the input), or ``<video stem>_pose.mp4``;
 * ``results.json`` — COCO keypoint results (mmpose's split layout, with ``bbox``);
@@ -10,12 +10,13 @@ detects people, predicts their 133 points and draws them coloured by part
   size; ``frame`` for video frames);
 * ``summary.json`` — counts, timing and every skipped file with its reason.
 
-A file that cannot be read or decoded is reported and skipped; the others still run.
+A file that cannot be read or decoded is reported and skipped; the others still run. An
+``out_dir`` that already holds a demo's outputs is refused before anything is drawn, unless
+``overwrite`` (then those files are replaced); a folder without any file to read is an error.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -28,16 +29,20 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fullbody.draw import draw_wholebody
 from fullbody.evaluation.results import Predictions
+from fullbody.images import ImageReadError, read_image, read_image_records
 from fullbody.inference.detectors import PersonDetector
-from fullbody.inference.draw import draw_wholebody
-from fullbody.inference.predictor import ImageReadError, PosePredictor, PoseResult, read_image
-from fullbody.jsonio import AnnotationError, write_json_atomic
+from fullbody.inference.predictor import PosePredictor, PoseResult
+from fullbody.jsonio import write_json_atomic
+from fullbody.keypoints import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+#: What a demo run writes into its ``out_dir`` (besides ``<video stem>_pose.mp4``).
+OUTPUT_NAMES = ("results.json", "images.json", "summary.json", "vis")
 
 
 @dataclass
@@ -76,34 +81,33 @@ def list_inputs(path: str | os.PathLike) -> tuple[str, list[Path]]:
         raise FileNotFoundError(f"{p}: input not found (input=PATH: an image, a folder or a video)")
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise FileNotFoundError(f"{p}: no files in the folder (input=PATH: images or a video)")
         return "images", files
     if p.suffix.lower() in VIDEO_SUFFIXES:
         return "video", [p]
     return "images", [p]
 
 
-def read_image_records(path: str | os.PathLike) -> dict[int, dict[str, Any]]:
-    """The ``images`` records (id -> record) of any COCO JSON file (annotations, image info)."""
-    path = Path(path)
+def check_out_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Create ``out_dir`` and check, before anything is drawn, that the demo may write there:
+    FileExistsError when it holds a previous demo's outputs (unless ``overwrite``),
+    PermissionError when it cannot be written."""
+    out = Path(out_dir).expanduser()
     try:
-        with path.open() as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: ann_file not found") from None
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, f"line {e.lineno}", "(json)", f"malformed JSON: {e.msg}") from e
-    images = data.get("images") if isinstance(data, dict) else None
-    if not isinstance(images, list):
-        raise AnnotationError(path, "top level", "images", "missing or not a list")
-    out = {}
-    for k, rec in enumerate(images):
-        if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
-            raise AnnotationError(path, f"image #{k}", "id", "missing or not an integer")
-        if not isinstance(rec.get("file_name"), str):
-            raise AnnotationError(
-                path, f"image {rec['id']}", "file_name", "missing or not a string"
-            )
-        out[rec["id"]] = rec
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        msg = f"{out}: cannot create the output folder (out_dir): {e.strerror}"
+        raise PermissionError(msg) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"{out}: the output folder is not writable (out_dir)")
+    found = [n for n in OUTPUT_NAMES if (out / n).exists()]
+    found += sorted(p.name for p in out.glob("*_pose.mp4"))
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{out}: holds a previous demo's {', '.join(found)} (out_dir): choose another "
+            "out_dir or pass overwrite=true to replace them"
+        )
     return out
 
 
@@ -118,6 +122,16 @@ def image_ids_for(files: list[Path], ann_file: str | os.PathLike | None = None) 
     if stems and all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems):
         return [int(s) for s in stems]
     return list(range(1, len(files) + 1))
+
+
+def _predictions(image_id: int, result: PoseResult) -> Predictions:
+    n = len(result)
+    return Predictions(
+        image_ids=np.full(n, image_id, np.int64),
+        keypoints=result.keypoints.reshape(n, NUM_KEYPOINTS, 3),
+        scores=result.scores,
+        bboxes=result.boxes,
+    )
 
 
 class DemoRunner:
@@ -182,7 +196,7 @@ class DemoRunner:
                 self._skip(out, path, f"{target}: cannot write the drawn image")
             h, w = image.shape[:2]
             out.images.append({"id": image_id, "file_name": path.name, "width": w, "height": h})
-            out.results.append(result.to_predictions(image_id))
+            out.results.append(_predictions(image_id, result))
             out.people += len(result)
             bar.set_postfix(people=out.people, skipped=len(out.skipped))
 
@@ -226,7 +240,7 @@ class DemoRunner:
                         {"id": image_id, "file_name": path.name, "frame": frame_no,
                          "width": w, "height": h}
                     )  # fmt: skip
-                    out.results.append(result.to_predictions(image_id))
+                    out.results.append(_predictions(image_id, result))
                     out.people += len(result)
                     bar.update()
                     bar.set_postfix(people=out.people)
@@ -263,11 +277,11 @@ def run_demo(
     progress: bool = True,
     video_codec: str = "mp4v",
     max_frames: int | None = None,
+    overwrite: bool = False,
 ) -> DemoOutput:
     """Run the demo on ``input`` and write everything into ``out_dir`` (see module docs)."""
-    out = DemoOutput(Path(out_dir))
-    out.out_dir.mkdir(parents=True, exist_ok=True)
     kind, files = list_inputs(input)
+    out = DemoOutput(check_out_dir(out_dir, overwrite))
     if kind == "video":
         runner.run_video(files[0], out, progress, video_codec, max_frames)
     else:
@@ -277,7 +291,7 @@ def run_demo(
         files = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
         runner.run_images(files, image_ids_for(files, ann_file), out, progress)
     preds = Predictions.concatenate(out.results)
-    preds.save(out.out_dir / "results.json", layout="split")
+    preds.save(out.out_dir / "results.json", layout="split", overwrite=overwrite)
     write_json_atomic(out.images, out.out_dir / "images.json")
     write_json_atomic(out.summary(), out.out_dir / "summary.json")
     return out

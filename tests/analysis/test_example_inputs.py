@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fullbody.analysis.demo import default_inputs, distilled_student
+from fullbody.analysis.example_inputs import default_inputs, distilled_student
 from fullbody.analysis.part_errors import pair_people
 from fullbody.analysis.report import load_inputs
 from fullbody.data.synthetic import generate_labels, perturb_labels

@@ -1,0 +1,125 @@
+"""Pseudo-labelling one image: which teacher labels which part, the image's people, the merge.
+
+:func:`label_image` is the unit of work of the sharded job (:mod:`fullbody.pseudo.runner`):
+given one decoded image and its people (:class:`ImageTask`), it proposes part boxes from the
+body keypoints (or takes the human ones), runs each distinct teacher once and merges their
+points with the human body (:func:`fullbody.pseudo.merge.merge_predictions`).
+:func:`read_task_image` decodes the image exactly as training does
+(:func:`fullbody.images.read_image`: EXIF orientation ignored, truncated files refused, size
+checked against the record).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fullbody.images import read_image
+from fullbody.pseudo.merge import merge_predictions
+from fullbody.pseudo.proposals import propose, with_human_boxes
+from fullbody.pseudo.teachers.base import TEACHER_PARTS, People, Prediction, Teacher
+
+PART_BOX_MODES = ("proposals", "gt")
+#: Teacher slots: part teachers win over the whole-body one for the parts they label.
+WHOLEBODY_SLOT = "wholebody"
+
+
+def build_teachers(specs: Mapping[str, Any]) -> dict[str, Teacher]:
+    """Teacher objects from ``slot -> config`` (a ``_target_`` mapping, a teacher, or None)."""
+    from hydra.utils import instantiate
+
+    out = {}
+    for slot, spec in specs.items():
+        if spec is None:
+            continue
+        teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
+        if not isinstance(teacher, Teacher):
+            raise TypeError(f"teacher '{slot}': {type(teacher).__name__} has no parts/predict")
+        out[slot] = teacher
+    return out
+
+
+def assign_parts(teachers: Mapping[str, Teacher]) -> dict[str, Teacher]:
+    """Which teacher labels each part: the part teacher that names it, else the whole-body one.
+
+    Two part teachers claiming one part is an error (the choice would be silent).
+    """
+    by_part: dict[str, Teacher] = {}
+    owner: dict[str, str] = {}
+    for slot, teacher in teachers.items():
+        if slot == WHOLEBODY_SLOT:
+            continue
+        for part in teacher.parts:
+            if part in by_part:
+                raise ValueError(
+                    f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'"
+                )
+            by_part[part], owner[part] = teacher, slot
+    whole = teachers.get(WHOLEBODY_SLOT)
+    if whole is not None:
+        for part in whole.parts:
+            by_part.setdefault(part, whole)
+    return {p: by_part[p] for p in TEACHER_PARTS if p in by_part}
+
+
+@dataclass
+class ImageTask:
+    """One image and its people: everything a worker needs, nothing more."""
+
+    image: dict[str, Any]  # the COCO image record
+    ann_ids: np.ndarray  # (m,)
+    body: np.ndarray  # (m, 17, 3)
+    body_conf: np.ndarray  # (m, 17)
+    bboxes: np.ndarray  # (m, 4)
+    part_boxes: np.ndarray  # (m, 3, 4) human boxes (zeros when absent)
+    iscrowd: np.ndarray  # (m,)
+
+
+def task_image_path(image_dir: str | os.PathLike, task: ImageTask) -> Path:
+    """The file of a task's image."""
+    return Path(image_dir) / str(task.image["file_name"])
+
+
+def read_task_image(
+    image_dir: str | os.PathLike, task: ImageTask, source: str | os.PathLike | None = None
+) -> np.ndarray:
+    """The RGB image of a task, read as training reads it; errors name the file (and ``source``,
+    the annotation file, when the size disagrees with the record)."""
+    return read_image(task_image_path(image_dir, task), record=task.image, source=source)
+
+
+def label_image(
+    image: np.ndarray,
+    task: ImageTask,
+    teachers: Mapping[str, Teacher],
+    part_boxes: str = "proposals",
+    min_conf: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pseudo-labels of one image's people: keypoints, conf, valid, part boxes (merge order).
+
+    ``teachers`` maps parts to teachers (:func:`assign_parts`); each distinct teacher runs once
+    on the image's non-crowd people. Crowd regions keep their body and nothing else.
+    """
+    people_rows = np.flatnonzero(~task.iscrowd.astype(bool))
+    regions = propose(task.body[people_rows])
+    if part_boxes == "gt":
+        regions = with_human_boxes(regions, task.part_boxes[people_rows])
+    people = People(task.body[people_rows], task.bboxes[people_rows], regions)
+    predictions: dict[str, Prediction] = {}
+    for teacher in {id(t): t for t in teachers.values()}.values():
+        if not len(people_rows):
+            break
+        pred = teacher.predict(image, people)
+        full = Prediction.empty(len(task.ann_ids))
+        full.xy[people_rows], full.conf[people_rows] = pred.xy, pred.conf
+        full.occluded[people_rows] = pred.occluded
+        for part, t in teachers.items():
+            if t is teacher:
+                predictions[part] = full
+    size = (float(task.image["width"]), float(task.image["height"]))
+    return merge_predictions(task.body, task.body_conf, predictions, size, min_conf)
