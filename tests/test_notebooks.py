@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -92,9 +93,12 @@ def test_the_hand_notebook_runs_on_the_builtin_default(tmp_path):
     from fullbody.notebooks import execute_notebook
 
     start = time.perf_counter()
-    nb = execute_notebook(HANDS, {"CACHE_DIR": str(tmp_path)}, pythonpath=[ROOT / "src"])
+    no_runs = tmp_path / "runs"  # no training run there: the notebook falls back to the stand-in
+    params = {"CACHE_DIR": str(tmp_path), "RUNS_DIR": str(no_runs)}
+    nb = execute_notebook(HANDS, params, pythonpath=[ROOT / "src"])
     elapsed = time.perf_counter() - start
     text, figures = _outputs(nb)
+    assert "NO TRAINING RUN FOUND" in text and "falling back" in text
     assert figures >= 15, figures  # sections 1-5 (9 figures) and the face (7)
     for expected in ("lefthand 0-16", "fingertips", "checked hands swapped",
                      "copies teacher mistake", "mouth"):  # fmt: skip
@@ -120,3 +124,34 @@ def test_the_hand_notebook_runs_on_real_files_without_a_teacher(
     assert "no PSEUDO_FILE" in text and str(sample_ann_file) in text
     assert figures >= 10  # no teacher figures; galleries from the sample's images/
     assert not (tmp_path / "outputs").exists()  # nothing written for real inputs
+
+
+def _tiny_run(runs: Path) -> Path:
+    """A run folder as `python train.py` leaves it, with an untrained small student's checkpoint."""
+    import lightning as L
+
+    from fullbody.models.module import PoseModule
+
+    run = runs / "2026-01-01_00-00-00"
+    torch.manual_seed(0)
+    model = PoseModule(backbone="resnet18", head="deconv", head_channels=32,
+                       input_size=(128, 96), heatmap_size=(32, 24))  # fmt: skip
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
+    return run
+
+
+@pytest.mark.slow
+def test_the_hand_notebook_studies_the_latest_training_run(tmp_path):
+    from fullbody.notebooks import execute_notebook
+
+    run = _tiny_run(tmp_path / "runs")
+    params = {"CACHE_DIR": str(tmp_path / "cache"), "RUNS_DIR": str(tmp_path / "runs"),
+              "NUM_IMAGES": 4, "N_WORST": 2}  # fmt: skip
+    nb = execute_notebook(HANDS, params, pythonpath=[ROOT / "src"])
+    text, figures = _outputs(nb)
+    assert f"student: the run {run}" in text and "falling back" not in text
+    results = list((tmp_path / "cache").glob("run-2026-01-01_00-00-00-last-4-seed1000.json"))
+    assert len(results) == 1 and str(results[0]) in text  # the checkpoint's own predictions
+    assert "wholebody" in text and figures >= 2

@@ -157,3 +157,18 @@ def test_callback_config_instantiates(tmp_path):
     callback = instantiate(cfg.callbacks.evaluation)
     assert isinstance(callback, WholeBodyEvaluator)
     assert callback.metrics_dir == tmp_path and callback.parts == EVAL_PARTS
+
+
+def test_each_validation_appends_a_history_row_and_testing_does_not(case, tmp_path):
+    gt, preds = case
+    history = tmp_path / "val_history.jsonl"
+    callback = WholeBodyEvaluator(history_file=history)
+    trainer = _trainer(callback, tmp_path)
+    module, data = DummyModule(preds), DummyData(gt, len(preds))
+    trainer.validate(module, datamodule=data, verbose=False)
+    trainer.validate(module, datamodule=data, verbose=False)
+    trainer.test(module, datamodule=data, verbose=False)
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    assert len(rows) == 2
+    assert rows[0]["metrics"] == pytest.approx(callback.metrics)
+    assert set(rows[0]) == {"epoch", "step", "wall_min", "metrics"} and rows[0]["wall_min"] >= 0

@@ -147,3 +147,21 @@ def test_simcc_kd_term_against_a_teacher() -> None:
     torch.testing.assert_close(out.loss, out.hard + 0.5 * kd)
     with pytest.raises(ValueError, match="beta"):
         SimCCLoss(beta=0)
+
+
+def test_foreground_weight_scales_each_pixel_by_one_plus_weight_times_target() -> None:
+    pred, target = _maps(5)
+    w = torch.rand(2, K)
+    out = DistillationLoss(foreground_weight=4.0)(pred, target, w)
+    expected = ((((pred - target) ** 2) * (1 + 4.0 * target)).mean((2, 3)) * w).mean()
+    torch.testing.assert_close(out.loss, expected)
+    # a miss on a peak costs more than the same miss on the background
+    flat = torch.zeros(1, K, 8, 6)
+    peak = flat.clone()
+    peak[0, :, 4, 3] = 1.0
+    loss = DistillationLoss(foreground_weight=10.0)
+    on_peak = loss(flat, peak, torch.ones(1, K)).loss  # predicted nothing where the peak is
+    off_peak = loss(peak, flat, torch.ones(1, K)).loss  # predicted a peak on the background
+    torch.testing.assert_close(on_peak, 11.0 * off_peak)
+    with pytest.raises(ValueError, match="foreground_weight"):
+        DistillationLoss(foreground_weight=-1.0)

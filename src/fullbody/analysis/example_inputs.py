@@ -5,6 +5,10 @@ The stand-in student (:func:`distilled_student`) has, per person and part, eithe
 teacher's labels — mistakes, displaced and swapped hands included — or the truth, and errs on
 top of that like a top-down model (:func:`~fullbody.evaluation.simulate.simulate_predictions`).
 So every effect the notebook looks for is present, deterministically, without a trained model.
+
+:func:`run_inputs` replaces the stand-in with a real student: a training run's checkpoint
+predicts the same kind of scenes (of a seed its training never saw) from their labelled boxes;
+:func:`latest_run` finds the newest ``python train.py`` run.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from fullbody.annotations import WholeBodySet
 from fullbody.data.synthetic import ANNOTATIONS, IMAGES_DIR, PSEUDO_ANNOTATIONS, generate
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import SimulationConfig, simulate_predictions
-from fullbody.keypoints import PART_SLICES
+from fullbody.inference.predictor import load_predictor
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+
+#: Scenes of the real-student analysis: a seed no default run trains or validates on.
+RUN_SEED = 1000
 
 #: Errors of the stand-in student: those of simulate_predictions, somewhat more accurate.
 STUDENT_ERRORS = SimulationConfig(noise=(0.03, 0.5))
@@ -90,4 +98,60 @@ def default_inputs(
     teacher = WholeBodySet.load(data / PSEUDO_ANNOTATIONS)
     results = cache / f"student-{num_images}-seed{seed}-copy{copy_rate:g}.json"
     distilled_student(gt, teacher, seed, copy_rate).save(results, overwrite=True)
+    return DefaultInputs(data / ANNOTATIONS, results, data / PSEUDO_ANNOTATIONS, data / IMAGES_DIR)
+
+
+def run_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint of a training run: its best (``epochNNN.ckpt``), else ``last.ckpt``."""
+    ckpts = Path(run_dir) / "checkpoints"
+    best = sorted(p for p in ckpts.glob("*.ckpt") if p.name != "last.ckpt")
+    if best:
+        return best[-1]
+    if (ckpts / "last.ckpt").is_file():
+        return ckpts / "last.ckpt"
+    raise FileNotFoundError(f"{ckpts}: no checkpoint (*.ckpt) in this run folder")
+
+
+def latest_run(runs_dir: str | os.PathLike) -> Path | None:
+    """The newest run folder under ``runs_dir`` (``outputs/train/runs``) with a checkpoint."""
+    root = Path(runs_dir)
+    runs = sorted(root.glob("*/checkpoints/*.ckpt")) if root.is_dir() else []
+    return max((p.parents[1] for p in runs), key=lambda d: d.name, default=None)
+
+
+def run_inputs(
+    run_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    num_images: int = 60,
+    seed: int = RUN_SEED,
+    device: str = "cpu",
+) -> DefaultInputs:
+    """The analysis inputs of a real student: ``run_dir``'s checkpoint on synthetic scenes.
+
+    The scenes (with their pseudo-labels, the teacher) are generated under
+    ``cache_dir/synthetic-{num_images}-seed{seed}/`` as for :func:`default_inputs`; the
+    checkpoint predicts every labelled person from its ground-truth box (flip test and DARK as
+    the model was trained to decode, no pose NMS) and the results JSON is written beside them.
+    """
+    ckpt = run_checkpoint(run_dir)
+    cache = Path(cache_dir)
+    data = cache / f"synthetic-{num_images}-seed{seed}"
+    generate(data, num_images, seed, pseudo=True, progress=False)
+    gt = WholeBodySet.load(data / ANNOTATIONS)
+    predictor = load_predictor(ckpt_path=ckpt, device=device, nms="none")
+    parts = []
+    for image_id, rows in gt.by_image().items():
+        if len(rows):
+            result = predictor(gt.image_path(image_id, data / IMAGES_DIR), gt.bboxes[rows])
+            n = len(result)
+            parts.append(
+                Predictions(
+                    image_ids=np.full(n, image_id, np.int64),
+                    keypoints=result.keypoints.reshape(n, NUM_KEYPOINTS, 3),
+                    scores=result.scores,
+                    bboxes=result.boxes,
+                )
+            )
+    results = cache / f"run-{Path(run_dir).resolve().name}-{ckpt.stem}-{num_images}-seed{seed}.json"
+    Predictions.concatenate(parts).save(results, overwrite=True)
     return DefaultInputs(data / ANNOTATIONS, results, data / PSEUDO_ANNOTATIONS, data / IMAGES_DIR)

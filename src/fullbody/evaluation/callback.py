@@ -9,12 +9,18 @@ with repeated samples: duplicates are dropped by ``person_id``, and rows are put
 pose NMS per image, evaluates ONCE on rank 0 against ``trainer.datamodule.val_annotations``
 (``test_annotations`` for test), broadcasts the numbers and logs them as ``val/<part>/<stat>``
 (``test/...``) on every rank, so every logger (W&B, CSV, ...) receives them.
+
+With ``history_file`` set, every validation also appends one JSON line ``{"epoch", "step",
+"wall_min", "metrics"}`` to it (``wall_min``: minutes since this process started fitting), the
+learning curve that :func:`fullbody.analysis.plots.learning_curve` draws.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,6 +77,8 @@ class WholeBodyEvaluator(pl.Callback):
         breakdowns: also compute AP by size and occlusion (kept in ``self.breakdowns`` and
             written as ``breakdown.json`` / ``test_breakdown.json`` next to the metrics).
         print_table: print the per-part table on rank 0 after each evaluation.
+        history_file: JSON-lines file that every validation appends its metrics to, with the
+            epoch, the optimiser step and the wall-clock minutes since fitting began.
     """
 
     def __init__(
@@ -82,6 +90,7 @@ class WholeBodyEvaluator(pl.Callback):
         metrics_dir: str | os.PathLike | None = None,
         breakdowns: bool = False,
         print_table: bool = False,
+        history_file: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         if nms not in ("none", "oks", "parametric"):
@@ -93,6 +102,8 @@ class WholeBodyEvaluator(pl.Callback):
         self.metrics_dir = Path(metrics_dir) if metrics_dir is not None else None
         self.want_breakdowns = breakdowns
         self.print_table = print_table
+        self.history_file = Path(history_file) if history_file is not None else None
+        self._fit_start: float | None = None
         self.metrics: dict[str, float] = {}
         self.breakdowns: dict[str, Any] = {}
         self.num_evaluated = 0  # unique predictions of the last evaluation (before NMS)
@@ -116,6 +127,9 @@ class WholeBodyEvaluator(pl.Callback):
         chunk["score"] = chunk["score"].astype(np.float64).reshape(-1)
         chunk["bbox"] = chunk["bbox"].astype(np.float64).reshape(-1, 4)
         self._chunks[stage].append(chunk)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._fit_start = time.monotonic()
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._chunks["val"] = []
@@ -198,10 +212,25 @@ class WholeBodyEvaluator(pl.Callback):
             else self.metrics_dir / f"{prefix}breakdown.json",
         )  # fmt: skip
         metrics, breakdowns = run.metrics, run.breakdowns
+        if stage == "val" and self.history_file is not None:
+            self._append_history(trainer, metrics)
         if self.print_table:
             print(f"\n{stage} (epoch {trainer.current_epoch}, {len(run.predictions)} predictions)")
             print(format_table(metrics, self.parts))
         return {"metrics": metrics, "breakdowns": breakdowns, "num_evaluated": num}
+
+    def _append_history(self, trainer: pl.Trainer, metrics: Mapping[str, float]) -> None:
+        assert self.history_file is not None
+        start = self._fit_start if self._fit_start is not None else time.monotonic()
+        row = {
+            "epoch": int(trainer.current_epoch),
+            "step": int(trainer.global_step),
+            "wall_min": (time.monotonic() - start) / 60.0,
+            "metrics": {k: float(v) for k, v in metrics.items()},
+        }
+        self.history_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.history_file, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def _numpy(x: Any) -> np.ndarray:

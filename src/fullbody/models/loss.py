@@ -10,6 +10,12 @@ part's weight::
 The weight multiplies the squared error (not the heatmaps before squaring, as mmpose's
 ``KeypointMSELoss`` does), so a point labelled with confidence 0.5 pulls half as hard.
 
+Foreground weighting (``foreground_weight`` a > 0): each pixel's squared error is multiplied by
+``1 + a * target``, so the few pixels under a Gaussian outweigh the hundreds of background pixels.
+From scratch a plain MSE first settles on the all-zero heatmap (on 32x24 maps with sigma 2 that
+scores 0.016 per map already); weighting the peaks pulls the network off that plateau sooner
+(docs/training.md).
+
 Soft term (optional, DWPose-style logit distillation): the same MSE against a frozen teacher
 network's heatmaps, every keypoint weight 1 (times its part weight)::
 
@@ -72,21 +78,29 @@ class DistillationLoss(nn.Module):
         part_weights: Mapping[str, float] | None = None,
         kd_weight: float = 0.0,
         num_keypoints: int = NUM_KEYPOINTS,
+        foreground_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if kd_weight < 0:
             raise ValueError(f"kd_weight must be >= 0, got {kd_weight}")
+        if foreground_weight < 0:
+            raise ValueError(f"foreground_weight must be >= 0, got {foreground_weight}")
         self.kd_weight = float(kd_weight)
+        self.foreground_weight = float(foreground_weight)
         self.register_buffer(
             "keypoint_weight", part_weight_vector(part_weights, num_keypoints), persistent=False
         )
 
     @staticmethod
-    def per_keypoint_mse(pred: Tensor, target: Tensor) -> Tensor:
-        """(B,K,h,w) x2 -> (B,K) mean squared error over pixels, in float32."""
+    def per_keypoint_mse(pred: Tensor, target: Tensor, foreground_weight: float = 0.0) -> Tensor:
+        """(B,K,h,w) x2 -> (B,K) mean squared error over pixels, in float32; each pixel's error
+        times ``1 + foreground_weight * target`` (the target heatmap's value there)."""
         if pred.shape != target.shape:
             raise ValueError(f"heatmap shapes differ: pred {pred.shape}, target {target.shape}")
-        return (pred.float() - target.float()).pow(2).mean(dim=(2, 3))
+        err = (pred.float() - target.float()).pow(2)
+        if foreground_weight > 0:
+            err = err * (1.0 + foreground_weight * target.float())
+        return err.mean(dim=(2, 3))
 
     def forward(
         self,
@@ -119,8 +133,8 @@ class DistillationLoss(nn.Module):
         return LossOutput(loss=loss, hard=hard.detach(), kd=kd, parts=parts)
 
     def per_keypoint_error(self, pred: Tensor, target: Tensor) -> Tensor:
-        """(B,K) error of each keypoint against its label target."""
-        return self.per_keypoint_mse(pred, target)
+        """(B,K) error of each keypoint against its label target (foreground-weighted)."""
+        return self.per_keypoint_mse(pred, target, self.foreground_weight)
 
     def per_keypoint_kd(self, pred: Tensor, teacher: Tensor) -> Tensor:
         """(B,K) error against the teacher's outputs (resized bilinearly to the student's)."""

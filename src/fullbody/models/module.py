@@ -56,6 +56,8 @@ class PoseModule(L.LightningModule):
         split_ratio, simcc_sigma, simcc_beta: the SimCC codec (bins per pixel, label sigma (x, y)
             in bins, null for RTMPose's) and its loss temperature (RTMPose: 10).
         part_weights: loss weight of each part, e.g. ``{"face": 1.0, "lefthand": 2.0}``.
+        foreground_weight: heatmap pixels weigh ``1 + foreground_weight * target`` in the loss
+            (0: plain MSE), to leave the all-zero plateau of training from scratch quickly.
         teacher_ckpt: a checkpoint of this project (a ``PoseModule``, e.g. a larger student)
             whose heatmaps are soft targets; ``kd_weight`` weighs that term and ``kd_decay``
             ('none' or 'linear' to zero at the end of training, as DWPose) schedules it.
@@ -88,6 +90,7 @@ class PoseModule(L.LightningModule):
         simcc_sigma: Sequence[float] | None = None,
         simcc_beta: float = 10.0,
         part_weights: Mapping[str, float] | None = None,
+        foreground_weight: float = 0.0,
         teacher_ckpt: str | None = None,
         kd_weight: float = 0.0,
         kd_decay: str = "none",
@@ -161,7 +164,7 @@ class PoseModule(L.LightningModule):
         self.loss = (
             SimCCLoss(part_weights, kd_weight, num_keypoints, simcc_beta)
             if simcc
-            else DistillationLoss(part_weights, kd_weight, num_keypoints)
+            else DistillationLoss(part_weights, kd_weight, num_keypoints, foreground_weight)
         )
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
