@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             photometric=photometric,
         )  # fmt: skip
         ref = ReferencePipeline(ds, photometric)
-        codec = HeatmapCodec(ds.input_size, ds.heatmap_size)
+        codec = ref.codec  # the same 256x192 -> 64x48 codec on both sides
         cpu = torch.device("cpu")
         gpu = torch.device("cuda") if torch.cuda.is_available() else None
         mmpose = None if args.no_mmpose else mmpose_python(create=not args.smoke)

@@ -99,6 +99,8 @@ def test_fetch_uses_the_cache_and_checks_the_configured_checksum(tmp_path, monke
 def test_fetch_extracts_the_onnx_from_a_zip_and_offline_or_unreachable_says_where_to_put_it(
     tmp_path, monkeypatch
 ):
+    for var in ("HF_HUB_OFFLINE", "FULLBODY_OFFLINE"):  # the suite runs offline (conftest)
+        monkeypatch.delenv(var, raising=False)
     model = export_simcc(tmp_path / "end2end.onnx")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
