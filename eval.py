@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -26,9 +25,9 @@ from omegaconf import DictConfig
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import format_breakdown
 from fullbody.evaluation.results import Predictions
-from fullbody.evaluation.run import run_evaluation
+from fullbody.evaluation.run import run_evaluation, write_evaluation
 from fullbody.evaluation.wholebody import format_table, scope_note
-from fullbody.jsonio import AnnotationError, write_json_atomic
+from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.utils.cli import ConfigError, OutputError, user_errors
 
@@ -60,14 +59,6 @@ def check_options(cfg: DictConfig) -> Path:
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise ConfigError(f"metrics_file={out}: its folder is not writable")
     return out
-
-
-def write(obj: Any, path: Path, option: str) -> Path:
-    """Write JSON atomically; a full disk or a lost folder is one line naming ``option``."""
-    try:
-        return write_json_atomic(obj, path)
-    except OSError as e:
-        raise OutputError(f"{option}={path}: cannot write: {e.strerror or e}") from None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -105,22 +96,20 @@ def evaluate_job(cfg: DictConfig) -> None:
         nms=cfg.nms,
         oks_threshold=cfg.oks_threshold,
         breakdowns=cfg.breakdown,
-    )  # fmt: skip  (files below: with the scope note, one-line write errors)
-    preds, metrics = run.predictions, dict[str, Any](run.metrics)  # room for "notes"
-    print(f"{source}: {len(preds)} predictions on {len(gt.images)} images ({cfg.sigmas} sigmas)")
-    print(format_table(metrics, parts))
+    )  # fmt: skip  (written below, once printed, with the scope note)
+    print(f"{source}: {len(run.predictions)} predictions on {len(gt.images)} images "
+          f"({cfg.sigmas} sigmas)")  # fmt: skip
+    print(format_table(run.metrics, parts))
     note = scope_note(gt, parts)
     if note:
         log.warning("%s", note)
-        metrics["notes"] = [note]
+    if run.breakdowns:
+        print(format_breakdown(run.breakdowns["size"], "person size"))
+        print(format_breakdown(run.breakdowns["occlusion"], "occluded fraction"))
     replaced = out.exists()
-    write(metrics, out, "metrics_file")
+    write_evaluation(run, out, notes=[note] if note else ())
     print(f"metrics {'replaced in' if replaced else 'written to'} {out}")
     if run.breakdowns:
-        breakdown = run.breakdowns
-        print(format_breakdown(breakdown["size"], "person size"))
-        print(format_breakdown(breakdown["occlusion"], "occluded fraction"))
-        write(breakdown, out.with_name("breakdown.json"), "metrics_file")
         print(f"breakdown written to {out.with_name('breakdown.json')}")
 
 

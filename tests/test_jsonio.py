@@ -7,7 +7,13 @@ import pickle
 import pytest
 
 from fullbody import jsonio
-from fullbody.jsonio import AnnotationError, json_number, read_json, write_json_atomic
+from fullbody.jsonio import (
+    AnnotationError,
+    json_number,
+    read_json,
+    write_atomic,
+    write_json_atomic,
+)
 
 
 def test_write_json_atomic_fsyncs_the_temporary_file_before_the_rename(tmp_path, monkeypatch):
@@ -29,6 +35,20 @@ def test_write_json_atomic_fsyncs_the_temporary_file_before_the_rename(tmp_path,
     assert kinds == ["fsync", "replace"], events
     assert events[0][1] == events[1][1]  # the file synced is the one renamed into place
     assert json.loads((tmp_path / "out.json").read_text()) == {"a": [1, 2]}
+
+
+def test_write_atomic_writes_text_and_bytes_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    assert write_atomic("a,b\n", tmp_path / "t.csv").read_text() == "a,b\n"
+    assert write_atomic(b"\x89PNG", tmp_path / "p.png").read_bytes() == b"\x89PNG"
+
+    def fail(src, dst) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jsonio.os, "replace", fail)
+    with pytest.raises(OSError, match="No space"):
+        write_atomic("new", tmp_path / "t.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "t.csv"]
+    assert (tmp_path / "t.csv").read_text() == "a,b\n"
 
 
 def test_read_json_errors_name_the_file(tmp_path):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fullbody.jsonio import write_json_atomic
+from fullbody.jsonio import write_atomic, write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 
 JOB_FILE = "job.json"
@@ -245,29 +245,16 @@ def write_summary(
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for suffix, text in ((".csv", to_csv(rows)), (".md", to_markdown(rows, metric))):
-        paths.append(_write_text_atomic(text, out / f"{SUMMARY_STEM}{suffix}"))
+        paths.append(write_atomic(text, out / f"{SUMMARY_STEM}{suffix}"))
     import matplotlib.pyplot as plt
 
     fig = plot(rows, metric, title)
-    png = out / f"{SUMMARY_STEM}.png"
-    tmp = png.with_name(f".{png.name}.tmp")
+    png = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, png)
+        fig.savefig(png, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return [*paths, png]
-
-
-def _write_text_atomic(text: str, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return [*paths, write_atomic(png.getvalue(), out / f"{SUMMARY_STEM}.png")]
 
 
 def metric_part(optimized_metric: str | None) -> str:

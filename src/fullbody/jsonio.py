@@ -45,7 +45,12 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """Dump ``obj`` as JSON to ``path`` through a temporary file in the same folder.
+    """Dump ``obj`` as JSON to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(json.dumps(obj), path)
+
+
+def write_atomic(data: str | bytes, path: str | os.PathLike) -> Path:
+    """Write text or bytes to ``path`` through a temporary file in the same folder.
 
     The temporary file is flushed and fsynced before the rename, so after a crash ``path``
     holds either the old content or the whole new one, never a renamed empty file.
@@ -55,8 +60,8 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
+        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -15,6 +15,7 @@ from fullbody.images import ImageReadError, read_image
 from fullbody.inference.predictor import (
     OnnxHeatmapModel,
     PosePredictor,
+    PoseResult,
     TorchHeatmapModel,
     load_predictor,
 )
@@ -217,3 +218,20 @@ def test_image_files_are_read_as_stored_and_truncated_ones_refused(tmp_path, bad
     np.testing.assert_array_equal(from_file.keypoints, from_pixels.keypoints)
     with pytest.raises(ImageReadError, match=r"cut\.jpg: cannot decode"):
         pred(bad_jpegs.truncated(tmp_path / "cut.jpg", img), boxes)
+
+
+def test_pose_result_to_predictions_keeps_rows_in_order() -> None:
+    rng = np.random.default_rng(0)
+    result = PoseResult(
+        rng.random((2, NUM_KEYPOINTS, 3)),
+        np.array([0.9, 0.4]),
+        rng.random((2, 4)),
+        np.array([0.8, 0.7]),
+        np.array([1, 0]),
+    )
+    preds = result.to_predictions(7)
+    assert preds.image_ids.tolist() == [7, 7]
+    np.testing.assert_array_equal(preds.keypoints, result.keypoints)
+    np.testing.assert_array_equal(preds.scores, result.scores)
+    np.testing.assert_array_equal(preds.bboxes, result.boxes)
+    assert len(PoseResult.empty().to_predictions(3)) == 0

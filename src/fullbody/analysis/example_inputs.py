@@ -26,7 +26,7 @@ from fullbody.data.synthetic import ANNOTATIONS, IMAGES_DIR, PSEUDO_ANNOTATIONS,
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import SimulationConfig, simulate_predictions
 from fullbody.inference.predictor import load_predictor
-from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+from fullbody.keypoints import PART_SLICES
 
 #: Scenes of the real-student analysis: a seed no default run trains or validates on.
 RUN_SEED = 1000
@@ -143,15 +143,7 @@ def run_inputs(
     for image_id, rows in gt.by_image().items():
         if len(rows):
             result = predictor(gt.image_path(image_id, data / IMAGES_DIR), gt.bboxes[rows])
-            n = len(result)
-            parts.append(
-                Predictions(
-                    image_ids=np.full(n, image_id, np.int64),
-                    keypoints=result.keypoints.reshape(n, NUM_KEYPOINTS, 3),
-                    scores=result.scores,
-                    bboxes=result.boxes,
-                )
-            )
+            parts.append(result.to_predictions(image_id))
     results = cache / f"run-{Path(run_dir).resolve().name}-{ckpt.stem}-{num_images}-seed{seed}.json"
     Predictions.concatenate(parts).save(results, overwrite=True)
     return DefaultInputs(data / ANNOTATIONS, results, data / PSEUDO_ANNOTATIONS, data / IMAGES_DIR)

@@ -19,6 +19,7 @@ from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.utils.cli import OutputError
 
 
 @dataclass
@@ -43,12 +44,13 @@ def run_evaluation(
     breakdowns: bool = False,
     metrics_file: str | os.PathLike | None = None,
     breakdown_file: str | os.PathLike | None = None,
+    notes: Sequence[str] = (),
 ) -> EvaluationRun:
     """NMS (``"none"``, ``"oks"`` or ``"parametric"``) -> metric -> breakdowns -> files.
 
-    ``metrics_file`` receives the metrics JSON and ``breakdown_file`` (default
-    ``breakdown.json`` beside it) the breakdowns, each written atomically; ``None`` writes
-    nothing.
+    ``metrics_file`` receives the metrics JSON (with ``notes`` under ``"notes"`` when given)
+    and ``breakdown_file`` (default ``breakdown.json`` beside it) the breakdowns, each written
+    atomically by :func:`write_evaluation`; ``None`` writes nothing.
     """
     parts = tuple(parts)
     preds = nms_per_image(preds, nms, oks_threshold=oks_threshold)  # type: ignore[arg-type]
@@ -61,10 +63,32 @@ def run_evaluation(
                 gt, preds, [p for p in OCCLUSION_PARTS if p in parts], sigmas=sigmas
             ),
         }
-    written: list[Path] = []
+    run = EvaluationRun(preds, metrics, extra)
     if metrics_file is not None:
-        written.append(write_json_atomic(metrics, metrics_file))
-        if extra:
-            target = breakdown_file or Path(metrics_file).with_name("breakdown.json")
-            written.append(write_json_atomic(extra, target))
-    return EvaluationRun(preds, metrics, extra, written)
+        write_evaluation(run, metrics_file, breakdown_file, notes)
+    return run
+
+
+def write_evaluation(
+    run: EvaluationRun,
+    metrics_file: str | os.PathLike,
+    breakdown_file: str | os.PathLike | None = None,
+    notes: Sequence[str] = (),
+) -> list[Path]:
+    """Write ``run``'s metrics (plus ``notes``) and breakdowns atomically; record the paths in
+    ``run.written``. A full disk or a lost folder raises :class:`OutputError` naming
+    ``metrics_file`` in one line (``eval.py`` exits 2 on it)."""
+    metrics: dict[str, Any] = dict(run.metrics)
+    if notes:
+        metrics["notes"] = list(notes)
+    files: list[tuple[Any, str | os.PathLike]] = [(metrics, metrics_file)]
+    if run.breakdowns:
+        files.append(
+            (run.breakdowns, breakdown_file or Path(metrics_file).with_name("breakdown.json"))
+        )
+    for obj, path in files:
+        try:
+            run.written.append(write_json_atomic(obj, path))
+        except OSError as e:
+            raise OutputError(f"metrics_file={path}: cannot write: {e.strerror or e}") from None
+    return run.written

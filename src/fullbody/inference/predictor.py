@@ -37,6 +37,7 @@ from fullbody.codecs.topdown import (
 )
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
+from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.utils.onnx_session import onnx_session
@@ -129,6 +130,16 @@ class PoseResult:
             np.zeros((0, 4)),
             np.zeros(0),
             np.zeros(0, np.int64),
+        )
+
+    def to_predictions(self, image_id: int) -> Predictions:
+        """These poses as results rows of image ``image_id`` (for a results JSON or the metric)."""
+        n = len(self)
+        return Predictions(
+            image_ids=np.full(n, image_id, np.int64),
+            keypoints=self.keypoints.reshape(n, NUM_KEYPOINTS, 3),
+            scores=self.scores,
+            bboxes=self.boxes,
         )
 
 

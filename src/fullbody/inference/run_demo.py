@@ -35,7 +35,6 @@ from fullbody.images import ImageReadError, read_image, read_image_records
 from fullbody.inference.detectors import PersonDetector
 from fullbody.inference.predictor import PosePredictor, PoseResult
 from fullbody.jsonio import write_json_atomic
-from fullbody.keypoints import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +123,6 @@ def image_ids_for(files: list[Path], ann_file: str | os.PathLike | None = None) 
     return list(range(1, len(files) + 1))
 
 
-def _predictions(image_id: int, result: PoseResult) -> Predictions:
-    n = len(result)
-    return Predictions(
-        image_ids=np.full(n, image_id, np.int64),
-        keypoints=result.keypoints.reshape(n, NUM_KEYPOINTS, 3),
-        scores=result.scores,
-        bboxes=result.boxes,
-    )
-
-
 class DemoRunner:
     """Runs detector + predictor over images or video frames and draws the poses."""
 
@@ -196,7 +185,7 @@ class DemoRunner:
                 self._skip(out, path, f"{target}: cannot write the drawn image")
             h, w = image.shape[:2]
             out.images.append({"id": image_id, "file_name": path.name, "width": w, "height": h})
-            out.results.append(_predictions(image_id, result))
+            out.results.append(result.to_predictions(image_id))
             out.people += len(result)
             bar.set_postfix(people=out.people, skipped=len(out.skipped))
 
@@ -240,7 +229,7 @@ class DemoRunner:
                         {"id": image_id, "file_name": path.name, "frame": frame_no,
                          "width": w, "height": h}
                     )  # fmt: skip
-                    out.results.append(_predictions(image_id, result))
+                    out.results.append(result.to_predictions(image_id))
                     out.people += len(result)
                     bar.update()
                     bar.set_postfix(people=out.people)

@@ -32,9 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullbody.codecs.heatmap import HeatmapCodec
-from fullbody.codecs.simcc import SimCCCodec
-from fullbody.data.transforms import transform_points
+from fullbody.codecs.topdown import create_codec, crop_to_image_points, decode_to_image
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
@@ -149,32 +147,39 @@ class OnnxTopDown:
         runs = [self.session.run(names, {self.input_name: xi[None]}) for xi in x]
         return [np.concatenate([r[j] for r in runs]) for j in range(len(names))]
 
-    def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Model outputs -> (m, K, 2) input px and (m, K) confidences."""
+    def _decode(
+        self, outputs: list[np.ndarray], crop_to_image: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs and (m, 2, 3) crop -> image affines -> (m, K, 2) image px and (m, K)
+        confidences, through the codecs' one decode path (:mod:`fullbody.codecs.topdown`)."""
         raw = outputs[0]
         k = len(self.indices)
         if raw.shape[1] != k:
             raise TeacherError(f"{self.path}: model gives {raw.shape[1]} points, expected {k}")
+        a = torch.from_numpy(crop_to_image)
         if self.output == "keypoints":
             conf = raw[..., 2] if raw.shape[-1] >= 3 else np.ones(raw.shape[:2])
-            return raw[..., :2].astype(np.float64), np.clip(conf, 0.0, 1.0)
+            xy_in = torch.from_numpy(raw[..., :2].astype(np.float64))
+            return crop_to_image_points(xy_in, a).numpy(), np.clip(conf, 0.0, 1.0)
+        tensors = tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in outputs)
         if self.output == "simcc":
             h, w = self.input_hw
-            codec = SimCCCodec(input_size=self.input_hw, split_ratio=self.split_ratio)
+            codec = create_codec("simcc", self.input_hw, split_ratio=self.split_ratio)
             sx, sy = outputs
             if sx.shape[-1] != codec.bins[0] or sy.shape[-1] != codec.bins[1]:
                 raise TeacherError(
                     f"{self.path}: SimCC outputs {sx.shape}, {sy.shape} do not fit input {h}x{w} "
                     f"with split_ratio {self.split_ratio} (expected {codec.bins} bins)"
                 )
-            xy, score = codec.decode(sx, sy)
-            return xy.double().numpy(), np.clip(score.double().numpy(), 0.0, 1.0)
-        if raw.ndim != 4:
-            raise TeacherError(f"{self.path}: heatmap output must be (B, K, h, w), got {raw.shape}")
-        codec = HeatmapCodec(input_size=self.input_hw, heatmap_size=raw.shape[2:])
-        xy, score = codec.decode(torch.from_numpy(np.ascontiguousarray(raw)))
-        xy_in = codec.heatmap_to_input(xy.double().numpy())
-        return xy_in, np.clip(score.double().numpy(), 0.0, 1.0)
+            xy, score = decode_to_image(codec, tensors, a)
+        else:
+            if raw.ndim != 4:
+                raise TeacherError(
+                    f"{self.path}: heatmap output must be (B, K, h, w), got {raw.shape}"
+                )
+            codec = create_codec("heatmap", self.input_hw, heatmap_size=raw.shape[2:], dark=False)
+            xy, score = decode_to_image(codec, tensors[0], a)
+        return xy.numpy(), np.clip(score.double().numpy(), 0.0, 1.0)
 
     def predict(self, image: np.ndarray, people: People) -> Prediction:
         out = Prediction.empty(len(people))
@@ -186,8 +191,8 @@ class OnnxTopDown:
                 continue
             crops = warp_crops(image, affines, (w, h)).astype(np.float32) / 255.0
             x = (crops.transpose(0, 3, 1, 2) - self.mean) / self.std
-            xy, conf = self._decode(self._infer(np.ascontiguousarray(x, np.float32)))
-            xy = transform_points(xy, invert_affines(affines))
+            outputs = self._infer(np.ascontiguousarray(x, np.float32))
+            xy, conf = self._decode(outputs, invert_affines(affines))
             idx = self.indices + PART_SLICES[job].start if self.region == "hands" else self.indices
             out.xy[rows[:, None], idx] = xy
             out.conf[rows[:, None], idx] = conf
