@@ -54,9 +54,11 @@ def main(cfg: DictConfig) -> None:
         print(f"skipped {len(job.skipped)} unreadable images, listed in {job.skipped_file}")
     if job.report_table is not None:
         from fullbody.evaluation.wholebody import format_table
+        from fullbody.pseudo.report import format_calibration
 
         print(format_table(job.report_table["metrics"]))
-        print(f"report: {job.report_file}")
+        print(format_calibration(job.report_table["calibration"]))
+        print(f"report: {job.report_file}, reliability plot: {job.calibration_plot}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,9 @@ def test_job_and_cli_write_the_report(sample_dir, sample_ann_file, tmp_path, cap
     assert table["metrics"]["body/AP"] == pytest.approx(1.0)
     assert 0.0 <= table["metrics"]["face/AP"] < 0.5  # ring points are no face
     assert table["coverage"]["lefthand"]["labelled"] == 0  # the fake's hands are unconfident
+    assert table["calibration"]["face"]["n"] > 0 and "body" not in table["calibration"]
+    assert job.calibration_plot == tmp_path / "pseudo.calibration.png"
+    assert job.calibration_plot.is_file()
     cli_out = tmp_path / "cli.json"
     assert main([str(out), str(sample_ann_file), "--out", str(cli_out)]) == 0
     assert json.loads(cli_out.read_text()) == json.loads(written.read_text())

@@ -8,23 +8,36 @@ gives AP/AR per part, and :func:`coverage` how many human-labelled parts got a l
 The metric counts a human-labelled point that no teacher predicts (the small toes) as a miss,
 which caps the foot AP; ``metrics_predicted_points`` repeats the evaluation with the human labels
 of such points removed (points unlabelled in every pseudo-label of the set although their part
-is labelled in some), to judge the teachers on what they do predict. The report also measures the body-based part proposals against the human
-part boxes (:func:`fullbody.pseudo.proposals.proposal_quality`).
+is labelled in some), to judge the teachers on what they do predict. The report also measures
+the body-based part proposals against the human part boxes
+(:func:`fullbody.pseudo.proposals.proposal_quality`).
+
+The training loss weights points by teacher confidence, so confidence should predict error:
+:func:`calibration` bins each part's confidences and gives per bin the mean normalised error
+(distance / sqrt(person area), OKS's scale) and the fraction within the OKS tolerance (the
+point's OKS term exp(-d^2 / (2 area (2 sigma)^2)) >= 0.5, official sigmas), on the points that
+both the pseudo-labels and the humans label; :func:`save_reliability_plot` draws it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fullbody.annotations import PARTS, WholeBodySet
 from fullbody.jsonio import AnnotationError
-from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE
+from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
 from fullbody.pseudo.proposals import proposal_quality, propose
 
 Metric = Callable[[WholeBodySet, Any], dict[str, float]]
+#: Confidence bin edges of the calibration: five equal bins over [0, 1] (the last one closed).
+CALIBRATION_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: A point is within the OKS tolerance when its OKS term reaches this.
+OKS_TOLERANCE = 0.5
 
 
 def as_predictions(labels: WholeBodySet) -> Any:
@@ -67,11 +80,150 @@ def coverage(labels: WholeBodySet, human: WholeBodySet) -> dict[str, dict[str, i
     }
 
 
+def point_errors(
+    pred: np.ndarray, gt: np.ndarray, area: np.ndarray, sigmas: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised error and OKS term of aligned points.
+
+    ``pred``, ``gt``: (..., K, >=2) positions; ``area``: the ground-truth areas, broadcastable
+    to (..., K) (e.g. (N, 1)); ``sigmas``: (K,). Error = distance / sqrt(area); OKS term =
+    exp(-d^2 / (2 area (2 sigma)^2)), cocoeval's per-point arithmetic.
+    """
+    d2 = ((np.asarray(pred, float)[..., :2] - np.asarray(gt, float)[..., :2]) ** 2).sum(-1)
+    area = np.maximum(np.asarray(area, float), np.spacing(1))
+    return np.sqrt(d2 / area), np.exp(-d2 / (2 * np.asarray(sigmas, float)) ** 2 / area / 2)
+
+
+def calibration_bins(
+    conf: np.ndarray,
+    error: np.ndarray,
+    within: np.ndarray,
+    edges: Sequence[float] = CALIBRATION_EDGES,
+) -> list[dict[str, Any]]:
+    """Per confidence bin [lo, hi) (the last one [lo, hi]): count, mean confidence, mean error,
+    fraction within tolerance (None where the bin is empty).
+
+    ``conf``, ``error``, ``within``: (P,) per point; confidences outside the edges are refused.
+    """
+    conf, error = np.asarray(conf, float), np.asarray(error, float)
+    within = np.asarray(within, bool)
+    e = np.asarray(edges, float)
+    if e.ndim != 1 or len(e) < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"calibration edges must increase, got {list(edges)}")
+    if conf.size and (conf.min() < e[0] or conf.max() > e[-1]):
+        raise ValueError(f"confidences outside [{e[0]}, {e[-1]}]: {conf.min()}..{conf.max()}")
+    idx = np.minimum(np.searchsorted(e, conf, side="right") - 1, len(e) - 2)
+    rows = []
+    for b in range(len(e) - 1):
+        m = idx == b
+        n = int(m.sum())
+        rows.append(
+            {
+                "lo": float(e[b]),
+                "hi": float(e[b + 1]),
+                "n": n,
+                "conf": float(conf[m].mean()) if n else None,
+                "error": float(error[m].mean()) if n else None,
+                "within": float(within[m].mean()) if n else None,
+            }
+        )
+    return rows
+
+
+def calibration_gap(bins: Sequence[Mapping[str, Any]]) -> float | None:
+    """Count-weighted mean |mean confidence - fraction within tolerance| over the bins (the
+    expected calibration error, reading confidence as the chance to land within tolerance)."""
+    full = [b for b in bins if b["n"]]
+    total = sum(b["n"] for b in full)
+    if not total:
+        return None
+    return float(sum(b["n"] * abs(b["conf"] - b["within"]) for b in full) / total)
+
+
+def calibration(
+    labels: WholeBodySet, human: WholeBodySet, edges: Sequence[float] = CALIBRATION_EDGES
+) -> dict[str, dict[str, Any]]:
+    """Per part: the confidence bins (:func:`calibration_bins`) of the points labelled both in
+    ``labels`` and in ``human`` (people matched by annotation id, crowd regions left out), the
+    point count and :func:`calibration_gap`. The body is left out when it is the human label."""
+    row = {int(a): i for i, a in enumerate(labels.ann_ids)}
+    keep = np.flatnonzero(~human.iscrowd.astype(bool))
+    lab_rows = np.array([row[int(a)] for a in human.ann_ids[keep]], dtype=np.int64)
+    pred, gt = labels.keypoints[lab_rows], human.keypoints[keep]
+    conf, area = labels.conf[lab_rows], human.areas[keep][:, None]
+    out = {}
+    for part, sl in PART_SLICES.items():
+        both = (pred[:, sl, 2] > 0) & (gt[:, sl, 2] > 0)
+        p, g = pred[:, sl][both], gt[:, sl][both]
+        if part == "body" and np.array_equal(p[:, :2], g[:, :2]):
+            continue  # copied from the humans: nothing to calibrate
+        sig = np.broadcast_to(part_sigmas(part), both.shape)[both]
+        err, term = point_errors(p, g, np.broadcast_to(area, both.shape)[both], sig)
+        bins = calibration_bins(conf[:, sl][both], err, term >= OKS_TOLERANCE, edges)
+        out[part] = {"n": int(both.sum()), "gap": calibration_gap(bins), "bins": bins}
+    return out
+
+
+def format_calibration(table: Mapping[str, Mapping[str, Any]]) -> str:
+    """The calibration as a Markdown table: one row per non-empty bin of each part."""
+    lines = [
+        "| part | confidence | points | mean conf | mean error | within OKS tol. |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for part, t in table.items():
+        for b in t["bins"]:
+            if b["n"]:
+                lines.append(
+                    f"| {part} | {b['lo']:.1f}-{b['hi']:.1f} | {b['n']} | {b['conf']:.3f} "
+                    f"| {b['error']:.3f} | {b['within']:.2f} |"
+                )
+    return "\n".join(lines)
+
+
+def save_reliability_plot(table: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Reliability plot of :func:`calibration`'s table, written atomically as a PNG: per part,
+    the fraction within tolerance (left) and the mean normalised error (right) against the
+    mean confidence of each bin, markers sized by point count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_in, ax_err) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=100, layout="constrained")
+    ax_in.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="calibrated")
+    for k, (part, t) in enumerate(table.items()):
+        full = [b for b in t["bins"] if b["n"]]
+        if not full:
+            continue
+        x = [b["conf"] for b in full]
+        size = [20 + 200 * b["n"] / t["n"] for b in full]
+        colour = plt.get_cmap("tab10")(k)
+        ax_in.plot(x, [b["within"] for b in full], c=colour, lw=1)
+        ax_in.scatter(x, [b["within"] for b in full], s=size, color=colour, label=part)
+        ax_err.plot(x, [b["error"] for b in full], c=colour, lw=1)
+        ax_err.scatter(x, [b["error"] for b in full], s=size, color=colour, label=part)
+    ax_in.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel="mean teacher confidence (bin)",
+              ylabel="fraction within OKS tolerance", title="Reliability")  # fmt: skip
+    ax_err.set(xlim=(0, 1.02), xlabel="mean teacher confidence (bin)",
+               ylabel="mean error / sqrt(area)", title="Error by confidence")  # fmt: skip
+    ax_err.set_ylim(bottom=0)
+    ax_in.legend(fontsize=8)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def quality_report(
     labels: WholeBodySet, human: WholeBodySet, metric: Metric | None = None
 ) -> dict[str, Any]:
-    """AP/AR per part (``"<part>/<stat>"``) of ``labels`` against ``human``, coverage, and the
-    quality of the body-based proposals."""
+    """AP/AR per part (``"<part>/<stat>"``) of ``labels`` against ``human``, coverage, the
+    quality of the body-based proposals and the confidence calibration per part."""
     if not human.valid[:, 1:].any():
         raise AnnotationError(
             human.path, "all annotations", "foot/face/hand keypoints",
@@ -96,6 +248,7 @@ def quality_report(
         "never_predicted": np.flatnonzero(never).tolist(),
         "coverage": coverage(labels, human),
         "proposals": proposal_quality(propose(human.keypoints[:, PART_SLICES["body"]]), human),
+        "calibration": calibration(labels, human),
     }
 
 
@@ -116,9 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     table = quality_report(WholeBodySet.load(args.pseudo), WholeBodySet.load(args.human))
     out = args.out or args.pseudo.with_name(args.pseudo.stem + ".report.json")
     write_json_atomic(table, out)
+    plot = save_reliability_plot(
+        table["calibration"], out.with_name(out.name.removesuffix(".json") + ".calibration.png")
+    )
     print(format_table(table["metrics"]))
     print(json.dumps(table["coverage"]))
-    print(f"report: {out}")
+    print(format_calibration(table["calibration"]))
+    print(f"report: {out}, reliability plot: {plot}")
     return 0
 
 

@@ -15,7 +15,8 @@ is left out instead (with its people) and listed in ``<out stem>.skipped.json`` 
 When every shard is there they are merged, in shard order, into the output file (written
 atomically; an existing output is never replaced unless ``overwrite``), and the shard folder is
 removed unless ``keep_shards``. With ``report``, the output is then scored against the input's
-human whole-body labels (:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``.
+human whole-body labels (:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``, with
+the confidence calibration's reliability plot in ``<out stem>.calibration.png``.
 Shards depend only on their images, so the output is the same byte for byte however the work
 was split, interrupted or resumed.
 """
@@ -229,6 +230,7 @@ class PseudoLabeller:
         self.report, self.skip_bad_images = report, skip_bad_images
         #: Where ``report=True`` writes the quality report, and what it held (after :meth:`run`).
         self.report_file = self.out_file.with_name(self.out_file.stem + ".report.json")
+        self.calibration_plot = self.out_file.with_name(self.out_file.stem + ".calibration.png")
         self.report_table: dict[str, Any] | None = None
         #: Images left out by ``skip_bad_images`` (id, file_name, error), and where they are listed.
         self.skipped: list[dict[str, Any]] = []
@@ -348,12 +350,13 @@ class PseudoLabeller:
         if not self.keep_shards:
             shutil.rmtree(self.shard_dir)
         if self.report:
-            from fullbody.pseudo.report import quality_report
+            from fullbody.pseudo.report import quality_report, save_reliability_plot
 
             self.report_table = quality_report(out, kept)
             if self.skipped:
                 self.report_table["skipped_images"] = self.skipped
             write_json_atomic(self.report_table, self.report_file)
+            save_reliability_plot(self.report_table["calibration"], self.calibration_plot)
         return out
 
     def _merge(
