@@ -6,8 +6,6 @@ out_file=pseudo.json [teacher/face=dlib] [part_boxes=gt] [workers=2] [report=tru
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,9 +16,14 @@ def main(cfg: DictConfig) -> None:
     from fullbody.jsonio import AnnotationError
     from fullbody.pseudo.runner import PseudoLabeller
     from fullbody.pseudo.teachers.base import TeacherError
+    from fullbody.utils.cli import user_errors
 
     teachers = OmegaConf.to_container(cfg.get("teacher") or {}, resolve=True)
-    try:
+    # Bad input or setting (an image that disagrees with its record, a truncated image, a shard
+    # folder of another job, a teacher file that is not one, ...): one line naming it, exit 2;
+    # finished shards are kept.
+    errors = (AnnotationError, FileNotFoundError, FileExistsError, ValueError, TeacherError)
+    with user_errors(*errors):
         job = PseudoLabeller(
             ann_file=cfg.ann_file,
             image_dir=cfg.image_dir,
@@ -44,11 +47,6 @@ def main(cfg: DictConfig) -> None:
             skip_bad_images=cfg.skip_bad_images,
         )
         labels = job.run()
-    except (AnnotationError, FileNotFoundError, FileExistsError, ValueError, TeacherError) as e:
-        # Bad input or setting (an image that disagrees with its record, a truncated image,
-        # a shard folder of another job, ...): one line naming it; finished shards are kept.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     print(f"wrote {len(labels)} people to {cfg.out_file}")
     if job.skipped:
         print(f"skipped {len(job.skipped)} unreadable images, listed in {job.skipped_file}")
