@@ -13,6 +13,7 @@ lets DARK decoding recover points far below the heatmap's pixel size.
 from __future__ import annotations
 
 import math
+import sys
 from typing import TypeVar
 
 import numpy as np
@@ -56,6 +57,7 @@ class HeatmapCodec:
             self.heatmap_size[1] / self.input_size[1],
             self.heatmap_size[0] / self.input_size[0],
         )
+        self._cpu_buffer: np.ndarray | None = None  # see _output
 
     def input_to_heatmap(self, xy: ArrayT) -> ArrayT:
         """Input-crop pixels -> heatmap pixels (last axis x, y)."""
@@ -80,10 +82,31 @@ class HeatmapCodec:
         ys = torch.arange(h, device=xy.device, dtype=torch.float32)
         denom = 2.0 * self.sigma**2
         weight = target_weight.float() * inside.float()
-        gx = _gaussian(((xs - xy[..., :1]) ** 2) / denom)  # (B,K,w)
+        gx = _gaussian((xs - xy[..., :1]).square_().div_(denom))  # (B,K,w)
         # the mask goes into the small factor, so the full maps are written only once
-        gy = _gaussian(((ys - xy[..., 1:]) ** 2) / denom) * (weight > 0).unsqueeze(-1)  # (B,K,h)
-        return gy.unsqueeze(-1) * gx.unsqueeze(-2), weight
+        gy = _gaussian((ys - xy[..., 1:]).square_().div_(denom)).mul_((weight > 0).unsqueeze(-1))
+        out = self._output((*xy.shape[:-1], h, w), xy.device)
+        return torch.mul(gy.unsqueeze(-1), gx.unsqueeze(-2), out=out), weight
+
+    def _output(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        """An uninitialised float32 tensor for :meth:`encode`'s heatmaps.
+
+        On the CPU, the last output's memory is used again once nothing refers to it any more
+        (its NumPy buffer is then held by this codec alone: a tensor, a view of it or a graph
+        that saved it each hold a reference). A fresh 50 MB batch of heatmaps makes the kernel
+        zero its pages first, which costs as much as rendering them (measured: 11-26 ms a batch
+        of 32 on one core of a loaded 2-core VM, 8-10 ms with the memory reused).
+        """
+        if device.type != "cpu":
+            return torch.empty(shape, dtype=torch.float32, device=device)
+        # free: referenced by the attribute and getrefcount's argument only
+        free = self._cpu_buffer is not None and sys.getrefcount(self._cpu_buffer) == 2
+        if not free or self._cpu_buffer.shape != shape:
+            self._cpu_buffer = np.empty(shape, dtype=np.float32)
+        return torch.from_numpy(self._cpu_buffer)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cpu_buffer": None}  # a cache, not state: never pickled
 
     def targets(self, xy: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
         """(B,K,2) input-crop px, (B,K) weights -> (B,K,h,w) heatmaps and (B,K) weights."""
@@ -210,8 +233,10 @@ def flip_heatmaps(heatmaps: Tensor, flip_index: np.ndarray | Tensor = FLIP_INDEX
 
 
 def _gaussian(exponent: Tensor) -> Tensor:
-    """exp(-exponent), exactly 0 where that would be below 2**-63 (see ``_MAX_EXPONENT``)."""
-    return torch.exp(-exponent.clamp(max=_MAX_EXPONENT)) * (exponent < _MAX_EXPONENT)
+    """exp(-exponent), exactly 0 where that would be below 2**-63 (see ``_MAX_EXPONENT``); in
+    place (``exponent`` is overwritten): fresh temporaries cost page faults on the CPU."""
+    keep = exponent < _MAX_EXPONENT
+    return exponent.clamp_(max=_MAX_EXPONENT).neg_().exp_().mul_(keep)
 
 
 def _like(values: tuple[float, float], ref: ArrayT) -> ArrayT:
