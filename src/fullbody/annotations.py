@@ -21,7 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from fullbody.jsonio import AnnotationError, json_number, read_json, write_json_atomic
+from fullbody.jsonio import (
+    JSON_ARRAYS,
+    JSON_OBJECTS,
+    NUMBER_TYPES,
+    AnnotationError,
+    float_table,
+    json_number,
+    number_bytes,
+    plain,
+    read_json,
+    write_json_atomic,
+)
 from fullbody.keypoints import (
     BODY_NAMES,
     BOX_FIELDS,
@@ -174,18 +185,26 @@ class WholeBodySet:
 
     @classmethod
     def from_json(cls, data: Any, path: str | os.PathLike | None = None) -> WholeBodySet:
-        """Parse a loaded COCO-WholeBody JSON object; ``path`` only names it in errors."""
+        """Parse a loaded COCO-WholeBody JSON object (plain, or a lazy document of
+        :func:`~fullbody.jsonio.read_json`); ``path`` only names it in errors.
+
+        Each record's fields are checked for presence, type and length as they are gathered;
+        their values (finite, visibility >= 0, boxes inside the image, confidences in [0, 1])
+        are then checked for all records at once, and the first bad record is named field by
+        field by :func:`_check_values`.
+        """
         src = str(path) if path is not None else "<json>"
-        if not isinstance(data, dict):
+        if not isinstance(data, JSON_OBJECTS):
             raise AnnotationError(src, "top level", "(root)", "expected a JSON object")
         for key in ("images", "annotations"):
-            if not isinstance(data.get(key), list):
+            if not isinstance(data.get(key), JSON_ARRAYS):
                 raise AnnotationError(src, "top level", key, "missing or not a list")
         images: dict[int, dict[str, Any]] = {}
         for i, im in enumerate(data["images"]):
             rec = f"image #{i}"
-            if not isinstance(im, dict):
+            if not isinstance(im, JSON_OBJECTS):
                 raise AnnotationError(src, rec, "(record)", "expected an object")
+            im = plain(im)
             for key in ("id", "file_name", "width", "height"):
                 if key not in im:
                     raise AnnotationError(src, rec, key, "missing")
@@ -201,26 +220,27 @@ class WholeBodySet:
 
         anns = data["annotations"]
         n = len(anns)
-        kpts = np.zeros((n, NUM_KEYPOINTS, 3))
-        conf = np.zeros((n, NUM_KEYPOINTS))
-        bboxes, areas = np.zeros((n, 4)), np.zeros(n)
         ann_ids, image_ids = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        areas = np.full(n, np.nan)  # NaN: absent, the box's area (a given one is finite)
         iscrowd = np.zeros(n, bool)
-        valid = np.zeros((n, len(PARTS)), bool)
-        conf_given, valid_given = np.zeros(conf.shape, bool), np.zeros(valid.shape, bool)
-        part_boxes = np.zeros((n, len(BOX_PARTS), 4))
-        conf_names = set(CONF_FIELDS.values())
-        has_conf = any(isinstance(a, dict) and not conf_names.isdisjoint(a) for a in anns)
+        valid, valid_given = np.zeros((n, len(PARTS)), bool), np.zeros((n, len(PARTS)), bool)
+        conf_given = np.zeros((n, len(PARTS)), bool)
+        # numbers go straight from the parsed file into these (offsets in bytes; absent: 0)
+        kpts, kpts_b = float_table(n, 3 * NUM_KEYPOINTS)
+        conf, conf_b = float_table(n, NUM_KEYPOINTS)
+        bboxes, bboxes_b = float_table(n, 4)
+        pboxes, pboxes_b = float_table(n, 4 * len(BOX_PARTS))
         extras: list[dict[str, Any]] = []
         seen: set[int] = set()
         for i, ann in enumerate(anns):
-            if not isinstance(ann, dict):
+            if not isinstance(ann, JSON_OBJECTS):
                 raise AnnotationError(src, f"annotation #{i}", "(record)", "expected an object")
-            if "id" not in ann:
+            keys = dict.fromkeys(ann)  # a lazy object answers a missing key slowly
+            if "id" not in keys:
                 raise AnnotationError(src, f"annotation #{i}", "id", "missing")
             rec = f"annotation {ann['id']}"
             for key in ("image_id", "bbox", "keypoints"):
-                if key not in ann:
+                if key not in keys:
                     raise AnnotationError(src, rec, key, "missing")
             if ann["id"] in seen:
                 raise AnnotationError(src, rec, "id", "duplicate annotation id")
@@ -229,31 +249,45 @@ class WholeBodySet:
             if ann["image_id"] not in images:
                 raise AnnotationError(src, rec, "image_id", f"unknown image id {ann['image_id']!r}")
             image_ids[i] = ann["image_id"]
-            im = images[image_ids[i]]
-            bboxes[i] = _box(ann["bbox"], src, rec, "bbox", im)
-            areas[i] = checked_number(
-                ann.get("area", bboxes[i, 2] * bboxes[i, 3]), src, rec, "area"
-            )
-            iscrowd[i] = bool(ann.get("iscrowd", 0))
-            kpts[i] = _all_points(ann, src, rec)
-            for p, cfld in CONF_FIELDS.items():  # absent: human labels (set after the loop)
-                if cfld in ann:
-                    sl = PART_SLICES[p]
-                    conf[i, sl] = _confidences(ann[cfld], sl.stop - sl.start, src, rec, cfld)
-                    conf_given[i, sl] = True
-            for p, vfld in VALID_FIELDS.items():  # absent: "has a labelled point"
-                if vfld in ann:
-                    valid[i, PARTS.index(p)] = bool(ann[vfld])
-                    valid_given[i, PARTS.index(p)] = True
+            bboxes_b[32 * i : 32 * i + 32] = numbers_of(ann["bbox"], 4, src, rec, "bbox")
+            if "area" in keys:
+                areas[i] = checked_number(ann["area"], src, rec, "area")
+            iscrowd[i] = "iscrowd" in keys and bool(ann["iscrowd"])
+            for j, p in enumerate(PARTS):
+                k, start, fld, cfld = (
+                    _PART_SIZES[j],
+                    PART_SLICES[p].start,
+                    PART_FIELDS[p],
+                    CONF_FIELDS[p],
+                )
+                if fld in keys:
+                    o = 8 * 3 * (NUM_KEYPOINTS * i + start)
+                    kpts_b[o : o + 24 * k] = numbers_of(ann[fld], 3 * k, src, rec, fld)
+                if cfld in keys:
+                    o = 8 * (NUM_KEYPOINTS * i + start)
+                    conf_b[o : o + 8 * k] = numbers_of(ann[cfld], k, src, rec, cfld)
+                    conf_given[i, j] = True
+                if p in VALID_FIELDS and VALID_FIELDS[p] in keys:
+                    valid[i, j] = bool(ann[VALID_FIELDS[p]])
+                    valid_given[i, j] = True
             for b, p in enumerate(BOX_PARTS):
-                if BOX_FIELDS[p] in ann:
-                    part_boxes[i, b] = _box(ann[BOX_FIELDS[p]], src, rec, BOX_FIELDS[p], im)
-            extras.append({k: v for k, v in ann.items() if k not in _ARRAY_FIELDS})
+                if BOX_FIELDS[p] in keys:
+                    o = 32 * (len(BOX_PARTS) * i + b)
+                    pboxes_b[o : o + 32] = numbers_of(
+                        ann[BOX_FIELDS[p]], 4, src, rec, BOX_FIELDS[p]
+                    )
+            extras.append({k: plain(ann[k]) for k in keys if k not in _ARRAY_FIELDS})
+        kpts, pboxes = kpts.reshape(n, NUM_KEYPOINTS, 3), pboxes.reshape(n, len(BOX_PARTS), 4)
+        bad = _bad_values(kpts, conf, bboxes, pboxes, _image_sizes(images, image_ids))
+        if bad.any():  # name the first bad record and field
+            i = int(np.argmax(bad))
+            _check_values(anns[i], src, f"annotation {ann_ids[i]}", images[int(image_ids[i])])
+        areas = np.where(np.isnan(areas), bboxes[:, 2] * bboxes[:, 3], areas)
         labelled = kpts[..., 2] > 0
-        conf = np.where(conf_given, conf, labelled)
+        conf = np.where(np.repeat(conf_given, _PART_SIZES, axis=1), conf, labelled)
         part_labelled = np.stack([labelled[:, PART_SLICES[p]].any(1) for p in PARTS], axis=1)
         valid = np.where(valid_given, valid, part_labelled)
-        header = {k: v for k, v in data.items() if k not in ("images", "annotations")}
+        header = {k: plain(data[k]) for k in data if k not in ("images", "annotations")}
         return cls(
             images=images,
             ann_ids=ann_ids,
@@ -264,8 +298,8 @@ class WholeBodySet:
             areas=areas,
             iscrowd=iscrowd,
             valid=valid,
-            part_boxes=part_boxes,
-            has_conf=has_conf,
+            part_boxes=pboxes,
+            has_conf=bool(conf_given.any()),
             extras=extras,
             header=header,
             path=Path(path) if path is not None else None,
@@ -274,7 +308,7 @@ class WholeBodySet:
     @classmethod
     def load(cls, path: str | os.PathLike) -> WholeBodySet:
         """Read and validate a COCO-WholeBody (or pseudo-label, or COCO person) JSON file."""
-        return cls.from_json(read_json(path, "annotation file"), path)
+        return cls.from_json(read_json(path, "annotation file", lazy=True), path)
 
     # ---------------------------------------------------------------- output
     def validate(self, src: str = "<arrays>") -> None:
@@ -350,8 +384,8 @@ def points_box(points: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- field parsing
-#: What JSON numbers parse to (``bool`` is not one, though a subclass of ``int``).
-_NUMBER_TYPES = frozenset((int, float))
+#: Points per part, in :data:`PARTS` order.
+_PART_SIZES = tuple(s.stop - s.start for s in PART_SLICES.values())
 
 
 def _is_number(v: Any) -> bool:
@@ -367,10 +401,11 @@ def checked_number(v: Any, src: str, rec: str, fld: str) -> float:
 
 def checked_numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
     """``v`` as ``n`` finite float64s, or an :class:`AnnotationError` naming file, record, field."""
+    v = plain(v)
     if not isinstance(v, list) or len(v) != n:
         got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
         raise AnnotationError(src, rec, fld, f"expected a list of {n} numbers, got {got}")
-    if not _NUMBER_TYPES.issuperset(map(type, v)):  # exact types: one C-level pass
+    if not NUMBER_TYPES.issuperset(map(type, v)):  # exact types: one C-level pass
         raise AnnotationError(src, rec, fld, "holds a value that is not a number")
     arr = np.asarray(v, dtype=np.float64)
     if not np.isfinite(arr).all():
@@ -380,35 +415,65 @@ def checked_numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
     return arr
 
 
+def numbers_of(v: Any, n: int, src: str, rec: str, fld: str) -> memoryview:
+    """The float64 bytes of a JSON array of ``n`` numbers (:func:`~fullbody.jsonio.number_bytes`:
+    no Python object per number), or :func:`checked_numbers`' error naming file, record, field.
+    Finiteness is left to a check over all records (only Python's ``json`` reads NaN)."""
+    got = number_bytes(v, n)
+    return (
+        got if got is not None else memoryview(checked_numbers(v, n, src, rec, fld).view(np.uint8))
+    )
+
+
+def _image_sizes(images: Mapping[int, Mapping[str, Any]], image_ids: np.ndarray) -> np.ndarray:
+    """(N, 2) width and height of each annotation's image."""
+    keys = np.fromiter(images, np.int64, len(images))
+    sizes = np.array([(im["width"], im["height"]) for im in images.values()], np.float64)
+    order = np.argsort(keys)
+    return sizes[order[np.searchsorted(keys[order], image_ids)]].reshape(-1, 2)
+
+
+def _bad_boxes(b: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Rows of (N, B, 4) xywh boxes holding one that :func:`_box` refuses."""
+    w, h = size[:, None, 0], size[:, None, 1]
+    x0, y0, bw, bh = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    outside = (bw > 0) & (
+        (x0 < -BOX_TOLERANCE)
+        | (y0 < -BOX_TOLERANCE)
+        | (x0 + bw > w + BOX_TOLERANCE)
+        | (y0 + bh > h + BOX_TOLERANCE)
+    )
+    return (~np.isfinite(b).all(-1) | (bw < 0) | (bh < 0) | outside).any(1)
+
+
+def _bad_values(
+    kpts: np.ndarray, conf: np.ndarray, bboxes: np.ndarray, pboxes: np.ndarray, size: np.ndarray
+) -> np.ndarray:
+    """Records holding a value that :func:`_check_values` refuses, for all records at once."""
+    bad = ~np.isfinite(kpts).all((1, 2)) | (kpts[..., 2] < 0).any(1)
+    bad |= ~np.isfinite(conf).all(1) | ((conf < 0) | (conf > 1)).any(1)
+    return bad | _bad_boxes(bboxes[:, None], size) | _bad_boxes(pboxes, size)
+
+
+def _check_values(ann: Mapping[str, Any], src: str, rec: str, image: Mapping[str, Any]) -> None:
+    """Raise the error of the first bad value of one annotation, field by field."""
+    _box(ann["bbox"], src, rec, "bbox", image)
+    for p in PARTS:
+        k = PART_SLICES[p].stop - PART_SLICES[p].start
+        if PART_FIELDS[p] in ann:
+            _flat_points(ann[PART_FIELDS[p]], k, src, rec, PART_FIELDS[p])
+        if CONF_FIELDS[p] in ann:
+            _confidences(ann[CONF_FIELDS[p]], k, src, rec, CONF_FIELDS[p])
+    for p in BOX_PARTS:
+        if BOX_FIELDS[p] in ann:
+            _box(ann[BOX_FIELDS[p]], src, rec, BOX_FIELDS[p], image)
+
+
 def _flat_points(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
     pts = checked_numbers(v, 3 * k, src, rec, fld).reshape(k, 3)
     if (pts[:, 2] < 0).any():
         raise AnnotationError(src, rec, fld, "visibility flags must be >= 0")
     return pts
-
-
-def _all_points(ann: Mapping[str, Any], src: str, rec: str) -> np.ndarray:
-    """The (133, 3) points of every part field of one annotation (zeros for absent fields),
-    converted and checked in one go; a bad field is then named by :func:`_flat_points`."""
-    flat: list = []
-    for p, fld in PART_FIELDS.items():
-        n = 3 * (PART_SLICES[p].stop - PART_SLICES[p].start)
-        v = ann.get(fld, _ABSENT)
-        if v is _ABSENT:
-            flat += [0.0] * n
-        elif isinstance(v, list) and len(v) == n and _NUMBER_TYPES.issuperset(map(type, v)):
-            flat += v
-        else:
-            _flat_points(v, n // 3, src, rec, fld)  # raises the precise error
-    pts = np.array(flat, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
-    if not np.isfinite(pts).all() or (pts[:, 2] < 0).any():
-        for p, fld in PART_FIELDS.items():  # name the field
-            if fld in ann:
-                _flat_points(ann[fld], PART_SLICES[p].stop - PART_SLICES[p].start, src, rec, fld)
-    return pts
-
-
-_ABSENT = object()
 
 
 def _confidences(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
@@ -421,7 +486,7 @@ def _confidences(v: Any, k: int, src: str, rec: str, fld: str) -> np.ndarray:
 def _box(v: Any, src: str, rec: str, fld: str, image: Mapping[str, Any]) -> np.ndarray:
     b = checked_numbers(v, 4, src, rec, fld)
     if b[2] < 0 or b[3] < 0:
-        raise AnnotationError(src, rec, fld, f"negative width or height in {list(b)}")
+        raise AnnotationError(src, rec, fld, f"negative width or height in {b.tolist()}")
     w, h = image["width"], image["height"]
     if b[2] > 0 and (
         b[0] < -BOX_TOLERANCE
@@ -429,5 +494,5 @@ def _box(v: Any, src: str, rec: str, fld: str, image: Mapping[str, Any]) -> np.n
         or b[0] + b[2] > w + BOX_TOLERANCE
         or b[1] + b[3] > h + BOX_TOLERANCE
     ):
-        raise AnnotationError(src, rec, fld, f"box {list(b)} lies outside the {w}x{h} image")
+        raise AnnotationError(src, rec, fld, f"box {b.tolist()} lies outside the {w}x{h} image")
     return b

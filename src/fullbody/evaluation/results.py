@@ -26,32 +26,56 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fullbody.annotations import checked_number, checked_numbers
-from fullbody.jsonio import AnnotationError, json_number, read_json, write_json_atomic
+from fullbody.annotations import checked_number, checked_numbers, numbers_of
+from fullbody.jsonio import (
+    JSON_ARRAYS,
+    JSON_OBJECTS,
+    AnnotationError,
+    float_table,
+    json_number,
+    number_bytes,
+    read_json,
+    write_json_atomic,
+)
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS, PART_FIELDS, PART_SLICES
 
 #: Per-part ranking-score fields; the body is always ranked by ``score``.
 SCORE_FIELDS: dict[str, str] = {p: f"{p}_score" for p in EVAL_PARTS if p != "body"}
 #: Fields that mark a record as using the split (mmpose) layout.
 _SPLIT_FIELDS = tuple(PART_FIELDS[p] for p in PART_SLICES if p != "body")
+_SPLIT_SET = frozenset(_SPLIT_FIELDS)
+#: Numbers of each part's field (3 per point).
+_SPLIT_LENGTHS = {p: 3 * (s.stop - s.start) for p, s in PART_SLICES.items()}
 PERSON_CATEGORY = 1
 Layout = Literal["split", "flat"]
-_PLAIN_NUMBERS = frozenset({int, float})
 
 
-def _nested(v: list) -> bool:
-    return bool(v) and isinstance(v[0], (list, tuple))
+def _nested(v: Any) -> bool:
+    return bool(len(v)) and isinstance(v[0], (*JSON_ARRAYS, tuple))
 
 
-def _checked(v: Any, n: int, src: str, rec: str, fld: str) -> list:
-    """A JSON list of ``n`` plain numbers (finiteness is checked later, for all at once)."""
-    if isinstance(v, list) and len(v) == n and _PLAIN_NUMBERS.issuperset(map(type, v)):
-        return v
-    if isinstance(v, list) and _nested(v):
+def _checked(v: Any, n: int, src: str, rec: str, fld: str) -> memoryview:
+    """A JSON list of ``n`` plain numbers as float64 bytes (finiteness is checked later, for all
+    records at once); nested lists get their own error."""
+    got = number_bytes(v, n)
+    if got is not None:
+        return got
+    if isinstance(v, JSON_ARRAYS) and _nested(v):
         raise AnnotationError(
             src, rec, fld, "expected a flat list [x, y, c, x, y, c, ...], got nested lists"
         )
-    return checked_numbers(v, n, src, rec, fld).tolist()  # raises the precise error
+    return numbers_of(v, n, src, rec, fld)  # raises the precise error
+
+
+def _check_values(rec: Any, src: str, name: str) -> None:
+    """Raise the error of the first non-finite number or negative box size of one record."""
+    for fld in ("keypoints", *_SPLIT_FIELDS):
+        if fld in rec:
+            checked_numbers(rec[fld], len(rec[fld]), src, name, fld)
+    if "bbox" in rec:
+        box = checked_numbers(rec["bbox"], 4, src, name, "bbox")
+        if box[2] < 0 or box[3] < 0:
+            raise AnnotationError(src, name, "bbox", "negative width or height")
 
 
 @dataclass
@@ -170,29 +194,35 @@ class Predictions:
         images: Collection[int] | None = None,
         allow_empty: bool = False,
     ) -> Predictions:
-        """Parse a loaded results list; ``images`` (ground-truth image ids) checks every id."""
+        """Parse a loaded results list (plain, or a lazy document of
+        :func:`~fullbody.jsonio.read_json`); ``images`` (ground-truth image ids) checks every id.
+
+        Each record's fields are checked for presence, type and length as they are gathered;
+        finiteness and box sizes then for all records at once (the first bad record is named).
+        """
         src = str(path) if path is not None else "<json>"
-        if not isinstance(data, list):
+        if not isinstance(data, JSON_ARRAYS):
             raise AnnotationError(
                 src, "top level", "(root)", "expected a list of result objects (COCO results)"
             )
-        if not data and not allow_empty:
+        if not len(data) and not allow_empty:
             raise AnnotationError(src, "top level", "(root)", "no predictions in the file")
         known = set(int(i) for i in images) if images is not None else None
         m = len(data)
         image_ids = np.zeros(m, np.int64)
-        flat: list[list] = [[]] * m  # every record's 399 values, converted in one go below
+        kpts, kpts_b = float_table(m, 3 * NUM_KEYPOINTS)  # filled straight from the file
         scores = np.zeros(m)
         part_scores = {p: np.full(m, np.nan) for p in SCORE_FIELDS}
-        boxes = np.zeros((m, 4))
+        boxes, boxes_b = float_table(m, 4)
         has_box = np.zeros(m, bool)
         layout: Layout | None = None
         for i, rec in enumerate(data):
             name = f"result #{i}"
-            if not isinstance(rec, dict):
+            if not isinstance(rec, JSON_OBJECTS):
                 raise AnnotationError(src, name, "(record)", "expected an object")
+            keys = dict.fromkeys(rec)  # a lazy object answers a missing key slowly
             for key in ("image_id", "keypoints", "score"):
-                if key not in rec:
+                if key not in keys:
                     raise AnnotationError(src, name, key, "missing")
             img = rec["image_id"]
             if not isinstance(img, int) or isinstance(img, bool):
@@ -202,12 +232,12 @@ class Predictions:
                     src, name, "image_id", f"unknown image id {img} (not in the ground truth)"
                 )
             image_ids[i] = img
-            cat = rec.get("category_id", PERSON_CATEGORY)
+            cat = rec["category_id"] if "category_id" in keys else PERSON_CATEGORY
             if cat != PERSON_CATEGORY:
                 raise AnnotationError(
                     src, name, "category_id", f"expected {PERSON_CATEGORY} (person), got {cat!r}"
                 )
-            this: Layout = "split" if any(f in rec for f in _SPLIT_FIELDS) else "flat"
+            this: Layout = "flat" if _SPLIT_SET.isdisjoint(keys) else "split"
             if layout is None:
                 layout = this
             elif this != layout:
@@ -219,7 +249,7 @@ class Predictions:
                 )
             if this == "flat":
                 v = rec["keypoints"]
-                if isinstance(v, list) and len(v) != 3 * NUM_KEYPOINTS and not _nested(v):
+                if isinstance(v, JSON_ARRAYS) and len(v) != 3 * NUM_KEYPOINTS and not _nested(v):
                     raise AnnotationError(
                         src,
                         name,
@@ -228,41 +258,40 @@ class Predictions:
                         f"layout (17 body points plus {', '.join(_SPLIT_FIELDS)}), "
                         f"got {len(v)} values",
                     )
-                flat[i] = _checked(v, 3 * NUM_KEYPOINTS, src, name, "keypoints")
+                o = 8 * 3 * NUM_KEYPOINTS * i
+                kpts_b[o : o + 8 * 3 * NUM_KEYPOINTS] = _checked(
+                    v, 3 * NUM_KEYPOINTS, src, name, "keypoints"
+                )
             else:
-                values: list = []
                 for p, fld in PART_FIELDS.items():
-                    if fld not in rec:
+                    if fld not in keys:
                         raise AnnotationError(src, name, fld, "missing (split layout)")
-                    n = 3 * (PART_SLICES[p].stop - PART_SLICES[p].start)
-                    values += _checked(rec[fld], n, src, name, fld)
-                flat[i] = values
+                    o, n = 8 * 3 * (NUM_KEYPOINTS * i + PART_SLICES[p].start), _SPLIT_LENGTHS[p]
+                    kpts_b[o : o + 8 * n] = _checked(rec[fld], n, src, name, fld)
             scores[i] = checked_number(rec["score"], src, name, "score")
             for p, fld in SCORE_FIELDS.items():
-                if fld in rec:
+                if fld in keys:
                     part_scores[p][i] = checked_number(rec[fld], src, name, fld)
-            if "bbox" in rec:
-                boxes[i] = checked_numbers(rec["bbox"], 4, src, name, "bbox")
-                if boxes[i, 2] < 0 or boxes[i, 3] < 0:
-                    raise AnnotationError(src, name, "bbox", "negative width or height")
+            if "bbox" in keys:
+                boxes_b[32 * i : 32 * i + 32] = numbers_of(rec["bbox"], 4, src, name, "bbox")
                 has_box[i] = True
         if has_box.any() and not has_box.all():
             i = int(np.argmin(has_box))
             raise AnnotationError(src, f"result #{i}", "bbox", "missing (other records have one)")
-        kpts = np.array(flat, dtype=np.float64).reshape(m, NUM_KEYPOINTS, 3) if m else None
-        bad = ~np.isfinite(kpts).reshape(m, -1).all(1) if m else np.zeros(0, bool)
-        if bad.any():  # name the field and position
+        kpts = kpts.reshape(m, NUM_KEYPOINTS, 3)
+        bboxes = boxes if has_box.any() else None
+        bad = ~np.isfinite(kpts).all((1, 2))
+        if bboxes is not None:
+            bad |= ~np.isfinite(bboxes).all(1) | (bboxes[:, 2] < 0) | (bboxes[:, 3] < 0)
+        if bad.any():  # name the record, field and position
             i = int(np.argmax(bad))
-            rec = data[i]
-            for fld in ("keypoints", *_SPLIT_FIELDS):
-                if fld in rec:
-                    checked_numbers(rec[fld], len(rec[fld]), src, f"result #{i}", fld)
+            _check_values(data[i], src, f"result #{i}")
         return cls(
             image_ids=image_ids,
-            keypoints=kpts if m else np.zeros((0, NUM_KEYPOINTS, 3)),
+            keypoints=kpts,
             scores=scores,
             part_scores={p: v for p, v in part_scores.items() if not np.isnan(v).all()},
-            bboxes=boxes if m and has_box.all() else None,
+            bboxes=bboxes,
             path=Path(path) if path is not None else None,
         )
 
@@ -275,7 +304,7 @@ class Predictions:
         allow_empty: bool = False,
     ) -> Predictions:
         """Read and validate a results JSON file (either layout)."""
-        data = read_json(path, "results file")
+        data = read_json(path, "results file", lazy=True)
         return cls.from_json(data, path, images=images, allow_empty=allow_empty)
 
     def to_json(self, layout: Layout = "split") -> list[dict[str, Any]]:

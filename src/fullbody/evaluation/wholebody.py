@@ -234,7 +234,7 @@ def prepare_part(
         det_image=d_img,
         det_rank=d_rank,
         det_score=d_score,
-        det_area=body_extent_area(dp.x, dp.y)[d_rows],
+        det_area=body_extent_area(dp.x[d_rows, :17], dp.y[d_rows, :17]),
         pair_det=pair_det,
         pair_gt=pair_gt,
         pair_oks=pair_oks,
@@ -329,7 +329,7 @@ def _pair_oks(
         np.exp(dx, out=dx)
         use = gt.lab[pg]
         use[empty] = True
-        np.copyto(dx, 0.0, where=~use)
+        dx *= use  # exp(...) >= 0 and finite: the same as zeroing the unused terms
         out[s : s + step] = dx.sum(1) / np.where(empty, k, gt.nlab[pg])
     return out
 
@@ -408,8 +408,8 @@ def accumulate(
     order = np.argsort(-pm.det_score, kind="mergesort")
     tps = ((dt_gt >= 0) & ~dt_ignore)[..., order]
     fps = ((dt_gt < 0) & ~dt_ignore)[..., order]
-    tp_sum = np.cumsum(tps, axis=-1).astype(np.float64)
-    fp_sum = np.cumsum(fps, axis=-1).astype(np.float64)
+    tp_sum = np.cumsum(tps, axis=-1, dtype=np.float64)  # counts: exact in float64
+    fp_sum = np.cumsum(fps, axis=-1, dtype=np.float64)
     for a in range(n_ranges):
         if num_gt[a] == 0:
             continue
