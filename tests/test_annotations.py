@@ -132,13 +132,50 @@ def test_body_only_coco_file_loads_with_other_parts_unlabelled():
         (lambda d: d["annotations"].append(dict(d["annotations"][0])), "id", "duplicate"),
     ],
 )
-def test_malformed_input_names_file_record_and_field(mutate, field, message):
+@pytest.mark.parametrize("via", ["object", "file"])
+def test_malformed_input_names_file_record_and_field(mutate, field, message, via, tmp_path):
     d = _tiny()
     mutate(d)
     with pytest.raises(AnnotationError, match=message) as err:
-        WholeBodySet.from_json(d, "bad.json")
-    assert err.value.field == field and err.value.file == "bad.json"
-    assert str(err.value).startswith("bad.json: ")
+        if via == "object":
+            WholeBodySet.from_json(d, "bad.json")
+        else:  # read lazily (simdjson), or by Python's json for NaN / Infinity
+            path = tmp_path / "bad.json"
+            path.write_text(json.dumps(d))
+            WholeBodySet.load(path)
+    bad = "bad.json" if via == "object" else str(tmp_path / "bad.json")
+    assert err.value.field == field and err.value.file == bad
+    assert str(err.value).startswith(f"{bad}: ")
+
+
+def test_file_and_object_give_the_same_arrays(tmp_path):
+    d = _tiny()
+    d["annotations"].append({**copy.deepcopy(d["annotations"][0]), "id": 8, "iscrowd": 1})
+    d["annotations"][1]["face_conf"] = [0.5] * 68
+    del d["annotations"][1]["area"], d["annotations"][1]["face_box"]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(d))
+    a, b = WholeBodySet.from_json(d), WholeBodySet.load(path)
+    for name in ("ann_ids", "image_ids", "keypoints", "conf", "bboxes", "areas", "iscrowd",
+                 "valid", "part_boxes"):  # fmt: skip
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert getattr(b, name).flags.writeable, name
+    assert a.extras == b.extras and a.header == b.header and a.images == b.images
+    assert b.areas[1] == 90.0 * 90.0 and b.part_boxes[1, 0].tolist() == [0, 0, 0, 0]
+    assert b.has_conf and b.conf[1, 23] == 0.5 and b.conf[0, 23] == 1.0
+
+
+def test_first_bad_record_is_named_when_several_records_are_read(tmp_path):
+    d = _tiny()
+    for i in range(2, 6):
+        d["annotations"].append({**copy.deepcopy(d["annotations"][0]), "id": i})
+    d["annotations"][3]["face_kpts"][5] = -1  # a visibility flag: found for all records at once
+    d["annotations"][4]["bbox"] = [1, 2, 300, 4]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(AnnotationError, match="visibility flags must be >= 0") as err:
+        WholeBodySet.load(path)
+    assert (err.value.record, err.value.field) == ("annotation 4", "face_kpts")
 
 
 def test_missing_conf_list_means_human_labels():

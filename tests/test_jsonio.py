@@ -4,12 +4,18 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 
 from fullbody import jsonio
 from fullbody.jsonio import (
+    JSON_ARRAYS,
+    JSON_OBJECTS,
     AnnotationError,
+    float_table,
     json_number,
+    number_bytes,
+    plain,
     read_json,
     write_atomic,
     write_json_atomic,
@@ -71,3 +77,39 @@ def test_annotation_error_survives_pickling():
 def test_json_number_keeps_integral_values_as_ints():
     assert json_number(2.0) == 2 and isinstance(json_number(2.0), int)
     assert json_number(0.5) == 0.5
+
+
+def test_lazy_read_gives_views_that_read_like_plain_json(tmp_path):
+    data = {"a": [1, 2.5, -3], "b": {"c": [[1, 2], [3, 4]], "s": "x"}, "t": True, "n": None}
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    doc = read_json(tmp_path / "d.json", lazy=True)
+    assert isinstance(doc, JSON_OBJECTS) and not isinstance(doc, dict)
+    assert isinstance(doc["a"], JSON_ARRAYS) and len(doc["a"]) == 3
+    assert "a" in doc and "zz" not in doc and list(doc) == ["a", "b", "t", "n"]
+    assert doc["t"] is True and doc["n"] is None and doc["b"]["s"] == "x"
+    assert plain(doc) == data == read_json(tmp_path / "d.json")
+    (tmp_path / "nan.json").write_text('{"a": [NaN, 1]}')  # Python's json extension: plain
+    back = read_json(tmp_path / "nan.json", lazy=True)
+    assert isinstance(back, dict) and np.isnan(back["a"][0])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_number_bytes_takes_flat_number_arrays_of_the_length_only(tmp_path, lazy):
+    cases = {"ok": [1, 2.5, -3], "short": [1, 2], "bool": [1, True, 3], "null": [1, None, 3],
+             "text": [1, "2", 3], "nested": [[1, 2, 3], 4, 5], "flat_nested": [[1], [2], [3]]}  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(cases))
+    doc = read_json(tmp_path / "c.json", lazy=lazy)
+    got = {k: number_bytes(doc[k], 3) for k in cases}
+    assert np.frombuffer(got.pop("ok"), dtype=np.float64).tolist() == [1.0, 2.5, -3.0]
+    flat = got.pop("flat_nested")  # lazily read flat (documented); plain lists are refused
+    assert flat is None if not lazy else np.frombuffer(flat).tolist() == [1.0, 2.0, 3.0]
+    assert got == dict.fromkeys(got)  # every other one refused (None)
+    assert number_bytes("123", 3) is None and number_bytes(7, 1) is None
+
+
+def test_float_table_takes_chunks_at_byte_offsets():
+    a, raw = float_table(2, 4)
+    raw[32 + 8 : 32 + 24] = number_bytes([5.0, 6], 2)
+    assert a.tolist() == [[0, 0, 0, 0], [0, 5, 6, 0]]
+    empty, _ = float_table(0, 399)
+    assert empty.shape == (0, 399)

@@ -75,7 +75,10 @@ def plain(v: Any) -> Any:
 def number_bytes(v: Any, n: int) -> memoryview | None:
     """The float64 bytes (native order, a byte view) of ``v`` when it is a flat JSON array of exactly ``n`` numbers (no
     booleans, nulls, strings or nested arrays); ``None`` otherwise, for the caller to name the
-    problem. Finiteness is the caller's to check (only Python's ``json`` reads NaN)."""
+    problem. Finiteness is the caller's to check (only Python's ``json`` reads NaN). From a lazy
+    document, an array holding one-number arrays in place of some numbers (``[[1], 2, 3]``) is
+    read flat, as its numbers add up to ``n``: telling it apart costs a Python object per number.
+    """
     if isinstance(v, simdjson.Array):
         if len(v) != n:
             return None

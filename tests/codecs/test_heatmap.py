@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,23 @@ def test_encode_writes_no_subnormals_and_drops_only_negligible_tails():
     torch.testing.assert_close(heatmaps[0], exact, atol=1e-6, rtol=1e-5)
     cut = heatmaps[0] == 0
     assert cut.any() and (exact[cut] < 2.0**-62).all()  # e.g. the first point's far corner
+
+
+def test_cpu_encode_reuses_its_output_memory_only_once_released():
+    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0)
+    xy, w = _points(2), torch.ones(2, 133)
+    first, _ = codec.encode(xy, w)
+    kept = first.clone()
+    second, _ = codec.encode(xy + 1.0, w)  # `first` is still held: new memory
+    assert second.data_ptr() != first.data_ptr() and torch.equal(first, kept)
+    ptr = second.data_ptr()
+    del second
+    third, _ = codec.encode(xy, w)  # released: written in place
+    assert third.data_ptr() == ptr and torch.equal(third, kept)
+    view = third[:, :5]
+    del third
+    fourth, _ = codec.encode(xy + 2.0, w)  # a view still holds it
+    assert fourth.data_ptr() != ptr and torch.equal(view, kept[:, :5])
+    other, _ = codec.encode(_points(3), torch.ones(3, 133))  # another shape: its own memory
+    assert other.shape == (3, 133, 64, 48)
+    assert pickle.loads(pickle.dumps(codec))._cpu_buffer is None  # a cache, not pickled
