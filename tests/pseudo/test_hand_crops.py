@@ -208,3 +208,35 @@ def test_the_entry_point_scores_and_refuses_bad_input_with_exit_2(hand_set, tmp_
     assert (
         broken.returncode == 2 and "bad.json" in broken.stderr and "lefthand_box" in broken.stderr
     )
+
+
+@pytest.mark.needs_teachers
+@pytest.mark.needs_sample
+def test_the_searching_hand_teacher_beats_the_plain_baseline_on_the_samples_crops(
+    sample_dir, sample_ann_file, tmp_path
+):
+    """The sample's 10 hands at 32 px: the default teacher (search, re-crop, flip average)
+    scores at least the issue's plain baseline, both on the same crops, and labels some."""
+    import importlib.util
+
+    from fullbody.pseudo.teachers.base import model_dir
+    from fullbody.pseudo.teachers.install import MODELS
+    from fullbody.pseudo.teachers.mediapipe_hand import MediaPipeHand
+    from fullbody.utils.wheels import installed
+
+    if importlib.util.find_spec("ai_edge_litert") is None or not all(
+        installed(model_dir(), MODELS).values()
+    ):
+        pytest.skip("MediaPipe teachers not installed (make teachers)")
+    out = tmp_path / "c"
+    crops = load_or_build_crops(sample_ann_file, sample_dir / "images", out, 32, 2.0)
+    assert len(crops) == 10
+    plain = MediaPipeHand(
+        refine=0, search_scales=(2.0,), search_shifts=(0.0,), search_below=1.0, flip_average=False
+    )
+    ours = score_hand_crops(_label(out, MediaPipeHand()), crops)
+    base = score_hand_crops(_label(out, plain), crops)
+    assert ours["coverage"]["hand"]["labelled"] >= 2
+    assert (
+        ours["metrics"]["hand/AP"] > 0 and ours["metrics"]["hand/AP"] >= base["metrics"]["hand/AP"]
+    )
