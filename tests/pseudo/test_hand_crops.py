@@ -122,10 +122,8 @@ def test_a_teacher_that_finds_the_exact_hand_scores_1_and_a_shifted_one_less(han
     strict = load_or_build_crops(
         hand_set, hand_set.parent / "images", tmp_path / "s", area="hand_box"
     )
-    slight, person = (
-        BoxHandTeacher(shift=0.05),
-        score_hand_crops(_label(out, BoxHandTeacher(shift=0.05)), crops),
-    )
+    slight = BoxHandTeacher(shift=0.05)
+    person = score_hand_crops(_label(out, slight), crops)
     box = score_hand_crops(_label(tmp_path / "s", slight), strict)
     assert box["metrics"]["hand/AP"] < person["metrics"]["hand/AP"]
 

@@ -45,7 +45,7 @@ from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.manifest import file_sha256
 from fullbody.pseudo.crops import UP, crop_affines, warp_crop_antialiased
 
-#: The two hand parts, their box column in ``WholeBodySet.part_boxes`` and part column.
+#: The two hand parts (their boxes are columns 1 and 2 of ``WholeBodySet.part_boxes``).
 HAND_PARTS = ("lefthand", "righthand")
 AREA_MODES = ("person", "hand_box")
 #: The crop set's file and image folder inside the output folder.
