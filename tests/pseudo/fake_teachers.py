@@ -55,3 +55,34 @@ class ScaledTeacher(RegionTeacher):
         out = super().predict(image, people)
         out.conf = np.minimum(out.conf * self.scale, 1.0)
         return out
+
+
+#: Where :class:`BoxHandTeacher` puts the 21 hand points, as fractions of the hand's extent.
+HAND_FRACTIONS = np.stack([np.linspace(0.05, 0.95, 21), (np.arange(21) * 7 % 21 + 0.5) / 21], 1)
+
+
+class BoxHandTeacher:
+    """Finds the bright rectangle of its hand region in the crop (pixels > 128 in the red
+    channel) and puts the 21 points at :data:`HAND_FRACTIONS` of its extent (pixel edges, OpenCV
+    centres), shifted by ``shift`` x its size; confidence ``conf``. Refuses people with body
+    points: hand crops must come without them."""
+
+    def __init__(self, parts=("lefthand", "righthand"), shift: float = 0.0, conf: float = 0.9):
+        self.parts, self.shift, self.conf = tuple(parts), shift, conf
+
+    def predict(self, image: np.ndarray, people: People) -> Prediction:
+        if (people.body[..., 2] > 0).any():
+            raise AssertionError("hand crops must reach the teacher without body points")
+        out = Prediction.empty(len(people))
+        ys, xs = np.nonzero(image[..., 0] > 128)
+        if not len(xs):
+            return out
+        lo = np.array([xs.min(), ys.min()]) - 0.5
+        size = np.array([xs.max(), ys.max()]) + 0.5 - lo
+        for part in self.parts:
+            _, _, ok = people.regions.part(part)
+            idx = REGION_POINTS[part]
+            for i in np.flatnonzero(ok):
+                out.xy[i, idx] = lo + (HAND_FRACTIONS + self.shift) * size
+                out.conf[i, idx] = self.conf
+        return out

@@ -9,8 +9,9 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-CHOICES = [("hand", "mediapipe"), ("face", "mediapipe"), ("face", "dlib"),
-           ("foot", "mediapipe_pose"), ("wholebody", "onnx"), ("wholebody", "checkpoint")]  # fmt: skip
+CHOICES = [("hand", "mediapipe"), ("hand", "mediapipe_plain"), ("face", "mediapipe"),
+           ("face", "dlib"), ("foot", "mediapipe_pose"), ("wholebody", "onnx"),
+           ("wholebody", "checkpoint")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("slot", "choice"), CHOICES)

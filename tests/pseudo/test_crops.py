@@ -89,3 +89,26 @@ def test_mirrored_crops_flip_the_pixels_and_map_points_back():
     np.testing.assert_allclose(back, p)
     np.testing.assert_allclose(transform_points(p, m)[..., 0], 31 - transform_points(p, a)[..., 0])
     assert invert_affines(np.zeros((0, 2, 3))).shape == (0, 2, 3)
+
+
+def test_antialiased_warp_keeps_the_affine_and_averages_what_it_shrinks():
+    from fullbody.pseudo.crops import UP, warp_crop_antialiased
+
+    # a linear ramp survives area averaging and bilinear sampling exactly: where the crop lands
+    # in the image is the affine's, not shifted by the reduction
+    ramp = np.broadcast_to(np.arange(400, dtype=np.float32)[None, :, None], (300, 400, 1))
+    shrink = crop_affines(np.array([[201.3, 150.0]]), np.array([240.0]), UP[None], 60)[0]
+    crop = warp_crop_antialiased(np.ascontiguousarray(ramp), shrink, 60)[..., 0]
+    want = warp_crops(np.ascontiguousarray(ramp), shrink[None], 60)[0, ..., 0]
+    np.testing.assert_allclose(crop[5:-5, 5:-5], want[5:-5, 5:-5], atol=0.02)
+    # one-pixel stripes shrunk 4x: averaged to grey, where a plain bilinear warp aliases
+    stripes = np.zeros((300, 400, 3), np.uint8)
+    stripes[:, ::2] = 255
+    smooth = warp_crop_antialiased(stripes, shrink, 60)[5:-5, 5:-5].astype(float)
+    aliased = warp_crops(stripes, shrink[None], 60)[0, 5:-5, 5:-5].astype(float)
+    assert np.abs(smooth - 127.5).max() < 3 and np.abs(aliased - 127.5).min() > 20
+    # enlarging is the plain warp
+    grow = crop_affines(np.array([[200.0, 150.0]]), np.array([30.0]), UP[None], 60)
+    np.testing.assert_array_equal(
+        warp_crop_antialiased(stripes, grow[0], 60), warp_crops(stripes, grow, 60)[0]
+    )

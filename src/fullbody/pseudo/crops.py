@@ -10,9 +10,10 @@ these batch), so warped pixels and mapped points agree exactly.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from fullbody.data.transforms import box_to_center_scale, invert_affine, warp
+from fullbody.data.transforms import box_to_center_scale, compose_affine, invert_affine, warp
 
 #: The upright direction in image coordinates (y grows downwards).
 UP = np.array([0.0, -1.0])
@@ -77,6 +78,25 @@ def warp_crops(image: np.ndarray, affines: np.ndarray, size: int | tuple[int, in
     for i, a in enumerate(affines):
         out[i] = warp(image, a, (h, w)).reshape(h, w, -1)
     return out
+
+
+def warp_crop_antialiased(
+    image: np.ndarray, affine: np.ndarray, size: int | tuple[int, int]
+) -> np.ndarray:
+    """One crop through an image -> crop ``affine`` (2, 3), like :func:`warp_crops`, but when
+    the crop shrinks the image (scale < 1) the image is first reduced to that scale by area
+    averaging (``cv2.INTER_AREA``), so fine detail does not alias; the crop still corresponds
+    exactly to ``affine`` (the reduction is folded back into the warp)."""
+    a = np.asarray(affine, np.float64).reshape(2, 3)
+    scale = float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
+    if scale >= 1.0:
+        return warp_crops(image, a[None], size)[0]
+    h, w = image.shape[:2]
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA).reshape(sh, sw, -1)
+    rx, ry = sw / w, sh / h  # cv2.resize maps pixel centres x -> (x + 0.5) rx - 0.5
+    small_to_image = invert_affine(np.array([[rx, 0, 0.5 * rx - 0.5], [0, ry, 0.5 * ry - 0.5]]))
+    return warp_crops(small, compose_affine(a, small_to_image)[None], size)[0]
 
 
 def box_to_square(boxes: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
