@@ -344,6 +344,20 @@ def test_ddp_inside_a_multirun_sweep(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_default_recipe_learns_held_out_scenes(tmp_path: Path) -> None:
+    """The default CPU recipe for 4 of its 14 epochs (536 steps, ~2 min on 2 idle cores) finds
+    the body on held-out scenes: body AP 0.119 and foot 0.048 measured at 500 steps; the
+    deconvolution head it replaced was at 0.009 and 0.001 there, an untrained net at 0."""
+    cfg = compose_train(
+        ["logger=csv", "trainer.max_epochs=4", "trainer.check_val_every_n_epoch=4"],
+        tmp_path / "run",
+    )  # fmt: skip
+    metrics = train(cfg)
+    ap = {k: round(v, 3) for k, v in metrics.items() if k.startswith("test/") and k.endswith("/AP")}
+    assert ap["test/body/AP"] >= 0.05 and ap["test/foot/AP"] >= 0.01, ap
+
+
+@pytest.mark.slow
 @pytest.mark.long
 @pytest.mark.needs_sample
 def test_overfits_the_coco_sample(sample_dir: Path, tmp_path: Path) -> None:

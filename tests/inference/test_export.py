@@ -91,3 +91,26 @@ def test_a_model_that_fails_the_check_is_not_left_in_place(tiny_ckpt, tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.is_file()
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_a_heatmap_file_without_metadata_takes_its_heatmap_size_from_the_output(tmp_path, stride):
+    """A heatmap file written by other tools (no metadata): the input size from its input and
+    the heatmap size from its output (stride 2: the fpn head on the stem), so it decodes as the
+    checkpoint it came from."""
+    from ._models import save_checkpoint
+    from .test_predictor import dot_image
+
+    hm = (INPUT_SIZE[0] // stride, INPUT_SIZE[1] // stride)
+    module = tiny_module(head="fpn", heatmap_size=hm).eval()
+    path = export_onnx(module.net, tmp_path / "plain.onnx", INPUT_SIZE)
+    onnx = PosePredictor.from_onnx(path, nms="none", flip_test=False)
+    ckpt = PosePredictor.from_checkpoint(
+        save_checkpoint(module, tmp_path / "m.ckpt"), "cpu", nms="none", flip_test=False
+    )
+    assert onnx.head != "simcc" and onnx.input_size == INPUT_SIZE and onnx.codec.heatmap_size == hm
+    img, boxes = dot_image([(100, 80)], size=4), np.array([[60.0, 40, 80, 90]])
+    a, b = onnx(img, boxes), ckpt(img, boxes)
+    # A random network's flat maps: float noise may flip an argmax tie or two.
+    same = np.abs(a.keypoints - b.keypoints).max(-1) < 1e-2
+    assert same.mean() > 0.95, same.mean()

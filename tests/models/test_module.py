@@ -133,8 +133,11 @@ def test_training_loss_reaches_every_parameter() -> None:
 
 
 def test_sizes_are_checked() -> None:
-    with pytest.raises(ValueError, match="input_size"):
-        _module(heatmap_size=(64, 48))
+    for bad in ((40, 30), (64, 24)):  # not a doubling; not one stride on both axes
+        with pytest.raises(ValueError, match="input_size"):
+            _module(heatmap_size=bad)
+    fine = _module(head="fpn", heatmap_size=(64, 48))  # stride 2: the fpn head uses the stem
+    assert fine(torch.zeros(1, 3, 128, 96)).shape == (1, K, 64, 48)
     with pytest.raises(ValueError, match="multiples of 32"):
         _module(input_size=(192, 144), heatmap_size=(48, 36))
 

@@ -17,6 +17,7 @@ from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.network import (
     DeconvHead,
     DUCHead,
+    FPNHead,
     PoseNet,
     PretrainedWeightsError,
     create_backbone,
@@ -24,12 +25,12 @@ from fullbody.models.network import (
 )
 
 
-@pytest.mark.parametrize("head", ["deconv", "duc"])
+@pytest.mark.parametrize("head", ["deconv", "duc", "fpn"])
 @pytest.mark.parametrize(
     "backbone", ["resnet18", "mobilenetv3_small_050", "efficientnet_b0", "convnext_atto"]
 )
 def test_forward_shapes(backbone: str, head: str) -> None:
-    widths = 32 if head == "deconv" else [64, 32]  # narrow heads keep the test fast
+    widths = [64, 32] if head == "duc" else 32  # narrow heads keep the test fast
     net = create_pose_net(backbone, head, head_channels=widths).eval()
     with torch.no_grad():
         out = net(torch.randn(2, 3, 128, 96))
@@ -158,3 +159,19 @@ def test_simcc_head_outputs_x_and_y_bins() -> None:
     assert net.head.mlp[1].in_features == 4 * 3  # the stride-32 map, flattened
     with pytest.raises(ValueError, match="input_size"):
         PoseNet("resnet18", "simcc")
+
+
+def test_fpn_head_merges_every_stage_from_stride_4() -> None:
+    """ResNet-18's stride 4, 8, 16 and 32 stages each get a lateral 1x1 conv (the stride-2 stem
+    is dropped); a stride-2 output takes the stem too, and its heatmaps are input / 2."""
+    net = PoseNet("resnet18", "fpn", head_channels=32)
+    assert isinstance(net.head, FPNHead)
+    assert [c.in_channels for c in net.head.lateral] == [64, 128, 256, 512]
+    assert net.head.final.out_channels == NUM_KEYPOINTS
+    fine = PoseNet("resnet18", "fpn", head_channels=32, out_stride=2)
+    assert [c.in_channels for c in fine.head.lateral] == [64, 64, 128, 256, 512]
+    with torch.no_grad():
+        assert fine(torch.randn(1, 3, 128, 96)).shape == (1, NUM_KEYPOINTS, 64, 48)
+        assert net(torch.randn(1, 3, 128, 96)).abs().max() < 0.5  # small init, as the others
+    with pytest.raises(ValueError, match="stage at stride 1"):
+        PoseNet("resnet18", "fpn", out_stride=1)

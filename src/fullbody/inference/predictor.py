@@ -258,7 +258,10 @@ class PosePredictor:
             shape = model.session.get_inputs()[0].shape
             if isinstance(shape[2], int) and isinstance(shape[3], int):
                 settings["input_size"] = (shape[2], shape[3])
-                settings["heatmap_size"] = (shape[2] // 4, shape[3] // 4)
+                maps = outputs[0].shape  # (N, K, h, w) heatmaps: their stride may be 2, 4 or 8
+                static = len(maps) == 4 and all(isinstance(v, int) for v in maps[2:])
+                hm = (maps[2], maps[3]) if static else (shape[2] // 4, shape[3] // 4)
+                settings["heatmap_size"] = hm
                 bins_x = outputs[0].shape[-1]
                 if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
                     settings["split_ratio"] = bins_x / shape[3]

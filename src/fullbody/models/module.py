@@ -121,10 +121,14 @@ class PoseModule(L.LightningModule):
         self.save_hyperparameters()
         input_size, heatmap_size = tuple(input_size), tuple(heatmap_size)
         simcc = head == "simcc"
-        if not simcc and heatmap_size != (input_size[0] // 4, input_size[1] // 4):
+        out_stride = input_size[0] // max(heatmap_size[0], 1)
+        if not simcc and (
+            out_stride not in (1, 2, 4, 8)
+            or heatmap_size != (input_size[0] // out_stride, input_size[1] // out_stride)
+        ):
             raise ValueError(
-                f"heatmap_size {heatmap_size} must be input_size {input_size} / 4 (the heads "
-                "upsample to stride 4)"
+                f"heatmap_size {heatmap_size} must be input_size {input_size} / 4 (or / 2, 8: "
+                "the heads upsample by doublings to one stride on both axes)"
             )
         if kd_decay not in ("none", "linear"):
             raise ValueError(f"kd_decay must be 'none' or 'linear', got {kd_decay!r}")
@@ -142,6 +146,7 @@ class PoseModule(L.LightningModule):
             backbone_kwargs=backbone_kwargs,
             input_size=input_size,
             split_ratio=split_ratio,
+            out_stride=4 if simcc else out_stride,
         )
         stride = self.net.backbone.feature_info.reduction()[-1]
         if input_size[0] % stride or input_size[1] % stride:

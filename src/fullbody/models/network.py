@@ -1,12 +1,14 @@
-"""The pose network: a timm backbone (its deepest feature map) plus a heatmap or SimCC head.
+"""The pose network: a timm backbone plus a heatmap or SimCC head.
 
-The backbone is any timm model that supports ``features_only``; only its last stage is used
-(stride 32 for CNNs, 16 for plain ViTs). A heatmap head upsamples that map to stride 4 — a
-256x192 input gives 64x48 heatmaps, one channel per keypoint — in one of two ways:
+The backbone is any timm model that supports ``features_only``. A heatmap head turns its
+features into one map per keypoint at the heatmap stride (4: a 256x192 input gives 64x48
+heatmaps) in one of three ways:
 
-* ``deconv``: SimpleBaseline (Xiao et al. 2018) — transposed 4x4 convolutions, BN, ReLU;
-* ``duc``: AlphaPose FastPose — a pixel shuffle of the backbone map, then dense upsampling
-  convolutions (3x3 conv, BN, ReLU, pixel shuffle), then a 3x3 output convolution.
+* ``deconv``: SimpleBaseline (Xiao et al. 2018) — the last stage (stride 32 for CNNs, 16 for
+  plain ViTs), transposed 4x4 convolutions, BN, ReLU;
+* ``duc``: AlphaPose FastPose — a pixel shuffle of the last stage, then dense upsampling
+  convolutions (3x3 conv, BN, ReLU, pixel shuffle), then a 3x3 output convolution;
+* ``fpn``: every stage from the heatmap stride down, merged top-down as in FPN.
 
 ``pretrained=True`` starts the backbone from timm's published ImageNet weights, fetched from the
 Hugging Face hub once and cached as timm does; a path loads a local timm checkpoint file instead.
@@ -30,7 +32,7 @@ from torch import Tensor, nn
 
 from fullbody.keypoints import NUM_KEYPOINTS
 
-HEADS = ("deconv", "duc", "simcc")
+HEADS = ("deconv", "duc", "simcc", "fpn")
 
 
 def _num_doublings(stride: int, out_stride: int) -> int:
@@ -139,6 +141,40 @@ class DUCHead(nn.Module):
         return self.final(self.upsample(x))
 
 
+class FPNHead(nn.Module):
+    """Multi-scale heatmap head: the backbone's maps from stride ``out_stride`` up, each
+    projected to ``channels`` (1x1 conv), merged top-down (nearest x2 upsampling + sum, as
+    FPN), then a 3x3 conv, BN, ReLU and a conv to K maps at ``out_stride``.
+
+    The stride-4 and stride-8 maps carry local appearance straight to the output, so a
+    network trained from scratch localises keypoints long before its deepest stage has
+    learned to (the deconv head must rebuild every position from the stride-32 map).
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_keypoints: int = NUM_KEYPOINTS,
+        channels: int = 64,
+        final_kernel: int = 1,
+    ) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+        self.fuse = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        self.final = nn.Conv2d(channels, num_keypoints, final_kernel, padding=final_kernel // 2)
+        _init_head(self.final)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        x = self.lateral[-1](features[-1])
+        for lateral, f in zip(self.lateral[-2::-1], features[-2::-1], strict=True):
+            x = nn.functional.interpolate(x, size=f.shape[-2:], mode="nearest") + lateral(f)
+        return self.final(self.fuse(x))
+
+
 class ScaleNorm(nn.Module):
     """RTMPose's normalisation: ``x / ||x|| * sqrt(d) * g`` with one learnt scalar ``g``."""
 
@@ -215,9 +251,11 @@ def _hub_weights(name: str) -> tuple[str, str]:
 def create_backbone(
     name: str,
     pretrained: bool | str | Path = False,
+    out_indices: Sequence[int] | None = (-1,),
     **kwargs: Any,
 ) -> nn.Module:
-    """A timm ``features_only`` backbone returning its deepest feature map only.
+    """A timm ``features_only`` backbone returning the feature maps ``out_indices`` (by
+    default its deepest only; ``None``: every stage, finest first).
 
     ``pretrained``: ``False`` (random init); ``True``: timm's published ImageNet weights,
     fetched once into the Hugging Face hub cache (``HF_HOME``/``HF_HUB_CACHE``; with
@@ -225,7 +263,9 @@ def create_backbone(
     (a ``state_dict`` of the classification model, e.g. saved from ``timm.create_model``).
     Raises :class:`PretrainedWeightsError` when the weights are not available.
     """
-    features = {"features_only": True, "out_indices": (-1,)}
+    features: dict[str, Any] = {"features_only": True}
+    if out_indices is not None:
+        features["out_indices"] = tuple(out_indices)
     if pretrained is True:
         source, cache = _hub_weights(name)
         try:
@@ -266,9 +306,27 @@ class PoseNet(nn.Module):
         split_ratio: float = 2.0,
     ) -> None:
         super().__init__()
-        self.backbone = create_backbone(backbone, pretrained, **(backbone_kwargs or {}))
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
+        self.multiscale = head == "fpn"
+        self.backbone = create_backbone(
+            backbone,
+            pretrained,
+            out_indices=None if self.multiscale else (-1,),
+            **(backbone_kwargs or {}),
+        )
         info = self.backbone.feature_info
         in_channels, stride = info.channels()[-1], info.reduction()[-1]
+        # The fpn head merges every stage from out_stride down (finer stages are dropped).
+        self.first_level = 0
+        if self.multiscale:
+            strides = info.reduction()
+            if out_stride not in strides:
+                raise ValueError(
+                    f"the fpn head needs a {backbone} stage at stride {out_stride}; its strides "
+                    f"are {strides}"
+                )
+            self.first_level = strides.index(out_stride)
         head_kwargs: dict[str, Any] = {}
         if head_channels is not None:
             head_kwargs["hidden" if head == "simcc" else "channels"] = head_channels
@@ -290,12 +348,14 @@ class PoseNet(nn.Module):
             n_up = _num_doublings(stride, out_stride)
             self.head = DUCHead(in_channels, num_keypoints, n_up, **head_kwargs)
         else:
-            raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
+            channels = info.channels()[self.first_level :]
+            self.head = FPNHead(channels, num_keypoints, **head_kwargs)
         self.num_keypoints = num_keypoints
         self.stride = out_stride
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        return self.head(self.backbone(x)[-1])
+        features = self.backbone(x)
+        return self.head(features[self.first_level :] if self.multiscale else features[-1])
 
 
 def create_pose_net(backbone: str = "resnet18", head: str = "duc", **kwargs: Any) -> PoseNet:
