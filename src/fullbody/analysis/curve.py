@@ -8,6 +8,7 @@ appends at every validation (``history_file``) and draws one line per part.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from fullbody.analysis.plots import figure
+from fullbody.jsonio import write_atomic
 from fullbody.keypoints import EVAL_PARTS
 
 HISTORY_FILE = "val_history.jsonl"
@@ -77,10 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     fig = plot_learning_curve(rows, title=args.title)
-    out = Path(args.out)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(out)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    out = write_atomic(png.getvalue(), args.out)
     print(f"{out}: {len(rows)} validations")
     return 0
 

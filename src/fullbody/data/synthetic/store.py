@@ -24,6 +24,7 @@ from fullbody.data.synthetic.config import GENERATOR_VERSION, SceneConfig, check
 from fullbody.data.synthetic.drawing import render
 from fullbody.data.synthetic.labels import _assemble, image_id, perturb_labels
 from fullbody.data.synthetic.scenes import BATCH, Scene, sample_scenes
+from fullbody.jsonio import write_atomic
 from fullbody.manifest import DIFFERENT, FINISHED, MANIFEST, PARTIAL, UNFINISHED, JobManifest
 
 IMAGES_DIR = "images"
@@ -34,12 +35,6 @@ _OWN_FILES = {IMAGES_DIR, ANNOTATIONS, PSEUDO_ANNOTATIONS, MANIFEST, PARTIAL}
 
 
 # ------------------------------------------------------------------------------ writing
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _make_batch(args: tuple[int, int, int, SceneConfig, str]) -> list[Scene]:
     """Scenes of one batch of images, writing each image that is not already on disk."""
     batch, count, seed, cfg, images_dir = args
@@ -54,7 +49,7 @@ def _make_batch(args: tuple[int, int, int, SceneConfig, str]) -> list[Scene]:
             ok, buf = cv2.imencode(".jpg", img, params)
             if not ok:
                 raise RuntimeError(f"{path}: JPEG encoding failed")
-            _write_atomic(path, buf.tobytes())
+            write_atomic(buf.tobytes(), path)
         out.append(scene._replace(people=None))  # only the labels travel back (cheap to pickle)
     return out
 
