@@ -95,7 +95,7 @@ def _module(args: argparse.Namespace, compiled: bool) -> PoseModule:
         backbone=args.backbone,
         head=args.head,
         input_size=(h, w),
-        heatmap_size=(h // 4, w // 4),
+        heatmap_size=(h // args.stride, w // args.stride),
         lr_policy="constant",
         channels_last=args.channels_last,
         compile=compiled,
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--input", type=int, nargs=2, default=None, metavar=("H", "W"),
                     help="default 256 192 on GPU, 128 96 on CPU")  # fmt: skip
     ap.add_argument("--batch", type=int, default=None, help="default 64 on GPU, 8 on CPU")
+    ap.add_argument("--stride", type=int, default=4, choices=(2, 4, 8),
+                    help="heatmap stride (2: the CPU default's fpn head on the stem)")  # fmt: skip
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")
     ap.add_argument("--precision", default=None, help="default bf16-mixed on GPU, 32-true on CPU")
@@ -228,6 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
         "device": name or device.type,
         "precision": args.precision,
         "channels_last": args.channels_last,
+        "head": args.head,
+        "heatmap_stride": args.stride,
         "variants": results,
     }
     print(json.dumps(line))

@@ -190,7 +190,7 @@ def test_synthetic_config(tmp_path):
     assert ann_file.stat().st_mtime_ns == stamp
     assert dm.train_dir != dm.val_dir and dm.train_dir.parent == dm.val_dir.parent == tmp_path
     dm.setup("fit")
-    assert (dm.input_size, dm.heatmap_size) == ((128, 96), (32, 24))  # the CPU default's crop
+    assert (dm.input_size, dm.heatmap_size) == ((128, 96), (64, 48))  # the CPU default: stride 2
     check_batch(next(iter(dm.train_dataloader())), dm.input_size)
     check_batch(next(iter(dm.val_dataloader())), dm.input_size)
     train_imgs = {im["file_name"] for im in WholeBodySet.load(ann_file).images.values()}
