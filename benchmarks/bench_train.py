@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
+from fullbody.models.network import HEATMAP_STRIDES
 
 
 class _Batches(Dataset):
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--input", type=int, nargs=2, default=None, metavar=("H", "W"),
                     help="default 256 192 on GPU, 128 96 on CPU")  # fmt: skip
     ap.add_argument("--batch", type=int, default=None, help="default 64 on GPU, 8 on CPU")
-    ap.add_argument("--stride", type=int, default=4, choices=(2, 4, 8),
+    ap.add_argument("--stride", type=int, default=4, choices=HEATMAP_STRIDES,
                     help="heatmap stride (2: the CPU default's fpn head on the stem)")  # fmt: skip
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")

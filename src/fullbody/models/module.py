@@ -33,7 +33,7 @@ from fullbody.codecs.topdown import (
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.checkpoint import CheckpointError, restore
 from fullbody.models.loss import DistillationLoss, SimCCLoss
-from fullbody.models.network import PoseNet, SimCCHead
+from fullbody.models.network import HEATMAP_STRIDES, PoseNet, SimCCHead
 from fullbody.models.schedule import (
     epoch_steps,
     lr_factor,
@@ -123,7 +123,7 @@ class PoseModule(L.LightningModule):
         simcc = head == "simcc"
         out_stride = input_size[0] // max(heatmap_size[0], 1)
         if not simcc and (
-            out_stride not in (1, 2, 4, 8)
+            out_stride not in HEATMAP_STRIDES
             or heatmap_size != (input_size[0] // out_stride, input_size[1] // out_stride)
         ):
             raise ValueError(

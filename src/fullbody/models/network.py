@@ -33,6 +33,8 @@ from torch import Tensor, nn
 from fullbody.keypoints import NUM_KEYPOINTS
 
 HEADS = ("deconv", "duc", "simcc", "fpn")
+#: Heatmap strides the heatmap heads produce (4 as in the field; 2 or 8 on both axes).
+HEATMAP_STRIDES = (2, 4, 8)
 
 
 def _num_doublings(stride: int, out_stride: int) -> int:
