@@ -30,12 +30,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Each batch's tens of MB of heatmaps are fresh memory: with 4 KiB pages the kernel zeroes them a
+# page fault at a time. PyTorch backs large CPU tensors with transparent huge pages when this is
+# set before its first large allocation; the mmpose run inherits it (like for like). Training
+# does not set it: there it costs ~25 % of a step (docs/training.md).
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import cv2
 import numpy as np

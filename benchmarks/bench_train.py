@@ -2,8 +2,8 @@
 
 Both loops run in this process on the same device, the same pre-made batches (one
 ``DataLoader`` of collated, pinned batches, copied to the device each step), the same network
-(timm backbone + DUC head), the same on-device target rendering and loss, Adam, and the same
-precision / memory-format / compile settings; only the loop differs. Throughput counts
+(timm backbone + DUC head), the same on-device target rendering and loss, the same (fused) Adam
+and precision / memory-format / compile settings; only the loop differs. Throughput counts
 images per second over the timed steps (after warm-up, synchronised with the device).
 
     python benchmarks/bench_train.py                 # GPU: resnet50 256x192 batch 64, 1 round
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -32,8 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.models.module import PoseModule
+from fullbody.models.module import PoseModule, adam
 from fullbody.models.network import HEATMAP_STRIDES
+from fullbody.utils.machine import machine_name, resolve_precision
 
 
 class _Batches(Dataset):
@@ -131,7 +131,7 @@ def bench_lightning(args: argparse.Namespace, compiled: bool, device: torch.devi
 def bench_bare(args: argparse.Namespace, compiled: bool, device: torch.device) -> float:
     model = _module(args, compiled).to(device)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)  # the optimiser Lightning's loop gets
     bf16 = args.precision.startswith("bf16")
     start = 0.0
     steps = 0
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="heatmap stride (2: the CPU default's fpn head on the stem)")  # fmt: skip
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")
-    ap.add_argument("--precision", default=None, help="default bf16-mixed on GPU, 32-true on CPU")
+    ap.add_argument("--precision", default=None,
+                    help="default: as trainer.precision=auto (bf16-mixed where bf16 is native)")  # fmt: skip
     ap.add_argument("--variants", default="eager", help="comma list of eager, compiled")
     ap.add_argument(
         "--rounds", type=int, default=None,
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.input = args.input or ([256, 192] if gpu else [128, 96])
     args.batch = args.batch or (64 if gpu else 8)
     args.rounds = args.rounds or (1 if gpu else 3)
-    args.precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
+    args.precision = args.precision or resolve_precision("auto", device.type)
     args.pin = device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     ok = [r for r in results if "error" not in r]
     if not ok:
         raise SystemExit("every variant failed")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_name()
     first = ok[0]
     line = {
         "figure": f"train_images_per_s_{args.backbone}_{args.input[0]}x{args.input[1]}_b{args.batch}",

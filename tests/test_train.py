@@ -345,18 +345,18 @@ def test_ddp_inside_a_multirun_sweep(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_default_recipe_learns_held_out_scenes(tmp_path: Path) -> None:
-    """The default CPU recipe for 3 of its 10 epochs (402 steps, 3 min on 2 idle cores) finds
-    bodies and faces on held-out scenes: measured body 0.097, face 0.213, foot 0.039, whole
-    body 0.034 (2026-12-06); an untrained network scores 0, and the deconvolution head the
-    default replaced was at body 0.009 after 450 steps."""
+    """The default CPU recipe shortened to 6 of its 25 epochs (804 steps, cosine over those; 2 min
+    on 2 idle cores) finds bodies, faces and feet on held-out scenes: measured body 0.321, face
+    0.273, foot 0.100, whole body 0.113 in bf16 and 0.335 / 0.270 / 0.092 / 0.105 in float32
+    (2026-12-06, Intel Xeon); an untrained network scores 0. The bars are about 2/3 of that."""
     cfg = compose_train(
-        ["logger=csv", "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=3"],
+        ["logger=csv", "trainer.max_epochs=6", "trainer.check_val_every_n_epoch=3"],
         tmp_path / "run",
     )  # fmt: skip
     metrics = train(cfg)
     ap = {k: round(v, 3) for k, v in metrics.items() if k.startswith("test/") and k.endswith("/AP")}
-    assert ap["test/body/AP"] >= 0.05 and ap["test/face/AP"] >= 0.1, ap
-    assert ap["test/foot/AP"] >= 0.01 and ap["test/wholebody/AP"] >= 0.01, ap
+    assert ap["test/body/AP"] >= 0.2 and ap["test/face/AP"] >= 0.18, ap
+    assert ap["test/foot/AP"] >= 0.05 and ap["test/wholebody/AP"] >= 0.07, ap
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.models.checkpoint import CheckpointError, read_checkpoint
 from fullbody.utils.cli import ConfigError, OutputError
+from fullbody.utils.machine import keep_freed_memory, resolve_precision
 
 #: What a run reports in one line (exit status 2): its weights are missing or unusable.
 WEIGHTS_ERRORS = (FileNotFoundError, CheckpointError)
@@ -113,6 +114,7 @@ def check_run_length(trainer_cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
+    keep_freed_memory()
     if cfg.get("ckpt_path"):
         read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
     if cfg.get("train", True):
@@ -127,7 +129,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if group and "wandb" in (cfg.get("logger") or {}):
         cfg.logger.wandb.group = group
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+    )
     if loggers:
         _log_config(loggers, cfg, model)
     metrics: dict[str, float] = {}
@@ -199,6 +204,8 @@ def predict_checkpoint(
     datamodule = instantiate(data_cfg)
     kwargs = OmegaConf.to_container(trainer_cfg, resolve=True) if trainer_cfg else {}
     assert isinstance(kwargs, dict)
+    if "precision" in kwargs:
+        kwargs["precision"] = resolve_precision(kwargs["precision"], kwargs.get("accelerator"))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, **kwargs)
     batches = trainer.predict(model, datamodule=datamodule)
     chunks = [{k: v.detach().cpu().numpy() for k, v in b["preds"].items()} for b in batches or []]

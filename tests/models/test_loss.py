@@ -165,3 +165,18 @@ def test_foreground_weight_scales_each_pixel_by_one_plus_weight_times_target() -
     torch.testing.assert_close(on_peak, 11.0 * off_peak)
     with pytest.raises(ValueError, match="foreground_weight"):
         DistillationLoss(foreground_weight=-1.0)
+
+
+def test_channels_last_bf16_maps_give_the_same_loss_and_gradients() -> None:
+    """A channels-last bf16 network's maps against standard-layout targets (the layouts are
+    matched inside, for speed): the same loss and gradients as from standard float32 maps."""
+    pred, target = _maps(7)
+    pred = pred.bfloat16().float()  # values a bf16 network can give
+    w = torch.rand(2, K)
+    a = pred.clone().requires_grad_(True)
+    b = pred.bfloat16().to(memory_format=torch.channels_last).requires_grad_(True)
+    la, lb = DistillationLoss()(a, target, w).loss, DistillationLoss()(b, target, w).loss
+    la.backward()
+    lb.backward()
+    torch.testing.assert_close(la, lb)
+    torch.testing.assert_close(a.grad, b.grad.float(), rtol=1e-2, atol=1e-7)

@@ -61,10 +61,11 @@ def create_codec(
 
 
 def as_float(outputs: Outputs) -> Outputs:
-    """Outputs in float32 (a network may run in half precision)."""
+    """Outputs in float32 (a network may run in half precision) and the standard memory layout
+    (a channels-last network's maps slow every element-wise op of decoding several-fold)."""
     if isinstance(outputs, tuple | list):
-        return tuple(o.float() for o in outputs)
-    return outputs.float()
+        return tuple(o.float().contiguous() for o in outputs)
+    return outputs.float().contiguous()
 
 
 def flip_merge(codec: PoseCodec, outputs: Outputs, mirrored: Outputs) -> Outputs:

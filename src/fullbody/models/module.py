@@ -14,7 +14,7 @@ draws the same batches as an uninterrupted one (exact resume).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,22 @@ from fullbody.models.schedule import (
     stepping_batches,
 )
 from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
+
+
+def adam(
+    params: Iterable[nn.Parameter],
+    lr: float,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Adam:
+    """Adam as the student trains with it: the fused kernel (one pass over all parameters)
+    where the parameters live on the CPU or a CUDA GPU — on 2 CPU cores 8 ms a step for
+    ResNet-18 against 30-80 ms for the per-tensor loop PyTorch picks off CUDA."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(
+        params, lr=lr, weight_decay=weight_decay, betas=betas, fused=True if fused else None
+    )
 
 
 class PoseModule(L.LightningModule):
@@ -313,9 +329,7 @@ class PoseModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = torch.optim.Adam(
-            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
-        )
+        optimizer = adam(self.parameters(), hp.lr, hp.weight_decay, tuple(hp.betas))
         total = stepping_batches(self.trainer)
         epochs = self.trainer.max_epochs
         per_epoch = epoch_steps(self.trainer) or (
