@@ -52,7 +52,7 @@ def adam(
 ) -> torch.optim.Adam:
     """Adam as the student trains with it: the fused kernel (one pass over all parameters)
     where the parameters live on the CPU or a CUDA GPU — on 2 CPU cores 8 ms a step for
-    ResNet-18 against 30-80 ms for the per-tensor loop PyTorch picks off CUDA."""
+    ResNet-18 + FPN against 43 ms (foreach) and 84 ms (per tensor, PyTorch's pick off CUDA)."""
     params = list(params)
     fused = all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(
