@@ -9,6 +9,8 @@ images per second over the timed steps (after warm-up, synchronised with the dev
     python benchmarks/bench_train.py                 # GPU: resnet50 256x192 batch 64, 1 round
     python benchmarks/bench_train.py --variants eager,compiled
     python benchmarks/bench_train.py --device cpu    # CPU recipe: resnet18 128x96 batch 8, 3 rounds
+    python benchmarks/bench_train.py --device cpu --head fpn --stride 2 --out-indices 0,1,2,3
+                                                     # the network of `python train.py`
 
 Rounds alternate which loop runs first (bare, Lightning; then Lightning, bare; ...).
 
@@ -30,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from fullbody.codecs import is_channels_last
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule, adam
 from fullbody.models.network import HEATMAP_STRIDES
@@ -100,6 +103,7 @@ def _module(args: argparse.Namespace, compiled: bool) -> PoseModule:
         lr_policy="constant",
         channels_last=args.channels_last,
         compile=compiled,
+        backbone_kwargs=args.backbone_kwargs,
     )
 
 
@@ -142,7 +146,9 @@ def bench_bare(args: argparse.Namespace, compiled: bool, device: torch.device) -
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             heatmaps = model(batch["image"])
-            target, weight = model.codec.targets(batch["target_xy"], batch["target_weight"])
+            target, weight = model.codec.targets(
+                batch["target_xy"], batch["target_weight"], is_channels_last(heatmaps)
+            )
             loss = model.loss(heatmaps, target, weight).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -163,6 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=None, help="default 64 on GPU, 8 on CPU")
     ap.add_argument("--stride", type=int, default=4, choices=HEATMAP_STRIDES,
                     help="heatmap stride (2: the CPU default's fpn head on the stem)")  # fmt: skip
+    ap.add_argument("--out-indices", default=None,
+                    help="backbone stages built, comma list (0,1,2,3: the CPU default's ResNet-18 "
+                    "to stride 16); default every stage for fpn, the deepest otherwise")  # fmt: skip
     ap.add_argument("--steps", type=int, default=30, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps per loop")
     ap.add_argument("--precision", default=None,
@@ -188,6 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
     args.rounds = args.rounds or (1 if gpu else 3)
     args.precision = args.precision or resolve_precision("auto", device.type)
     args.pin = device.type == "cuda"
+    args.backbone_kwargs = None
+    if args.out_indices:
+        args.backbone_kwargs = {"out_indices": [int(i) for i in args.out_indices.split(",")]}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
@@ -234,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
         "channels_last": args.channels_last,
         "head": args.head,
         "heatmap_stride": args.stride,
+        "out_indices": args.out_indices,
         "variants": results,
     }
     print(json.dumps(line))

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from fullbody.codecs import HeatmapCodec, crop_to_image_points, encode_reference, flip_heatmaps
+from fullbody.codecs import (
+    HeatmapCodec,
+    crop_to_image_points,
+    encode_reference,
+    flip_heatmaps,
+    is_channels_last,
+)
 from fullbody.keypoints import FLIP_INDEX
 
 CODEC = HeatmapCodec((256, 192), (64, 48), sigma=2.0)
@@ -128,3 +134,17 @@ def test_cpu_encode_reuses_its_output_memory_only_once_released():
     other, _ = codec.encode(_points(3), torch.ones(3, 133))  # another shape: its own memory
     assert other.shape == (3, 133, 64, 48)
     assert pickle.loads(pickle.dumps(codec))._cpu_buffer is None  # a cache, not pickled
+
+
+def test_channels_last_targets_hold_the_same_maps_in_the_networks_layout():
+    """``channels_last``: the maps a channels-last network's outputs are compared with, laid
+    out (B,h,w,K) in memory so the loss needs no copy; values as the standard layout's."""
+    codec = HeatmapCodec((128, 96), (64, 48), sigma=2.0)
+    xy, w = _points(3) * 2.0, torch.ones(3, 133)  # input-crop px
+    standard, ws = codec.targets(xy, w)
+    kept = standard.clone()
+    last, wl = codec.targets(xy, w, channels_last=True)
+    assert is_channels_last(last) and not is_channels_last(standard)
+    assert standard.is_contiguous() and last.shape == standard.shape
+    torch.testing.assert_close(last, kept, rtol=0, atol=0)
+    torch.testing.assert_close(wl, ws)

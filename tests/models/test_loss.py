@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fullbody.codecs import is_channels_last
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.models.loss import DistillationLoss, SimCCLoss, part_weight_vector
 
@@ -168,15 +169,22 @@ def test_foreground_weight_scales_each_pixel_by_one_plus_weight_times_target() -
 
 
 def test_channels_last_bf16_maps_give_the_same_loss_and_gradients() -> None:
-    """A channels-last bf16 network's maps against standard-layout targets (the layouts are
-    matched inside, for speed): the same loss and gradients as from standard float32 maps."""
+    """A channels-last bf16 network's maps against standard-layout or channels-last targets
+    (the loss works in the prediction's layout): the same loss and gradients as from standard
+    float32 maps, and the gradient keeps the prediction's layout."""
     pred, target = _maps(7)
     pred = pred.bfloat16().float()  # values a bf16 network can give
     w = torch.rand(2, K)
     a = pred.clone().requires_grad_(True)
     b = pred.bfloat16().to(memory_format=torch.channels_last).requires_grad_(True)
+    c = b.detach().clone().requires_grad_(True)
+    target_cl = target.contiguous(memory_format=torch.channels_last)
     la, lb = DistillationLoss()(a, target, w).loss, DistillationLoss()(b, target, w).loss
-    la.backward()
-    lb.backward()
+    lc = DistillationLoss(foreground_weight=0.0)(c, target_cl, w).loss
+    for loss in (la, lb, lc):
+        loss.backward()
     torch.testing.assert_close(la, lb)
+    torch.testing.assert_close(la, lc)
     torch.testing.assert_close(a.grad, b.grad.float(), rtol=1e-2, atol=1e-7)
+    torch.testing.assert_close(a.grad, c.grad.float(), rtol=1e-2, atol=1e-7)
+    assert is_channels_last(b.grad) and is_channels_last(c.grad)

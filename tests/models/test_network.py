@@ -20,6 +20,7 @@ from fullbody.models.network import (
     FPNHead,
     PoseNet,
     PretrainedWeightsError,
+    count_parameters,
     create_backbone,
     create_pose_net,
 )
@@ -175,3 +176,29 @@ def test_fpn_head_merges_every_stage_from_stride_4() -> None:
         assert net(torch.randn(1, 3, 128, 96)).abs().max() < 0.5  # small init, as the others
     with pytest.raises(ValueError, match="stage at stride 1"):
         PoseNet("resnet18", "fpn", out_stride=1)
+
+
+def test_out_indices_build_a_shallower_backbone_for_every_head() -> None:
+    """``backbone_kwargs.out_indices`` picks the stages built (the CPU default stops ResNet-18 at
+    stride 16): the fpn head merges those from its stride, the others take the deepest."""
+    stages = {"out_indices": [0, 1, 2, 3]}
+    fpn = PoseNet("resnet18", "fpn", head_channels=32, out_stride=2, backbone_kwargs=stages)
+    assert fpn.backbone.feature_info.reduction() == [2, 4, 8, 16]
+    assert [c.in_channels for c in fpn.head.lateral] == [64, 64, 128, 256]
+    assert not any("layer4" in name for name, _ in fpn.named_parameters())
+    whole = PoseNet("resnet18", "fpn", head_channels=32, out_stride=2)
+    assert count_parameters(fpn) < count_parameters(whole) / 3
+    deconv = PoseNet("resnet18", "deconv", head_channels=32, out_stride=2, backbone_kwargs=stages)
+    with torch.no_grad():
+        assert fpn(torch.randn(1, 3, 128, 96)).shape == (1, NUM_KEYPOINTS, 64, 48)
+        assert deconv(torch.randn(1, 3, 128, 96)).shape == (1, NUM_KEYPOINTS, 64, 48)
+
+
+def test_duc_default_widths_follow_the_number_of_upsamplings() -> None:
+    """Without widths the DUC head takes FastPose's for its upsamplings: (1024, 512) for three
+    (stride 32 -> 4), (512,) for two (the CPU default's stride-16 ResNet-18 -> 4)."""
+    assert [m.conv.out_channels for m in DUCHead(2048, num_upsample=3).upsample[1:]] == [1024, 512]
+    assert [m.conv.out_channels for m in DUCHead(256, num_upsample=2).upsample[1:]] == [512]
+    net = PoseNet("resnet18", "duc", backbone_kwargs={"out_indices": [0, 1, 2, 3]})
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 128, 96)).shape == (1, NUM_KEYPOINTS, 32, 24)

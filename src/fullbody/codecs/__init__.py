@@ -13,6 +13,7 @@ from fullbody.codecs.topdown import (
     decode_to_image,
     flip_merge,
     image_to_crop_points,
+    is_channels_last,
     person_score,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "flip_heatmaps",
     "flip_merge",
     "image_to_crop_points",
+    "is_channels_last",
     "person_score",
 ]

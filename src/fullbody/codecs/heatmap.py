@@ -69,10 +69,14 @@ class HeatmapCodec:
         scale = _like(self._scale, xy)
         return (xy + 0.5) / scale - 0.5
 
-    def encode(self, target_xy: Tensor, target_weight: Tensor) -> tuple[Tensor, Tensor]:
+    def encode(
+        self, target_xy: Tensor, target_weight: Tensor, channels_last: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """(B,K,2) heatmap-px points, (B,K) weights -> (B,K,h,w) float32 heatmaps, (B,K) weights.
 
         Runs on the tensors' device; separable, so it costs O(B*K*(h+w)) exponentials.
+        ``channels_last``: the maps are laid out (B,h,w,K) in memory, as a channels-last
+        network's outputs are, so the loss compares them element by element without a copy.
         """
         h, w = self.heatmap_size
         xy = target_xy.float()
@@ -85,11 +89,14 @@ class HeatmapCodec:
         gx = _gaussian((xs - xy[..., :1]).square_().div_(denom))  # (B,K,w)
         # the mask goes into the small factor, so the full maps are written only once
         gy = _gaussian((ys - xy[..., 1:]).square_().div_(denom)).mul_((weight > 0).unsqueeze(-1))
-        out = self._output((*xy.shape[:-1], h, w), xy.device)
+        out = self._output((*xy.shape[:-1], h, w), xy.device, channels_last)
         return torch.mul(gy.unsqueeze(-1), gx.unsqueeze(-2), out=out), weight
 
-    def _output(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
-        """An uninitialised float32 tensor for :meth:`encode`'s heatmaps.
+    def _output(
+        self, shape: tuple[int, ...], device: torch.device, channels_last: bool = False
+    ) -> Tensor:
+        """An uninitialised float32 tensor for :meth:`encode`'s heatmaps (channels-last strides
+        when asked; only for (B,K,h,w)).
 
         On the CPU, the last output's memory is used again once nothing refers to it any more
         (its NumPy buffer is then held by this codec alone: a tensor, a view of it or a graph
@@ -97,20 +104,27 @@ class HeatmapCodec:
         zero its pages first, which costs as much as rendering them (measured: 11-26 ms a batch
         of 32 on one core of a loaded 2-core VM, 8-10 ms with the memory reused).
         """
+        channels_last = channels_last and len(shape) == 4
         if device.type != "cpu":
-            return torch.empty(shape, dtype=torch.float32, device=device)
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            return torch.empty(shape, dtype=torch.float32, device=device, memory_format=fmt)
+        stored = (shape[0], shape[2], shape[3], shape[1]) if channels_last else shape
         # free: referenced by the attribute and getrefcount's argument only
         free = self._cpu_buffer is not None and sys.getrefcount(self._cpu_buffer) == 2
-        if not free or self._cpu_buffer.shape != shape:
-            self._cpu_buffer = np.empty(shape, dtype=np.float32)
-        return torch.from_numpy(self._cpu_buffer)
+        if not free or self._cpu_buffer.shape != stored:
+            self._cpu_buffer = np.empty(stored, dtype=np.float32)
+        out = torch.from_numpy(self._cpu_buffer)
+        return out.permute(0, 3, 1, 2) if channels_last else out
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cpu_buffer": None}  # a cache, not state: never pickled
 
-    def targets(self, xy: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,K,2) input-crop px, (B,K) weights -> (B,K,h,w) heatmaps and (B,K) weights."""
-        return self.encode(self.input_to_heatmap(xy.float()), weight)
+    def targets(
+        self, xy: Tensor, weight: Tensor, channels_last: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """(B,K,2) input-crop px, (B,K) weights -> (B,K,h,w) heatmaps and (B,K) weights
+        (laid out channels-last when asked, :meth:`encode`)."""
+        return self.encode(self.input_to_heatmap(xy.float()), weight, channels_last)
 
     def flip_outputs(self, heatmaps: Tensor) -> Tensor:
         """Heatmaps of mirrored crops -> heatmaps of the original crops."""

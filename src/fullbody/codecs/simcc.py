@@ -132,8 +132,11 @@ class SimCCCodec:
         flipped = vx[..., lo] * (1 - t) + vx[..., hi] * t
         return flipped, simcc_y.index_select(1, index)
 
-    def targets(self, xy: Tensor, weight: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-        """(B,K,2) input-crop px, (B,K) weights -> ((simcc_x, simcc_y), (B,K) weights)."""
+    def targets(
+        self, xy: Tensor, weight: Tensor, channels_last: bool = False
+    ) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """(B,K,2) input-crop px, (B,K) weights -> ((simcc_x, simcc_y), (B,K) weights).
+        ``channels_last`` is the common codec signature's; (B,K,bins) vectors have one layout."""
         return self.encode(xy, weight), self.encode_weights(xy, weight)
 
     def flip_outputs(self, outputs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:

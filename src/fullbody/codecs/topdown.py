@@ -29,8 +29,11 @@ class PoseCodec(Protocol):
 
     input_size: tuple[int, int]
 
-    def targets(self, xy: Tensor, weight: Tensor) -> tuple[Outputs, Tensor]:
-        """(B,K,2) input-crop px, (B,K) weights -> training targets and their (B,K) weights."""
+    def targets(
+        self, xy: Tensor, weight: Tensor, channels_last: bool = False
+    ) -> tuple[Outputs, Tensor]:
+        """(B,K,2) input-crop px, (B,K) weights -> training targets and their (B,K) weights;
+        maps laid out channels-last when asked (that of the network's outputs)."""
         ...
 
     def flip_outputs(self, outputs: Outputs) -> Outputs:
@@ -58,6 +61,16 @@ def create_codec(
         return SimCCCodec(size, split_ratio, sx_sy)
     hm = heatmap_size if heatmap_size is not None else (size[0] // 4, size[1] // 4)
     return HeatmapCodec(size, (int(hm[0]), int(hm[1])), sigma, dark=dark)
+
+
+def is_channels_last(outputs: Outputs) -> bool:
+    """Whether outputs are (B,K,h,w) maps stored channels-last (not also standard-layout)."""
+    return (
+        isinstance(outputs, Tensor)
+        and outputs.dim() == 4
+        and outputs.is_contiguous(memory_format=torch.channels_last)
+        and not outputs.is_contiguous()
+    )
 
 
 def as_float(outputs: Outputs) -> Outputs:

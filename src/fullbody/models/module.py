@@ -28,6 +28,7 @@ from fullbody.codecs.topdown import (
     create_codec,
     decode_to_image,
     flip_merge,
+    is_channels_last,
     person_score,
 )
 from fullbody.keypoints import NUM_KEYPOINTS
@@ -244,7 +245,9 @@ class PoseModule(L.LightningModule):
         return w
 
     def _loss(self, batch: Mapping[str, Tensor], outputs: Outputs, image: Tensor | None = None):
-        target, weight = self.codec.targets(batch["target_xy"], batch["target_weight"])
+        target, weight = self.codec.targets(
+            batch["target_xy"], batch["target_weight"], is_channels_last(outputs)
+        )
         teacher = None
         if self._teacher is not None and image is not None:
             with torch.no_grad():

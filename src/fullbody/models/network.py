@@ -108,7 +108,9 @@ class DUCHead(nn.Module):
     """FastPose head: PixelShuffle(2), then ``n - 1`` DUC blocks, then a 3x3 conv to K maps.
 
     With a ResNet-50 (2048 channels) and the defaults this is FastPose's head exactly in shape:
-    2048 -> shuffle -> 512 -> DUC(1024) -> 256 -> DUC(512) -> 128 -> conv -> K.
+    2048 -> shuffle -> 512 -> DUC(1024) -> 256 -> DUC(512) -> 128 -> conv -> K. ``channels``
+    None: FastPose's widths for any number of upsamplings, halving down to 512 in the last block
+    (one block of 512 for two, 2048, 1024, 512 for four).
     """
 
     def __init__(
@@ -116,7 +118,7 @@ class DUCHead(nn.Module):
         in_channels: int,
         num_keypoints: int = NUM_KEYPOINTS,
         num_upsample: int = 3,
-        channels: Sequence[int] = (1024, 512),
+        channels: int | Sequence[int] | None = None,
         final_kernel: int = 3,
     ) -> None:
         super().__init__()
@@ -124,6 +126,8 @@ class DUCHead(nn.Module):
             raise ValueError("the DUC head needs at least one upsampling")
         if in_channels % 4:
             raise ValueError(f"DUC head input channels must be divisible by 4, got {in_channels}")
+        if channels is None:
+            channels = [512 * 2 ** (num_upsample - 2 - i) for i in range(num_upsample - 1)]
         channels = [channels] if isinstance(channels, int) else list(channels)
         if len(channels) != num_upsample - 1:
             raise ValueError(
@@ -311,12 +315,11 @@ class PoseNet(nn.Module):
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
         self.multiscale = head == "fpn"
-        self.backbone = create_backbone(
-            backbone,
-            pretrained,
-            out_indices=None if self.multiscale else (-1,),
-            **(backbone_kwargs or {}),
-        )
+        kwargs = dict(backbone_kwargs or {})
+        # The stages to build: every one for the fpn head (or those of backbone_kwargs'
+        # out_indices: a shallower network), the deepest for the others.
+        out_indices = kwargs.pop("out_indices", None if self.multiscale else (-1,))
+        self.backbone = create_backbone(backbone, pretrained, out_indices=out_indices, **kwargs)
         info = self.backbone.feature_info
         in_channels, stride = info.channels()[-1], info.reduction()[-1]
         # The fpn head merges every stage from out_stride down (finer stages are dropped).
