@@ -95,8 +95,8 @@ class HeatmapCodec:
     def _output(
         self, shape: tuple[int, ...], device: torch.device, channels_last: bool = False
     ) -> Tensor:
-        """An uninitialised float32 tensor for :meth:`encode`'s heatmaps (channels-last strides
-        when asked; only for (B,K,h,w)).
+        """An uninitialised (B,K,h,w) float32 tensor for :meth:`encode`'s heatmaps
+        (channels-last strides when asked).
 
         On the CPU, the last output's memory is used again once nothing refers to it any more
         (its NumPy buffer is then held by this codec alone: a tensor, a view of it or a graph
@@ -104,7 +104,6 @@ class HeatmapCodec:
         zero its pages first, which costs as much as rendering them (measured: 11-26 ms a batch
         of 32 on one core of a loaded 2-core VM, 8-10 ms with the memory reused).
         """
-        channels_last = channels_last and len(shape) == 4
         if device.type != "cpu":
             fmt = torch.channels_last if channels_last else torch.contiguous_format
             return torch.empty(shape, dtype=torch.float32, device=device, memory_format=fmt)
