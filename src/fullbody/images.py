@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fullbody.errors import UserError
 from fullbody.jsonio import AnnotationError, read_json
 
 #: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
@@ -34,7 +35,7 @@ DECODE_FLAGS = {
 }
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """An image file is empty, truncated, corrupt or not an image; the message names it."""
 
 

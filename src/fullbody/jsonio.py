@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import simdjson
 
+from fullbody.errors import UserError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(UserError, ValueError):
     """A malformed annotation or results file; the message names file, record and field."""
 
     def __init__(self, file: str | os.PathLike | None, record: str, field: str, problem: str):

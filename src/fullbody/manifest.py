@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fullbody.errors import UserError
 from fullbody.jsonio import read_json, write_json_atomic
 
 MANIFEST = "manifest.json"
@@ -49,7 +50,7 @@ _SHARD = re.compile(r"^shard-\d{5}\.json$")
 _UNREADABLE = object()
 
 
-class ManifestMismatchError(FileExistsError):
+class ManifestMismatchError(UserError, FileExistsError):
     """The folder holds a job with another config (or an unreadable record)."""
 
 

@@ -23,6 +23,7 @@ from fullbody.annotations import WholeBodySet
 from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
+from fullbody.errors import UserError
 
 #: Keys of a ``train`` section passed on to :class:`TopDownDataset` (besides the paths).
 TRAIN_KEYS = frozenset(
@@ -35,7 +36,7 @@ TRAIN_KEYS = frozenset(
 SPLITS = ("train", "val", "test")
 
 
-class DataConfigError(ValueError):
+class DataConfigError(UserError, ValueError):
     """A data setting is missing or wrong; the message names its config key."""
 
 

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from fullbody.errors import UserError
+
 #: Hyper-parameters replaced when a checkpoint is rebuilt for use: the files the run was trained
 #: from are not needed (the state dict holds every weight) and may be absent on this machine.
 FOR_USE: dict[str, Any] = {
@@ -30,7 +32,7 @@ FOR_USE: dict[str, Any] = {
 M = TypeVar("M", bound=nn.Module)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file is not a usable checkpoint of this project (the message names it and why)."""
 
 

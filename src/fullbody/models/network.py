@@ -30,6 +30,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from torch import Tensor, nn
 
+from fullbody.errors import UserError
 from fullbody.keypoints import NUM_KEYPOINTS
 
 HEADS = ("deconv", "duc", "simcc", "fpn")
@@ -232,7 +233,7 @@ def _init_head(head: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class PretrainedWeightsError(FileNotFoundError):
+class PretrainedWeightsError(UserError, FileNotFoundError):
     """The backbone's starting weights are not available: a local file is missing, or the
     published weights cannot be fetched (offline) and are not in the cache."""
 

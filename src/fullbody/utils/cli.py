@@ -6,14 +6,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fullbody.errors import ConfigError, OutputError, UserError
 
-class ConfigError(ValueError):
-    """A setting of the composed config is wrong or missing; the message names its key."""
-
-
-class OutputError(OSError):
-    """An output file could not be written (full disk, read-only folder); the message names
-    the file, and what was computed is not lost silently (it was printed, or is named)."""
+__all__ = ["ConfigError", "OutputError", "UserError", "user_errors"]
 
 
 def _in_multirun() -> bool:
@@ -34,11 +29,11 @@ def _cause(error: Exception) -> BaseException:
 
 @contextmanager
 def user_errors(*types: type[BaseException]) -> Iterator[None]:
-    """Exit with status 2 and ``error: <message>`` when one of ``types`` (default
-    :class:`ConfigError` and :class:`OutputError`) is raised inside, or wrapped by Hydra's
+    """Exit with status 2 and ``error: <message>`` when a :class:`UserError` (or one of the
+    extra ``types``) is raised inside, or wrapped by Hydra's
     ``instantiate``. In a multirun the error is raised on, so that Hydra records the job as
     failed and the sweep goes on to the next job."""
-    caught = tuple(types) or (ConfigError, OutputError)
+    caught = (UserError, *types)
     try:
         yield
     except Exception as raised:

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fullbody.data.transforms import transform_points
+from fullbody.errors import UserError
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.pseudo.crops import crop_affines, invert_affines, mirror_affines, warp_crops
 from fullbody.pseudo.proposals import Regions
@@ -29,7 +30,7 @@ MODEL_DIR_ENV = "FULLBODY_TEACHER_DIR"
 INSTALL_HINT = "python -m fullbody.pseudo.teachers.install  (or: make teachers)"
 
 
-class TeacherError(RuntimeError):
+class TeacherError(UserError, RuntimeError):
     """A teacher cannot run: missing optional package or model file (the message says the fix)."""
 
 
