@@ -19,7 +19,12 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Load the checkpoint, export, compare, report."""
-    from fullbody.inference.export import export_onnx, onnx_parity, random_crops
+    from fullbody.inference.export import (
+        export_onnx,
+        model_metadata,
+        onnx_parity,
+        random_crops,
+    )
     from fullbody.jsonio import write_json_atomic
     from fullbody.models.checkpoint import CheckpointError
     from fullbody.models.module import load_pose_model
@@ -34,26 +39,13 @@ def main(cfg: DictConfig) -> None:
     if final.exists() and not cfg.overwrite:
         print(f"error: {final}: exists (pass overwrite=true to replace it)", file=sys.stderr)
         sys.exit(2)
-    hp = module.hparams
-    metadata = {
-        "input_size": list(hp.input_size),
-        "heatmap_size": list(hp.heatmap_size),
-        "sigma": hp.sigma,
-        "flip_test": bool(hp.flip_test),
-        "dark": bool(hp.dark),
-        "score_threshold": hp.score_threshold,
-        "num_keypoints": hp.num_keypoints,
-        "backbone": hp.backbone,
-        "head": hp.head,
-        "split_ratio": hp.get("split_ratio", 2.0),
-        "checkpoint": ckpt.name,
-    }
+    spec = module.spec
     # Checked under a temporary name: a model that fails the check never sits at out_file.
     candidate = final.with_name(f".{final.name}.unchecked")
     try:
-        path = export_onnx(module.net, candidate, hp.input_size, metadata, cfg.opset,
+        path = export_onnx(module.net, candidate, spec, model_metadata(module, ckpt), cfg.opset,
                            overwrite=True)  # fmt: skip
-        crops = random_crops(cfg.check.crops, hp.input_size, cfg.check.seed)
+        crops = random_crops(cfg.check.crops, spec.input_size, cfg.check.seed)
         report = onnx_parity(module.net, path, crops, tuple(cfg.check.batch_sizes))
         ok = report["max_abs_diff"] <= cfg.check.tolerance
         if ok:

@@ -185,7 +185,8 @@ def predict_checkpoint(
     """Predict with a ``train.py`` checkpoint on a data config's test split.
 
     The checkpoint loads with its own weights only (:func:`fullbody.models.module.load_pose_model`).
-    The data config's ``input_size``/``heatmap_size`` are set to the checkpoint's. Returns the
+    The data config crops with the checkpoint's spec (its input size and box padding, whatever
+    the data config says). Returns the
     split's ground truth (a ``WholeBodySet``) and the predictions (``Predictions``, one row per
     person box, in ``person_id`` order).
     """
@@ -199,8 +200,7 @@ def predict_checkpoint(
     model = load_pose_model(path, "ckpt_path")
     data_cfg = data_cfg.copy()
     with open_dict(data_cfg):
-        data_cfg.input_size = list(model.hparams.input_size)
-        data_cfg.heatmap_size = list(model.hparams.heatmap_size)
+        data_cfg.spec = model.spec.to_dict()
     datamodule = instantiate(data_cfg)
     kwargs = OmegaConf.to_container(trainer_cfg, resolve=True) if trainer_cfg else {}
     assert isinstance(kwargs, dict)

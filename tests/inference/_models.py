@@ -10,13 +10,26 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fullbody.codecs import HeatmapCodec, SimCCCodec
+from fullbody.codecs import HeatmapCodec, SimCCCodec, TopDownSpec
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 
 #: Small crops keep the tests fast; heatmaps are a quarter of them, as the heads produce.
 INPUT_SIZE = (96, 64)
 HEATMAP_SIZE = (24, 16)
+#: The spec of these models (the standard values at INPUT_SIZE), heatmaps and SimCC.
+SPEC = TopDownSpec.standard(INPUT_SIZE, "heatmap")
+SIMCC_SPEC = TopDownSpec.standard(INPUT_SIZE, "simcc")
+
+
+def strip_metadata(path: Path) -> Path:
+    """Remove every metadata entry of an ONNX file: a file as other tools write them."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    return path
 
 
 def tiny_module(**kwargs) -> PoseModule:
@@ -28,8 +41,8 @@ def tiny_module(**kwargs) -> PoseModule:
         backbone="test_resnet",
         head="deconv",
         head_channels=32,
-        input_size=INPUT_SIZE,
-        heatmap_size=HEATMAP_SIZE,
+        spec=TopDownSpec.standard(INPUT_SIZE),
+        lr=1e-3,
         channels_last=False,
     )
     module = PoseModule(**{**args, **kwargs})
@@ -63,8 +76,8 @@ class DotNet(nn.Module):
 
     def __init__(self, input_size=INPUT_SIZE, heatmap_size=HEATMAP_SIZE, simcc=False) -> None:
         super().__init__()
-        self.codec = HeatmapCodec(input_size, heatmap_size)
-        self.simcc = SimCCCodec(input_size) if simcc else None
+        self.codec = HeatmapCodec(input_size, heatmap_size, 2.0, dark=False)
+        self.simcc = SimCCCodec(input_size, 2.0) if simcc else None
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         b, _, h, w = x.shape

@@ -9,7 +9,7 @@ import torch
 
 from fullbody.models.module import PoseModule
 
-from ._models import HEATMAP_SIZE, INPUT_SIZE, export_box_finder, save_checkpoint, tiny_module
+from ._models import export_box_finder, save_checkpoint, tiny_module
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +33,7 @@ def tiny_onnx(tiny_ckpt, tmp_path_factory) -> Path:
     from fullbody.inference.export import export_onnx
 
     module = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu")
-    meta = {
-        "input_size": INPUT_SIZE,
-        "heatmap_size": HEATMAP_SIZE,
-        "flip_test": True,
-        "dark": True,
-        "score_threshold": 0.2,
-    }
-    return export_onnx(module.net, tmp_path_factory.mktemp("onnx") / "tiny.onnx", INPUT_SIZE, meta)
+    return export_onnx(module.net, tmp_path_factory.mktemp("onnx") / "tiny.onnx", module.spec)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.images import ImageReadError, read_image
 from fullbody.inference.predictor import (
     OnnxHeatmapModel,
@@ -22,13 +24,14 @@ from fullbody.inference.predictor import (
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 
-from ._models import HEATMAP_SIZE, INPUT_SIZE, DotNet
+from ._models import INPUT_SIZE, SPEC, DotNet
 
 
 def dot_predictor(**kwargs) -> PosePredictor:
-    return PosePredictor(
-        TorchHeatmapModel(DotNet(), "cpu"), INPUT_SIZE, HEATMAP_SIZE, **{"nms": "none", **kwargs}
-    )
+    """A predictor on the dot network; spec fields among ``kwargs`` change the spec."""
+    names = {f.name for f in dataclasses.fields(SPEC)}
+    spec = dataclasses.replace(SPEC, **{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+    return PosePredictor(TorchHeatmapModel(DotNet(), "cpu"), spec, **{"nms": "none", **kwargs})
 
 
 def dot_image(points, h=240, w=320, size=2) -> np.ndarray:
@@ -128,8 +131,7 @@ def test_predictor_agrees_with_the_lightning_module(tiny_ckpt):
     module = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").eval()
     module.net = DotNet()
     module._forward = module.net
-    pred = PosePredictor(TorchHeatmapModel(module.net, "cpu"), INPUT_SIZE, HEATMAP_SIZE,
-                         flip_test=True, dark=True, nms="none")  # fmt: skip
+    pred = PosePredictor(TorchHeatmapModel(module.net, "cpu"), module.spec, nms="none")
     dots = [(60, 50), (200, 150)]
     boxes = np.array([[30, 20, 60, 80], [150, 100, 120, 110]], float)
     img = dot_image(dots)
@@ -156,7 +158,7 @@ def test_checkpoint_and_onnx_predictors_agree_on_the_sample(tiny_ckpt, tiny_onnx
     torch_pred = load_predictor(ckpt_path=tiny_ckpt, device="cpu", nms="none")
     onnx_pred = load_predictor(onnx_path=tiny_onnx, device="cpu", nms="none")
     assert onnx_pred.input_size == torch_pred.input_size == INPUT_SIZE
-    assert onnx_pred.flip_test and onnx_pred.dark
+    assert onnx_pred.spec == torch_pred.spec and onnx_pred.spec.flip_test and onnx_pred.spec.dark
     crops, _ = torch_pred.crops(img, boxes)
     diff = (torch_pred.outputs(crops) - onnx_pred.outputs(crops)).abs().max().item()
     assert diff < 1e-4
@@ -174,7 +176,7 @@ def test_load_predictor_needs_exactly_one_model(tiny_ckpt, tiny_onnx, tmp_path):
         load_predictor(ckpt_path=tmp_path / "missing.ckpt")
     p = load_predictor(ckpt_path=tiny_ckpt, device="cpu", flip_test=False, batch_size=4,
                        nms="parametric", nms_params={"gamma": 2.0})  # fmt: skip
-    assert not p.flip_test and p.batch_size == 4 and p.nms_params.gamma == 2.0
+    assert not p.spec.flip_test and p.batch_size == 4 and p.nms_params.gamma == 2.0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -182,14 +184,14 @@ def test_gpu_and_cpu_agree():
     img = dot_image([(60, 50), (200, 150)])
     boxes = np.array([[30, 20, 60, 80], [150, 100, 120, 110]], float)
     cpu = dot_predictor()(img, boxes)
-    gpu = PosePredictor(TorchHeatmapModel(DotNet(), "cuda"), INPUT_SIZE, HEATMAP_SIZE, nms="none")
+    gpu = PosePredictor(TorchHeatmapModel(DotNet(), "cuda"), SPEC, nms="none")
     np.testing.assert_allclose(gpu(img, boxes).keypoints, cpu.keypoints, atol=1e-3)
 
 
 def test_a_model_with_other_heatmap_sizes_is_refused(tiny_ckpt):
     net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
     # 64 x 48 crops: 48 is not a multiple of the backbone's stride, the heatmaps come out 16x16.
-    pred = PosePredictor(TorchHeatmapModel(net, "cpu"), (64, 48), (16, 12))
+    pred = PosePredictor(TorchHeatmapModel(net, "cpu"), TopDownSpec.standard((64, 48), "heatmap"))
     with pytest.raises(ValueError, match=r"expected \(\d+, 133, 16, 12\)"):
         pred(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
 

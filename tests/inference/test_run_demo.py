@@ -206,7 +206,7 @@ def test_demo_configs_build_every_detector_and_the_predictor(
     cfg = compose_config("demo", [*base, "detector=file", f"detector.path={dets}"], tmp_path)
     assert isinstance(instantiate(cfg.detector), DetectionFileDetector)
     pred = instantiate(cfg.predictor)
-    assert pred.nms == "oks" and pred.batch_size == 32 and pred.flip_test  # the model's own
+    assert pred.nms == "oks" and pred.batch_size == 32 and pred.spec.flip_test  # the model's own
     cfg = compose_config("demo", [*base, "detector=onnx", f"detector.path={box_finder_onnx}",
                                   "detector.person_classes=[0,1]"], tmp_path)  # fmt: skip
     det = instantiate(cfg.detector)

@@ -11,16 +11,19 @@ from torch import nn
 
 from fullbody.codecs import person_score
 from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 from fullbody.models.schedule import lr_factor
 
 K = NUM_KEYPOINTS
-SMALL = {"backbone": "resnet18", "head": "deconv", "head_channels": 32}
+SMALL = {"backbone": "resnet18", "head": "deconv", "head_channels": 32, "lr": 1e-3}
 
 
 def _module(**kw) -> PoseModule:
-    args = {**SMALL, "input_size": (128, 96), "heatmap_size": (32, 24), **kw}
+    """A small module at 128x96, stride 4; decoding settings of the spec among ``kw``."""
+    decoding = {k: kw.pop(k) for k in ("flip_test", "dark", "score_threshold") if k in kw}
+    args = {**SMALL, "spec": TopDownSpec.standard((128, 96), **decoding), **kw}
     return PoseModule(**args)
 
 
@@ -77,7 +80,7 @@ class _Fixed(nn.Module):
 def test_decode_to_image_pixels_through_inverse_affine(dark: bool) -> None:
     """Points encoded in the crop come back in image pixels through crop_to_image."""
     m = _module(flip_test=False, dark=dark).eval()
-    codec = HeatmapCodec((128, 96), (32, 24), 2.0)
+    codec = HeatmapCodec((128, 96), (32, 24), 2.0, dark=True)
     batch = _batch()
     g = torch.Generator().manual_seed(1)
     # At least 2 sigma (4 heatmap px = 16 crop px) inside the border, where DARK is exact.
@@ -133,13 +136,14 @@ def test_training_loss_reaches_every_parameter() -> None:
 
 
 def test_sizes_are_checked() -> None:
-    for bad in ((40, 30), (64, 24)):  # not a doubling; not one stride on both axes
-        with pytest.raises(ValueError, match="input_size"):
-            _module(heatmap_size=bad)
-    fine = _module(head="fpn", heatmap_size=(64, 48))  # stride 2: the fpn head uses the stem
+    with pytest.raises(ValueError, match="stride must be one of"):  # not a doubling
+        _module(spec=TopDownSpec.standard((128, 96), stride=3))
+    with pytest.raises(ValueError, match="multiples of the heatmap stride 8"):
+        _module(spec=TopDownSpec.standard((132, 96), stride=8))
+    fine = _module(head="fpn", spec=TopDownSpec.standard((128, 96), stride=2))  # uses the stem
     assert fine(torch.zeros(1, 3, 128, 96)).shape == (1, K, 64, 48)
     with pytest.raises(ValueError, match="multiples of 32"):
-        _module(input_size=(192, 144), heatmap_size=(48, 36))
+        _module(spec=TopDownSpec.standard((192, 144)))
 
 
 def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
@@ -201,7 +205,7 @@ def test_simcc_teacher_gives_kd_term_and_heads_must_match(tmp_path) -> None:
     out = student._loss(batch, student(batch["image"]), batch["image"])
     assert out.kd is not None and out.kd.item() > 0
     torch.testing.assert_close(out.loss, out.hard + 0.5 * out.kd)
-    with pytest.raises(ValueError, match="both be SimCC or both heatmaps"):
+    with pytest.raises(ValueError, match="its kind is simcc, this model's is heatmap"):
         _module(teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
 
 

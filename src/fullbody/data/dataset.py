@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fullbody.annotations import WholeBodySet
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import (
     affine_matrix,
@@ -34,6 +35,7 @@ from fullbody.data.transforms import (
     half_body_box,
     inside,
     invert_affine,
+    person_affines,
     reduced_to_full,
     transform_points,
     truncated_normal,
@@ -103,8 +105,8 @@ class TopDownDataset(Dataset):
         train: augment (jitter, half-body, scale, rotation, mirror, photometric) or not.
         boxes: ``"gt"`` for the labels' boxes, or person detections (one item per detection
             with ``score >= det_score_threshold``; those items carry no targets).
-        input_size: crop (h, w); targets are in its pixels.
-        padding: crop size over box size (1.25).
+        spec: the model's top-down settings: the crop's ``input_size`` (h, w; targets are in
+            its pixels) and ``padding`` (crop size over box size).
         jitter: training-box jitter ``f(box, rng, keypoints) -> box`` (see
             :mod:`fullbody.data.jitter`), or ``None``.
         flip_prob, half_body_prob, half_body_padding: mirror and half-body probabilities.
@@ -131,8 +133,7 @@ class TopDownDataset(Dataset):
         train: bool,
         boxes: str | PersonDetections = "gt",
         det_score_threshold: float = 0.0,
-        input_size: tuple[int, int] = (256, 192),
-        padding: float = 1.25,
+        spec: TopDownSpec,
         jitter: Callable[..., np.ndarray] | None = None,
         flip_prob: float = 0.5,
         half_body_prob: float = 0.3,
@@ -149,9 +150,9 @@ class TopDownDataset(Dataset):
     ) -> None:
         self.image_dir = Path(image_dir)
         self.train = train
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.aspect_ratio = self.input_size[1] / self.input_size[0]
-        self.padding = padding
+        self.spec = spec
+        self.input_size = spec.input_size
+        self.aspect_ratio = spec.aspect_ratio
         self.jitter = jitter
         self.flip_prob, self.half_body_prob = flip_prob, half_body_prob
         self.half_body_padding = half_body_padding
@@ -243,8 +244,7 @@ class TopDownDataset(Dataset):
         draws from ``rng`` (default: :meth:`item_rng` of epoch 0)."""
         box = self.boxes[i]
         if not self.train:
-            c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
-            return affine_matrix(c, s, 0.0, self.input_size), False, box
+            return person_affines(box, self.input_size, self.spec.padding)[0], False, box
         rng = self.item_rng(i) if rng is None else rng
         kpts = self.keypoints[i]
         if self.jitter is not None:
@@ -253,7 +253,7 @@ class TopDownDataset(Dataset):
         if half is not None:
             c, s = box_to_center_scale(half, self.aspect_ratio, self.half_body_padding)
         else:
-            c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
+            c, s = box_to_center_scale(box, self.aspect_ratio, self.spec.padding)
         s = s * (1.0 + truncated_normal(rng, self.scale_factor, self.scale_factor))
         rot = 0.0
         if rng.random() < self.rotation_prob:

@@ -39,13 +39,13 @@ LOWER_HALF = np.concatenate(
 
 
 def box_to_center_scale(
-    box: np.ndarray, aspect_ratio: float, padding: float = 1.25
+    box: np.ndarray, aspect_ratio: float, padding: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centre and size (image px) of the crop around xywh box(es), widened to ``aspect_ratio``.
 
     ``aspect_ratio`` is the crop's width / height (192 / 256 = 0.75 by default): the shorter
     side of the box grows until the box has that ratio (never shrinks, so the person stays
-    whole), then both sides grow by ``padding`` (1.25 as in SimpleBaseline/HRNet/AlphaPose).
+    whole), then both sides grow by ``padding`` (the model's ``TopDownSpec.padding``).
     Works on (4,) or (N, 4) arrays; returns arrays of shape (..., 2).
     """
     box = np.asarray(box, dtype=np.float64)
@@ -84,6 +84,20 @@ def affine_matrix(
     tx = (out_w - 1) * 0.5 - (a00 * cx + a01 * cy)
     ty = (out_h - 1) * 0.5 - (a10 * cx + a11 * cy)
     return np.array([[a00, a01, tx], [a10, a11, ty]])
+
+
+def person_affines(boxes: np.ndarray, input_size: tuple[int, int], padding: float) -> np.ndarray:
+    """Image -> input-crop affines (N, 2, 3) of (N, 4) xywh person boxes: the crop of
+    evaluation, inference and the checkpoint/ONNX teachers (the box widened to the aspect ratio
+    of the ``input_size`` (h, w) crop, times ``padding``, unrotated, unmirrored) — a model's
+    ``TopDownSpec.input_size`` and ``padding``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = input_size
+    centers, scales = box_to_center_scale(boxes, w / h, padding)
+    out = np.empty((len(boxes), 2, 3), dtype=np.float64)
+    for i, (c, s) in enumerate(zip(centers, scales)):
+        out[i] = affine_matrix(c, s, 0.0, (h, w))
+    return out
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:

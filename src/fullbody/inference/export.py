@@ -4,9 +4,8 @@ The exported graph is the network alone: normalised crops ``image`` (B, 3, H, W)
 ``heatmaps`` (B, K, H/4, W/4), or for a SimCC head the two outputs ``simcc_x`` (B, K, W*r) and
 ``simcc_y`` (B, K, H*r) (RTMPose's published layout), with a dynamic batch axis. Cropping, the
 flip test, decoding and NMS stay in :class:`fullbody.inference.predictor.PosePredictor`, which
-reads the codec and decoding settings stored in the file's metadata (``input_size``,
-``heatmap_size``, ``sigma``, ``head``, ``split_ratio``, ``flip_test``, ``dark``,
-``score_threshold``, ``num_keypoints``).
+reads the model's :class:`~fullbody.codecs.spec.TopDownSpec` from the file's metadata
+(``topdown_spec``: crop size and padding, codec, decoding), as the ONNX teacher does.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import onnx
 import torch
 from torch import nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.images import ImageNormalizer
 from fullbody.utils.onnx_session import onnx_session
 
@@ -41,14 +41,15 @@ def _meta_value(v: Any) -> str:
 def export_onnx(
     net: nn.Module,
     path: str | os.PathLike,
-    input_size: Sequence[int] = (256, 192),
+    spec: TopDownSpec,
     metadata: Mapping[str, Any] | None = None,
     opset: int = 17,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``net`` (in eval mode, on the CPU) as ONNX with a dynamic batch axis.
+    """Write ``net`` (in eval mode, on the CPU) as ONNX with a dynamic batch axis, taking
+    ``spec.input_size`` crops; ``spec`` is stored whole in the metadata (``topdown_spec``).
 
-    ``metadata`` goes into the model's ``metadata_props`` (lists as "a,b", bools as
+    ``metadata`` adds entries to the model's ``metadata_props`` (lists as "a,b", bools as
     "true"/"false"). The file is written next to its final name and moved into place.
     """
     path = Path(path)
@@ -56,7 +57,7 @@ def export_onnx(
         raise FileExistsError(f"{path}: exists (pass overwrite=true to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
-    h, w = int(input_size[0]), int(input_size[1])
+    h, w = spec.input_size
     dummy = torch.zeros(2, 3, h, w)
     with torch.inference_mode():
         simcc = isinstance(net(dummy), tuple)
@@ -77,7 +78,7 @@ def export_onnx(
             opset_version=opset,
         )
     model = onnx.load(str(tmp))
-    for key, value in (metadata or {}).items():
+    for key, value in {**(metadata or {}), **spec.to_metadata()}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = str(key), _meta_value(value)
     model.producer_name = "fullbody"
@@ -87,7 +88,19 @@ def export_onnx(
     return path
 
 
-def random_crops(n: int, input_size: Sequence[int] = (256, 192), seed: int = 0) -> np.ndarray:
+def model_metadata(module: Any, checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The metadata export writes besides the spec for a ``PoseModule`` of ``checkpoint``: the
+    network's description and the checkpoint's file name."""
+    hp = module.hparams
+    return {
+        "num_keypoints": hp.num_keypoints,
+        "backbone": hp.backbone,
+        "head": hp.head,
+        "checkpoint": Path(checkpoint).name,
+    }
+
+
+def random_crops(n: int, input_size: Sequence[int], seed: int = 0) -> np.ndarray:
     """``n`` normalised crops of random uint8 RGB pixels, (n, 3, H, W) float32."""
     rng = np.random.default_rng(seed)
     h, w = int(input_size[0]), int(input_size[1])

@@ -1,13 +1,17 @@
 """Top-down whole-body prediction: an RGB image and person boxes in, 133-point poses out.
 
 :class:`PosePredictor` crops every box with the training geometry
-(:mod:`fullbody.data.transforms`: aspect-fixed box, 1.25 padding, one affine warp), normalises
+(:func:`fullbody.data.transforms.person_affines`: aspect-fixed box, the model's padding, one
+affine warp), normalises
 the crops as the training data is (:class:`fullbody.images.ImageNormalizer`), runs the
 network in batches over people (PyTorch module or ONNX file, CPU or GPU), then, as training's
 evaluation does (:mod:`fullbody.codecs.topdown`), merges the mirrored crops' outputs (flip
 test), decodes with the head's codec (heatmaps: argmax or DARK; SimCC), maps the points back to
 image pixels, and finally removes duplicate poses with OKS-NMS or parametric pose NMS
 (:mod:`fullbody.evaluation.nms`).
+
+Every setting shared with training (crop, codec, decoding) is the model's
+:class:`~fullbody.codecs.spec.TopDownSpec`, read from the checkpoint or the ONNX metadata.
 
 The network side is a :class:`HeatmapModel`: anything mapping a float32 (B, 3, H, W) array of
 normalised crops to (B, K, H/4, W/4) heatmaps, or to ``(simcc_x, simcc_y)`` for a SimCC head.
@@ -17,6 +21,8 @@ normalised crops to (B, K, H/4, W/4) heatmaps, or to ``(simcc_x, simcc_y)`` for 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,15 +33,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.codecs.topdown import (
     Outputs,
     as_float,
-    create_codec,
     decode_to_image,
     flip_merge,
     person_score,
 )
-from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.data.transforms import invert_affine, person_affines, warp
+from fullbody.errors import ConfigError
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
@@ -43,6 +50,8 @@ from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.utils.onnx_session import onnx_session
 
 NMSMethod = Literal["none", "oks", "parametric"]
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -149,13 +158,9 @@ class PosePredictor:
 
     Args:
         model: the network (:class:`TorchHeatmapModel`, :class:`OnnxHeatmapModel`).
-        input_size, heatmap_size: (height, width) of the crops and heatmaps the model uses.
-        head: ``"simcc"`` for a SimCC model (``split_ratio`` bins per pixel), else heatmaps.
-        flip_test: merge with the outputs of the mirrored crops.
-        dark: DARK sub-pixel decoding of heatmaps (else argmax + quarter pixel).
+        spec: the model's top-down settings (codec kind resolved): crop size and padding,
+            codec, flip test, DARK, person-score threshold.
         batch_size: people per network call (doubled internally by the flip test).
-        padding: box enlargement before cropping (training uses 1.25).
-        score_threshold: keypoints above it count in the person score.
         nms: "oks" (mmpose: OKS > ``oks_threshold`` removes the weaker pose), "parametric"
             (RMPE/AlphaPose pose NMS, merges poses and re-scores; ``nms_params``) or "none".
         min_box_size: boxes narrower or lower than this (px) are skipped.
@@ -164,15 +169,8 @@ class PosePredictor:
     def __init__(
         self,
         model: HeatmapModel,
-        input_size: Sequence[int] = (256, 192),
-        heatmap_size: Sequence[int] = (64, 48),
-        head: str = "heatmap",
-        split_ratio: float = 2.0,
-        flip_test: bool = True,
-        dark: bool = True,
+        spec: TopDownSpec,
         batch_size: int = 32,
-        padding: float = 1.25,
-        score_threshold: float = 0.2,
         nms: NMSMethod = "oks",
         oks_threshold: float = 0.9,
         nms_params: PoseNMSParams | None = None,
@@ -183,16 +181,10 @@ class PosePredictor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
-        self.codec = create_codec(
-            head, input_size, heatmap_size, dark=dark, split_ratio=split_ratio
-        )
-        self.head = "simcc" if head == "simcc" else "heatmap"
-        self.input_size = self.codec.input_size
-        self.flip_test = flip_test
-        self.dark = dark
+        self.spec = spec
+        self.codec = spec.codec()
+        self.input_size = spec.input_size
         self.batch_size = batch_size
-        self.padding = padding
-        self.score_threshold = score_threshold
         self.nms = nms
         self.oks_threshold = oks_threshold
         self.nms_params = nms_params
@@ -209,23 +201,14 @@ class PosePredictor:
         **kwargs: Any,
     ) -> PosePredictor:
         """A predictor on a training checkpoint (``PoseModule``, loaded by
-        :func:`fullbody.models.module.load_pose_model`); its codec and decoding settings are
-        the checkpoint's unless given in ``kwargs``."""
+        :func:`fullbody.models.module.load_pose_model`) with the checkpoint's spec; ``kwargs``
+        are predictor options and overrides of the spec's decoding (:data:`DECODING`)."""
         from fullbody.models.module import load_pose_model
 
         module = load_pose_model(ckpt_path, "ckpt_path")
-        hp = module.hparams
-        settings = {
-            "input_size": tuple(hp.input_size),
-            "heatmap_size": tuple(hp.heatmap_size),
-            "head": str(hp.head),
-            "split_ratio": float(hp.get("split_ratio", 2.0)),
-            "flip_test": bool(hp.flip_test),
-            "dark": bool(hp.dark),
-            "score_threshold": float(hp.score_threshold),
-        }
-        model = TorchHeatmapModel(module.net, device, half, bool(hp.channels_last))
-        return cls(model, **{**settings, **kwargs})
+        spec, options = _override(module.spec, kwargs)
+        model = TorchHeatmapModel(module.net, device, half, bool(module.hparams.channels_last))
+        return cls(model, spec, **options)
 
     @classmethod
     def from_onnx(
@@ -235,48 +218,21 @@ class PosePredictor:
         threads: int = 0,
         **kwargs: Any,
     ) -> PosePredictor:
-        """A predictor on an ONNX file: one written by ``export.py`` (settings from its
-        metadata), or a SimCC file in RTMPose's published layout (two outputs, ratio from their
-        lengths)."""
+        """A predictor on an ONNX file: one written by ``export.py`` (its spec from the
+        metadata), or a file from elsewhere (:func:`onnx_spec`); ``kwargs`` as in
+        :meth:`from_checkpoint`."""
         model = OnnxHeatmapModel(path, providers, threads)
-        meta = model.metadata
-        settings: dict[str, Any] = {}
-        outputs = model.session.get_outputs()
-        if meta.get("head") == "simcc" or len(outputs) == 2:
-            settings["head"] = "simcc"
-            if "split_ratio" in meta:
-                settings["split_ratio"] = float(meta["split_ratio"])
-        for key in ("input_size", "heatmap_size"):
-            if key in meta:
-                settings[key] = tuple(int(v) for v in meta[key].split(","))
-        for key in ("flip_test", "dark"):
-            if key in meta:
-                settings[key] = meta[key] == "true"
-        if "score_threshold" in meta:
-            settings["score_threshold"] = float(meta["score_threshold"])
-        if "input_size" not in settings:
-            shape = model.session.get_inputs()[0].shape
-            if isinstance(shape[2], int) and isinstance(shape[3], int):
-                settings["input_size"] = (shape[2], shape[3])
-                maps = outputs[0].shape  # (N, K, h, w) heatmaps: their stride may be 2, 4 or 8
-                static = len(maps) == 4 and all(isinstance(v, int) for v in maps[2:])
-                hm = (maps[2], maps[3]) if static else (shape[2] // 4, shape[3] // 4)
-                settings["heatmap_size"] = hm
-                bins_x = outputs[0].shape[-1]
-                if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
-                    settings["split_ratio"] = bins_x / shape[3]
-        return cls(model, **{**settings, **kwargs})
+        spec, options = _override(onnx_spec(model.session, model.metadata, path), kwargs)
+        return cls(model, spec, **options)
 
     # -------------------------------------------------------------- steps
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised crops (N, 3, H, W) float32 and crop->image affines (N, 2, 3) float64."""
         h, w = self.input_size
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        centers, scales = box_to_center_scale(boxes, w / h, self.padding)
-        crops = np.empty((len(boxes), 3, h, w), dtype=np.float32)
-        to_image = np.empty((len(boxes), 2, 3), dtype=np.float64)
-        for i, (c, s) in enumerate(zip(centers, scales)):
-            m = affine_matrix(c, s, 0.0, (h, w))
+        to_crop = person_affines(boxes, self.input_size, self.spec.padding)
+        crops = np.empty((len(to_crop), 3, h, w), dtype=np.float32)
+        to_image = np.empty((len(to_crop), 2, 3), dtype=np.float64)
+        for i, m in enumerate(to_crop):
             crops[i] = self.normalize(warp(image, m, (h, w)))
             to_image[i] = invert_affine(m)
         return crops, to_image
@@ -286,7 +242,7 @@ class PosePredictor:
         out = []
         for i in range(0, len(crops), self.batch_size):
             x = crops[i : i + self.batch_size]
-            if self.flip_test:
+            if self.spec.flip_test:
                 n = len(x)
                 both = self._run(np.concatenate([x, x[..., ::-1]]))
                 out.append(flip_merge(self.codec, _rows(both, 0, n), _rows(both, n, None)))
@@ -299,19 +255,19 @@ class PosePredictor:
     def _run(self, x: np.ndarray) -> Outputs:
         outputs = self.model(x)
         h, w = self.input_size
-        if self.head == "simcc":
-            r = self.codec.split_ratio
+        if self.spec.kind == "simcc":
+            r = self.spec.split_ratio
             want = [(len(x), NUM_KEYPOINTS, round(w * r)), (len(x), NUM_KEYPOINTS, round(h * r))]
             what = f"split_ratio {r}"
         else:
-            want = [(len(x), NUM_KEYPOINTS, *self.codec.heatmap_size)]
-            what = f"heatmap_size {self.codec.heatmap_size}"
+            want = [(len(x), NUM_KEYPOINTS, *self.spec.heatmap_size)]
+            what = f"heatmap_size {self.spec.heatmap_size}"
         got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
         if got != want:
             shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
             raise ValueError(
                 f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
-                f"{shapes[1]} ({self.head} head): input_size {self.input_size} and {what} do not "
+                f"{shapes[1]} ({self.spec.kind} head): input_size {self.input_size} and {what} do not "
                 "match the model (a CNN backbone needs input sides divisible by its stride, 32)"
             )
         return outputs
@@ -351,7 +307,7 @@ class PosePredictor:
         crops, to_image = self.crops(image, boxes[rows])
         xy, kscores = self.decode(self.outputs(crops), to_image)
         bs = torch.as_tensor(box_scores[rows], device=kscores.device)
-        scores = person_score(kscores, bs, self.score_threshold)
+        scores = person_score(kscores, bs, self.spec.score_threshold)
         kpts = torch.cat([xy, kscores.double().unsqueeze(-1)], -1).cpu().numpy()
         return self._nms(kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], rows)
 
@@ -372,6 +328,49 @@ class PosePredictor:
         else:
             keep = np.argsort(-scores, kind="stable")
         return PoseResult(kpts[keep], scores[keep], boxes[keep], box_scores[keep], rows[keep])
+
+
+#: The spec's decoding settings a caller may override (demo, teachers): None keeps the model's.
+DECODING = ("flip_test", "dark", "score_threshold")
+
+
+def _override(spec: TopDownSpec, kwargs: dict[str, Any]) -> tuple[TopDownSpec, dict[str, Any]]:
+    """``spec`` with the :data:`DECODING` entries of ``kwargs`` (those not None), and the rest
+    of ``kwargs`` (the predictor's own options)."""
+    changes = {k: kwargs[k] for k in DECODING if kwargs.get(k) is not None}
+    options = {k: v for k, v in kwargs.items() if k not in DECODING}
+    return (dataclasses.replace(spec, **changes) if changes else spec), options
+
+
+def onnx_spec(session: Any, metadata: dict[str, str], path: str | os.PathLike) -> TopDownSpec:
+    """The spec of an ONNX pose file: the one export stored in its metadata, else derived from
+    its shapes as RTMPose's and other published files need (two outputs: SimCC, the split ratio
+    from their lengths; one: heatmaps at the output's stride), with the standard values for the
+    rest (:data:`fullbody.codecs.spec.STANDARD`, logged)."""
+    spec = TopDownSpec.from_metadata(metadata, str(path))
+    if spec is not None:
+        return spec
+    shape = session.get_inputs()[0].shape
+    outputs = session.get_outputs()
+    if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
+        raise ConfigError(
+            f"{path}: no top-down spec in its metadata and a dynamic input size {shape}: "
+            "export it with export.py, or with a fixed (B, 3, H, W) input"
+        )
+    h, w = shape[2], shape[3]
+    changes: dict[str, Any] = {}
+    last = outputs[0].shape
+    if len(outputs) == 2:
+        kind = "simcc"
+        if isinstance(last[-1], int):
+            changes["split_ratio"] = last[-1] / w
+    else:
+        kind = "heatmap"
+        if len(last) == 4 and isinstance(last[2], int) and last[2] > 0:
+            changes["stride"] = h // last[2]
+    spec = TopDownSpec.standard((h, w), kind, **changes)
+    log.info("%s: no top-down spec in its metadata; derived %s", path, spec)
+    return spec
 
 
 def _rows(outputs: Outputs, start: int, stop: int | None) -> Outputs:

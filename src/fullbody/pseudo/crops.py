@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fullbody.data.transforms import box_to_center_scale, compose_affine, invert_affine, warp
+from fullbody.data.transforms import compose_affine, invert_affine, warp
 
 #: The upright direction in image coordinates (y grows downwards).
 UP = np.array([0.0, -1.0])
@@ -103,18 +103,6 @@ def box_to_square(boxes: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np
     """Centres (n, 2) and sides (n,) of squares around xywh boxes: ``scale`` x the long side."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     return b[:, :2] + b[:, 2:] / 2, scale * b[:, 2:].max(1)
-
-
-def person_crops(
-    bboxes: np.ndarray, input_hw: tuple[int, int], padding: float = 1.25
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with a non-empty person box and their image -> input affines, cropped as the
-    training data is (:func:`fullbody.data.transforms.box_to_center_scale`: the box widened to
-    the input's aspect ratio, then x ``padding``), unrotated."""
-    h, w = input_hw
-    rows = np.flatnonzero(np.asarray(bboxes)[:, 2:].prod(1) > 0)
-    centre, sides = box_to_center_scale(np.asarray(bboxes, np.float64)[rows], w / h, padding)
-    return rows, crop_affines(centre, sides, np.broadcast_to(UP, (len(rows), 2)), (w, h))
 
 
 def rotated_extent(

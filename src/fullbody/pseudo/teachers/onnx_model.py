@@ -18,9 +18,15 @@ Expected layout (export your model to match, or set the options):
   a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
   hands with ``region: hands``), or a list of indices.
 - ``region``: the crop. ``person``: the person box, widened to the input's aspect ratio and
-  scaled by ``box_scale`` (1.25, as top-down whole-body models are trained). ``face``,
-  ``lefthand``, ``righthand``, ``hands``: the proposed part region, a square of ``box_scale`` x
-  its side rotated upright by the region's direction (``rotate: false`` keeps it unrotated).
+  scaled by ``box_scale``, as the predictor crops (:func:`fullbody.data.transforms.person_affines`).
+  ``face``, ``lefthand``, ``righthand``, ``hands``: the proposed part region, a square of
+  ``box_scale`` x its side rotated upright by the region's direction (``rotate: false`` keeps it
+  unrotated). ``box_scale`` null: the model's padding.
+- A file written by ``export.py`` carries its model's :class:`~fullbody.codecs.spec.TopDownSpec`
+  in its metadata: its input size, padding, codec (heatmaps or SimCC, split ratio, DARK) are
+  then the model's, and ``input_size``, ``output`` and ``split_ratio`` must agree with it or be
+  left unset. Other files: ``input_size`` from the model, the standard padding
+  (:data:`fullbody.codecs.spec.STANDARD`) and ``output`` / ``split_ratio`` as given.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullbody.codecs.topdown import create_codec, crop_to_image_points, decode_to_image
+from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs.simcc import SimCCCodec
+from fullbody.codecs.spec import STANDARD, TopDownSpec
+from fullbody.codecs.topdown import crop_to_image_points, decode_to_image
+from fullbody.data.transforms import person_affines
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
@@ -40,7 +50,6 @@ from fullbody.pseudo.crops import (
     box_to_square,
     crop_affines,
     invert_affines,
-    person_crops,
     warp_crops,
 )
 from fullbody.pseudo.teachers.base import (
@@ -68,6 +77,15 @@ def _indices(keypoints: str | Sequence[int]) -> np.ndarray:
     return idx
 
 
+def _same(value: object) -> object:
+    """A setting in a comparable form (sequences as tuples of floats)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence):
+        return tuple(float(v) for v in value)
+    return float(value)  # type: ignore[arg-type]
+
+
 class OnnxTopDown:
     """A top-down ONNX whole-body or part model as a teacher (layout in the module docstring)."""
 
@@ -78,12 +96,12 @@ class OnnxTopDown:
         keypoints: str | Sequence[int] = "wholebody",
         region: str = "person",
         input_size: Sequence[int] | None = None,
-        output: str = "heatmaps",
-        split_ratio: float = 2.0,
+        output: str | None = None,
+        split_ratio: float | None = None,
         url: str | None = None,
         sha256: str | None = None,
         cache_dir: str | os.PathLike | None = None,
-        box_scale: float = 1.25,
+        box_scale: float | None = None,
         rotate: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -96,11 +114,10 @@ class OnnxTopDown:
             raise TeacherError(f"ONNX teacher model {self.path} not found")
         if region not in REGIONS:
             raise ValueError(f"{self.path}: region {region!r} must be one of {REGIONS}")
-        if output not in OUTPUTS:
+        if output is not None and output not in OUTPUTS:
             raise ValueError(f"{self.path}: output {output!r} must be one of {OUTPUTS}")
-        self.split_ratio = split_ratio
         self.parts = check_parts(list(parts), f"OnnxTopDown({self.path.name})")
-        self.region, self.output, self.box_scale, self.rotate = region, output, box_scale, rotate
+        self.region, self.rotate = region, rotate
         self.indices = _indices(keypoints)
         if region == "hands" and len(self.indices) != 21:
             raise ValueError(f"{self.path}: region 'hands' needs a 21-point hand model")
@@ -110,10 +127,28 @@ class OnnxTopDown:
             raise TeacherError(f"{self.path}: input must be (B, 3, H, W), got {inp.shape}")
         self.input_name = inp.name
         self.dynamic_batch = not isinstance(inp.shape[0], int)
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        #: The model's spec (a file of export.py), or None (a file from elsewhere).
+        self.spec = TopDownSpec.from_metadata(meta, str(self.path))
+        if self.spec is not None:
+            own = {"input_size": self.spec.input_size, "split_ratio": self.spec.split_ratio,
+                   "output": "simcc" if self.spec.kind == "simcc" else "heatmaps"}  # fmt: skip
+            given = {"input_size": input_size, "split_ratio": split_ratio, "output": output}
+            for key, value in given.items():
+                if value is not None and _same(value) != _same(own[key]):
+                    raise TeacherError(
+                        f"{self.path}: {key}={value}, but the model's spec (its metadata) says "
+                        f"{own[key]}; leave {key} unset"
+                    )
+            input_size, split_ratio, output = own["input_size"], own["split_ratio"], own["output"]
         h, w = (input_size or inp.shape[2:])[:2]
         if not (isinstance(h, int) and isinstance(w, int)):
             raise TeacherError(f"{self.path}: dynamic input size {inp.shape}; set input_size")
         self.input_hw = (int(h), int(w))
+        self.output = output or "heatmaps"
+        self.split_ratio = split_ratio or STANDARD["split_ratio"]
+        model_padding = self.spec.padding if self.spec is not None else STANDARD["padding"]
+        self.box_scale = model_padding if box_scale is None else box_scale
         self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
 
@@ -121,7 +156,8 @@ class OnnxTopDown:
         """Rows to run and their image -> input affines."""
         h, w = self.input_hw
         if part == "person":
-            return person_crops(people.bboxes, self.input_hw, self.box_scale)
+            rows = np.flatnonzero(people.bboxes[:, 2:].prod(1) > 0)
+            return rows, person_affines(people.bboxes[rows], self.input_hw, self.box_scale)
         boxes, up, ok = people.regions.part(part)
         rows = np.flatnonzero(ok)
         centre, side = box_to_square(boxes[rows], self.box_scale)
@@ -164,7 +200,7 @@ class OnnxTopDown:
         tensors = tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in outputs)
         if self.output == "simcc":
             h, w = self.input_hw
-            codec = create_codec("simcc", self.input_hw, split_ratio=self.split_ratio)
+            codec = SimCCCodec(self.input_hw, self.split_ratio)
             sx, sy = outputs
             if sx.shape[-1] != codec.bins[0] or sy.shape[-1] != codec.bins[1]:
                 raise TeacherError(
@@ -177,7 +213,15 @@ class OnnxTopDown:
                 raise TeacherError(
                     f"{self.path}: heatmap output must be (B, K, h, w), got {raw.shape}"
                 )
-            codec = create_codec("heatmap", self.input_hw, heatmap_size=raw.shape[2:], dark=False)
+            codec = (
+                self.spec.codec()
+                if self.spec is not None
+                else HeatmapCodec(self.input_hw, raw.shape[2:], STANDARD["sigma"], dark=False)
+            )
+            if tuple(raw.shape[2:]) != codec.heatmap_size:
+                raise TeacherError(
+                    f"{self.path}: heatmaps {raw.shape}, its spec says {codec.heatmap_size}"
+                )
             xy, score = decode_to_image(codec, tensors[0], a)
         return xy.numpy(), np.clip(score.double().numpy(), 0.0, 1.0)
 
