@@ -26,8 +26,8 @@ TINY = [
     "data=synthetic",
     "data.train_images=4",
     "data.val_images=2",
-    "data.input_size=[128,96]",
-    "data.heatmap_size=[32,24]",
+    "model.spec.input_size=[128,96]",
+    "model.spec.stride=4",
     "data.batch_size=4",
     "data.num_workers=0",
     "model.backbone=resnet18",
@@ -80,7 +80,7 @@ def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
     cfg = compose_train([f"+experiment={experiment}", *extra], tmp_path / "run")
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert container["model"]["_target_"] == "fullbody.models.module.PoseModule"
-    assert container["model"]["input_size"] == container["data"]["input_size"]
+    assert container["model"]["spec"] == container["data"]["spec"]  # one block, read by the data
 
 
 def test_paper_experiment_is_the_paper_recipe(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_paper_experiment_is_the_paper_recipe(tmp_path: Path) -> None:
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.max_epochs == 270
     assert (cfg.model.backbone, cfg.model.head, cfg.model.lr) == ("seresnet50", "duc", 1e-3)
     assert list(cfg.model.milestones) == [170, 200] and cfg.model.lr_policy == "step"
-    assert list(cfg.data.input_size) == [256, 192] and list(cfg.data.heatmap_size) == [64, 48]
+    assert list(cfg.data.spec.input_size) == [256, 192] and cfg.data.spec.stride == 4
     assert cfg.data._target_.endswith("WholeBodyDataModule")
     assert "pseudo" in cfg.data.train.ann_file
 
@@ -134,9 +134,11 @@ def _teacher_ckpt(tmp_path: Path) -> Path:
     """A checkpoint of a tiny student, saved without training (the distillation teacher)."""
     import lightning as L
 
+    from fullbody.codecs.spec import TopDownSpec
     from fullbody.models.module import PoseModule
 
-    teacher = PoseModule(backbone="resnet18", input_size=(128, 96), heatmap_size=(32, 24))
+    teacher = PoseModule(backbone="resnet18", head="duc", spec=TopDownSpec.standard((128, 96)),
+                         lr=1e-3)  # fmt: skip
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(teacher)
     path = tmp_path / "teacher.ckpt"

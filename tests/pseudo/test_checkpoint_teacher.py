@@ -8,6 +8,7 @@ import torch
 from pseudo_data import skeleton
 from torch import nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.transforms import box_to_center_scale
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import PART_SLICES
@@ -17,14 +18,14 @@ from fullbody.pseudo.runner import PseudoLabeller
 from fullbody.pseudo.teachers.base import People, TeacherError
 from fullbody.pseudo.teachers.checkpoint import CheckpointTeacher
 
-INPUT, HEATMAP = (96, 64), (24, 16)
+INPUT = (96, 64)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)
-    module = PoseModule(backbone="test_resnet", head="deconv", head_channels=32,
-                        input_size=INPUT, heatmap_size=HEATMAP, channels_last=False)  # fmt: skip
+    module = PoseModule(backbone="test_resnet", head="deconv", spec=TopDownSpec.standard(INPUT),
+                        lr=1e-3, head_channels=32, channels_last=False)  # fmt: skip
     for m in module.net.head.modules():  # heatmaps of order 1, not the head's ~1e-9
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
             nn.init.kaiming_normal_(m.weight)
