@@ -93,7 +93,7 @@ def test_a_padding_trained_with_travels_to_every_reader(padded_run: Path, tmp_pa
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     meta = ort.InferenceSession(str(onnx_file)).get_modelmeta().custom_metadata_map
-    assert TopDownSpec.from_metadata(meta, str(onnx_file)) == predictor.spec
+    assert TopDownSpec.from_metadata(meta, str(onnx_file), 1) == predictor.spec
 
     from_onnx = PosePredictor.from_onnx(onnx_file, ["CPUExecutionProvider"])
     _, to_image = from_onnx.crops(image, BOX)
@@ -132,7 +132,11 @@ def test_a_checkpoint_without_a_spec_is_read_with_the_old_values(
 def test_an_onnx_file_of_an_earlier_export_is_read_with_the_old_values(caplog) -> None:
     meta = {"input_size": "96,64", "heatmap_size": "48,32", "head": "deconv", "dark": "false"}
     with caplog.at_level(logging.WARNING, logger="fullbody.codecs.spec"):
-        spec = TopDownSpec.from_metadata(meta, "old.onnx")
+        spec = TopDownSpec.from_metadata(meta, "old.onnx", 1)
     assert spec == TopDownSpec.standard((96, 64), "heatmap", stride=2, dark=False)
     assert "old.onnx: written before" in caplog.text and "padding=1.25" in caplog.text
-    assert TopDownSpec.from_metadata({}, "elsewhere.onnx") is None  # derived from its shapes
+    simcc = {"input_size": "96,64", "head": "simcc", "split_ratio": "3.0"}
+    assert TopDownSpec.from_metadata(simcc, "old.onnx", 2) == TopDownSpec.standard(
+        (96, 64), "simcc", split_ratio=3.0
+    )  # two outputs: SimCC
+    assert TopDownSpec.from_metadata({}, "elsewhere.onnx", 1) is None  # derived from its shapes

@@ -29,7 +29,7 @@ def test_the_spec_survives_the_checkpoint_and_the_onnx_metadata() -> None:
     assert TopDownSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     meta = spec.to_metadata()
     assert list(meta) == [METADATA_KEY]
-    assert TopDownSpec.from_metadata(meta, "m.onnx") == spec
+    assert TopDownSpec.from_metadata(meta, "m.onnx", 2) == spec
     # A config block (lists, no kind) gives the spec whose kind the head sets.
     block = {k: v for k, v in spec.to_dict().items() if k != "kind"}
     assert spec_of(block).for_kind("simcc") == spec and spec_of(spec) is spec
@@ -71,4 +71,4 @@ def test_blocks_with_unknown_or_missing_settings_and_other_kinds_are_refused() -
     with pytest.raises(ConfigError, match="model.head=fpn decodes heatmap"):
         simcc.for_kind("heatmap", "model.head=fpn")
     with pytest.raises(ConfigError, match="m.onnx: metadata topdown_spec is not JSON"):
-        TopDownSpec.from_metadata({METADATA_KEY: "{"}, "m.onnx")
+        TopDownSpec.from_metadata({METADATA_KEY: "{"}, "m.onnx", 1)

@@ -87,7 +87,9 @@ def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     assert report["max_abs_diff"] < 1e-4 and report["batch_sizes"] == [1, 4]
     assert report["max_output"] > 0.1 and np.isfinite(report["mean_abs_diff"])
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
-    assert TopDownSpec.from_metadata(meta, str(out)) == SPEC and meta["backbone"] == "test_resnet"
+    assert (
+        TopDownSpec.from_metadata(meta, str(out), 1) == SPEC and meta["backbone"] == "test_resnet"
+    )
 
 
 @pytest.mark.slow

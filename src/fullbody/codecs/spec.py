@@ -54,6 +54,12 @@ STANDARD: dict[str, Any] = {
 log = logging.getLogger(__name__)
 
 
+def kind_of_outputs(outputs: int) -> str:
+    """The codec kind of a pose network with this many outputs: SimCC's two vectors (RTMPose's
+    layout, as export writes them) or one tensor of heatmaps."""
+    return "simcc" if outputs == 2 else "heatmap"
+
+
 @dataclass(frozen=True)
 class TopDownSpec:
     """Crop, codec and decoding settings of one top-down model (see the module docstring).
@@ -180,10 +186,13 @@ class TopDownSpec:
         return {METADATA_KEY: json.dumps(self.to_dict(), sort_keys=True)}
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str], source: str) -> TopDownSpec | None:
+    def from_metadata(
+        cls, metadata: Mapping[str, str], source: str, outputs: int
+    ) -> TopDownSpec | None:
         """The spec stored in an ONNX file's metadata by export; for a file exported before
         the spec existed (flat ``input_size``, ``heatmap_size``, ... entries), the legacy
-        reading (:meth:`legacy`); None for a file without either (one from elsewhere)."""
+        reading (:meth:`legacy`; the codec kind from the file's number of ``outputs``: two are
+        SimCC's); None for a file without either (one from elsewhere)."""
         if METADATA_KEY in metadata:
             try:
                 values = json.loads(metadata[METADATA_KEY])
@@ -206,7 +215,7 @@ class TopDownSpec:
         for key in ("flip_test", "dark"):
             if key in metadata:
                 old[key] = metadata[key] == "true"
-        return cls.legacy(old, "simcc" if metadata.get("head") == "simcc" else "heatmap", source)
+        return cls.legacy(old, kind_of_outputs(outputs), source)
 
     @classmethod
     def legacy(cls, values: Mapping[str, Any], kind: str, source: str) -> TopDownSpec:

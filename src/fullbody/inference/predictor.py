@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fullbody.codecs.spec import TopDownSpec
+from fullbody.codecs.spec import TopDownSpec, kind_of_outputs
 from fullbody.codecs.topdown import (
     Outputs,
     as_float,
@@ -347,11 +347,11 @@ def onnx_spec(session: Any, metadata: dict[str, str], path: str | os.PathLike) -
     its shapes as RTMPose's and other published files need (two outputs: SimCC, the split ratio
     from their lengths; one: heatmaps at the output's stride), with the standard values for the
     rest (:data:`fullbody.codecs.spec.STANDARD`, logged)."""
-    spec = TopDownSpec.from_metadata(metadata, str(path))
-    if spec is not None:
-        return spec
     shape = session.get_inputs()[0].shape
     outputs = session.get_outputs()
+    spec = TopDownSpec.from_metadata(metadata, str(path), len(outputs))
+    if spec is not None:
+        return spec
     if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
         raise ConfigError(
             f"{path}: no top-down spec in its metadata and a dynamic input size {shape}: "
@@ -360,14 +360,11 @@ def onnx_spec(session: Any, metadata: dict[str, str], path: str | os.PathLike) -
     h, w = shape[2], shape[3]
     changes: dict[str, Any] = {}
     last = outputs[0].shape
-    if len(outputs) == 2:
-        kind = "simcc"
-        if isinstance(last[-1], int):
-            changes["split_ratio"] = last[-1] / w
-    else:
-        kind = "heatmap"
-        if len(last) == 4 and isinstance(last[2], int) and last[2] > 0:
-            changes["stride"] = h // last[2]
+    kind = kind_of_outputs(len(outputs))
+    if kind == "simcc" and isinstance(last[-1], int):
+        changes["split_ratio"] = last[-1] / w
+    if kind == "heatmap" and len(last) == 4 and isinstance(last[2], int) and last[2] > 0:
+        changes["stride"] = h // last[2]
     spec = TopDownSpec.standard((h, w), kind, **changes)
     log.info("%s: no top-down spec in its metadata; derived %s", path, spec)
     return spec

@@ -129,7 +129,8 @@ class OnnxTopDown:
         self.dynamic_batch = not isinstance(inp.shape[0], int)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         #: The model's spec (a file of export.py), or None (a file from elsewhere).
-        self.spec = TopDownSpec.from_metadata(meta, str(self.path))
+        outputs = len(self.session.get_outputs())
+        self.spec = TopDownSpec.from_metadata(meta, str(self.path), outputs)
         if self.spec is not None:
             own = {"input_size": self.spec.input_size, "split_ratio": self.spec.split_ratio,
                    "output": "simcc" if self.spec.kind == "simcc" else "heatmaps"}  # fmt: skip
