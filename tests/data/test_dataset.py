@@ -177,6 +177,16 @@ def test_jitter_moves_the_box(tiny_set):
     )
 
 
+def test_albumentations_is_its_mit_line():
+    """The photometric transforms come from albumentations' MIT releases (< 2.1, pinned in
+    pyproject.toml); AlbumentationsX, its AGPL successor, installs the same module."""
+    from importlib.metadata import packages_distributions, version
+
+    assert packages_distributions()["albumentations"] == ["albumentations"]
+    major, minor = (int(v) for v in version("albumentations").split(".")[:2])
+    assert (1, 4) <= (major, minor) < (2, 1)
+
+
 def test_photometric_changes_pixels_not_targets(tiny_set):
     ann_file, image_dir = tiny_set
     ann = WholeBodySet.load(ann_file)
