@@ -33,9 +33,9 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fullbody.codecs import is_channels_last
+from fullbody.codecs.spec import HEATMAP_STRIDES, TopDownSpec
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule, adam
-from fullbody.models.network import HEATMAP_STRIDES
 from fullbody.utils.machine import machine_name, resolve_precision
 
 
@@ -98,8 +98,8 @@ def _module(args: argparse.Namespace, compiled: bool) -> PoseModule:
     return PoseModule(
         backbone=args.backbone,
         head=args.head,
-        input_size=(h, w),
-        heatmap_size=(h // args.stride, w // args.stride),
+        spec=TopDownSpec.standard((h, w), stride=args.stride),
+        lr=1e-3,
         lr_policy="constant",
         channels_last=args.channels_last,
         compile=compiled,
