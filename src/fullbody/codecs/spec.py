@@ -173,13 +173,18 @@ class TopDownSpec:
         """A spec from :meth:`to_dict`'s values (or a config block); unknown or missing fields
         are refused, naming ``source``."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names - {"_target_"})
+        unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"{source}: unknown setting {unknown[0]!r}; expected {sorted(names)}")
         missing = sorted(names - set(values) - {"kind"})
         if missing:
             raise ConfigError(f"{source}: {missing[0]} is missing")
-        return cls(**{k: v for k, v in values.items() if k in names})
+        try:
+            return cls(**values)
+        except ConfigError as e:
+            if source == "model.spec":
+                raise
+            raise ConfigError(f"{source}: {e}") from None
 
     def to_metadata(self) -> dict[str, str]:
         """The ONNX metadata entry that carries this spec."""
@@ -230,8 +235,6 @@ class TopDownSpec:
         hm = values.get("heatmap_size")
         if hm is not None and kind == "heatmap":
             known["stride"] = h // max(int(hm[0]), 1)
-        if values.get("simcc_sigma") is not None:
-            known["simcc_sigma"] = values["simcc_sigma"]
         assumed = {k: v for k, v in STANDARD.items() if k not in known}
         spec = cls(**{**STANDARD, **known, "kind": kind})
         log.warning(
