@@ -15,11 +15,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from test_train import compose_train
 
 from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.transforms import invert_affine
@@ -49,23 +46,8 @@ def crop_edges(crop_to_image: np.ndarray, input_size: tuple[int, int]) -> np.nda
 def padded_run(tmp_path_factory) -> Path:
     """The checkpoint of a smoke run trained with model.spec.padding=1.5."""
     tmp = tmp_path_factory.mktemp("padded")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose(
-            "train",
-            overrides=[
-                "+experiment=smoke",
-                "model.spec.padding=1.5",
-                "test=false",
-                "trainer.limit_train_batches=1",
-                f"paths.output_dir={tmp / 'run'}",
-                f"paths.data_dir={tmp / 'data'}",
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
+    over = ["+experiment=smoke", "model.spec.padding=1.5", "test=false"]
+    cfg = compose_train([*over, "trainer.limit_train_batches=1"], tmp / "run")
     assert instantiate(cfg.data).spec.padding == 1.5  # the training crops
     train(cfg)
     return tmp / "run" / "checkpoints" / "last.ckpt"
