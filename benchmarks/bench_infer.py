@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # One thread everywhere, before numpy, PyTorch or onnxruntime start their thread pools; the
@@ -107,7 +108,7 @@ def generated_jobs(folder: Path, n: int) -> list[Job]:
     return jobs
 
 
-def timed(one_pass, people: int) -> float:
+def timed(one_pass: Callable[[], int], people: int) -> float:
     """People per CPU second of passes over the images until ``people`` are done."""
     done, t0 = 0, time.process_time()
     while done < people:
@@ -115,7 +116,9 @@ def timed(one_pass, people: int) -> float:
     return done / (time.process_time() - t0)
 
 
-def run_rtmlib(python: Path, model: Path, jobs_file: Path, input_size, people: int) -> float:
+def run_rtmlib(
+    python: Path, model: Path, jobs_file: Path, input_size: tuple[int, int], people: int
+) -> float:
     """rtmlib's people per CPU second in its venv (one repeat, after its own warm-up)."""
     h, w = input_size
     cmd = [str(python), str(RTMLIB_SCRIPT), str(model), str(jobs_file),
