@@ -22,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from fullbody.errors import OutputExistsError
 from fullbody.images import ImageNormalizer
 from fullbody.utils.onnx_session import onnx_session
 
@@ -53,7 +54,7 @@ def export_onnx(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists (pass overwrite=true to replace it)")
+        raise OutputExistsError(f"{path}: exists (pass overwrite=true to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
     h, w = int(input_size[0]), int(input_size[1])
