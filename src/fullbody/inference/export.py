@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from fullbody.codecs.spec import TopDownSpec
+from fullbody.errors import OutputExistsError
 from fullbody.images import ImageNormalizer
 from fullbody.utils.onnx_session import onnx_session
 
@@ -54,7 +55,7 @@ def export_onnx(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists (pass overwrite=true to replace it)")
+        raise OutputExistsError(f"{path}: exists (pass overwrite=true to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
     h, w = spec.input_size
@@ -88,16 +89,47 @@ def export_onnx(
     return path
 
 
-def model_metadata(module: Any, checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """The metadata export writes besides the spec for a ``PoseModule`` of ``checkpoint``: the
-    network's description and the checkpoint's file name."""
-    hp = module.hparams
+def checkpoint_metadata(hparams: Mapping[str, Any], checkpoint: str) -> dict[str, Any]:
+    """The ONNX metadata of a ``train.py`` checkpoint besides its spec (which
+    :func:`export_onnx` writes): the architecture and the checkpoint's file name."""
     return {
-        "num_keypoints": hp.num_keypoints,
-        "backbone": hp.backbone,
-        "head": hp.head,
-        "checkpoint": Path(checkpoint).name,
+        "num_keypoints": hparams["num_keypoints"],
+        "backbone": hparams["backbone"],
+        "head": hparams["head"],
+        "checkpoint": checkpoint,
     }
+
+
+def export_checked(
+    net: nn.Module,
+    path: str | os.PathLike,
+    spec: TopDownSpec,
+    metadata: Mapping[str, Any],
+    crops: np.ndarray,
+    *,
+    tolerance: float,
+    opset: int = 17,
+    batch_sizes: Sequence[int] = (1, 8),
+) -> tuple[dict[str, Any], bool]:
+    """Export ``net`` (taking ``spec``'s crops, ``spec`` in its metadata) and keep the file at
+    ``path`` only if onnxruntime agrees with PyTorch on ``crops`` within ``tolerance`` (max
+    absolute difference); returns the parity report (:func:`onnx_parity`) and whether the file
+    was kept.
+
+    The file is written and checked under a temporary name beside ``path``, so a model that
+    fails the check never sits at ``path`` (what was there stays).
+    """
+    final = Path(path)
+    candidate = final.with_name(f".{final.name}.unchecked")
+    try:
+        export_onnx(net, candidate, spec, metadata, opset, overwrite=True)
+        report = onnx_parity(net, candidate, crops, batch_sizes)
+        ok = report["max_abs_diff"] <= tolerance
+        if ok:
+            candidate.replace(final)
+    finally:
+        candidate.unlink(missing_ok=True)
+    return report, ok
 
 
 def random_crops(n: int, input_size: Sequence[int], seed: int = 0) -> np.ndarray:

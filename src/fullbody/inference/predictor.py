@@ -42,7 +42,7 @@ from fullbody.codecs.topdown import (
     person_score,
 )
 from fullbody.data.transforms import invert_affine, person_affines, warp
-from fullbody.errors import ConfigError
+from fullbody.errors import ConfigError, InputNotFoundError
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
@@ -106,7 +106,7 @@ class OnnxHeatmapModel:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: pose ONNX file not found")
+            raise InputNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -177,9 +177,9 @@ class PosePredictor:
         min_box_size: float = 1.0,
     ) -> None:
         if nms not in ("none", "oks", "parametric"):
-            raise ValueError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
+            raise ConfigError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.spec = spec
         self.codec = spec.codec()
@@ -232,8 +232,9 @@ class PosePredictor:
         to_crop = person_affines(boxes, self.input_size, self.spec.padding)
         crops = np.empty((len(to_crop), 3, h, w), dtype=np.float32)
         to_image = np.empty((len(to_crop), 2, 3), dtype=np.float64)
+        pixels = np.empty((h, w, image.shape[2]), dtype=image.dtype)  # one warp buffer for all
         for i, m in enumerate(to_crop):
-            crops[i] = self.normalize(warp(image, m, (h, w)))
+            self.normalize(warp(image, m, (h, w), out=pixels), out=crops[i])
             to_image[i] = invert_affine(m)
         return crops, to_image
 
@@ -248,6 +249,8 @@ class PosePredictor:
                 out.append(flip_merge(self.codec, _rows(both, 0, n), _rows(both, n, None)))
             else:
                 out.append(self._run(x))
+        if len(out) == 1:  # one batch (the usual case): no copy
+            return out[0]
         if isinstance(out[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*out))
         return torch.cat(out)
@@ -265,7 +268,7 @@ class PosePredictor:
         got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
         if got != want:
             shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
-            raise ValueError(
+            raise ConfigError(
                 f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
                 f"{shapes[1]} ({self.spec.kind} head): input_size {self.input_size} and {what} do not "
                 "match the model (a CNN backbone needs input sides divisible by its stride, 32)"
@@ -392,7 +395,7 @@ def load_predictor(
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
     if (ckpt_path is None) == (onnx_path is None):
-        raise ValueError("give exactly one of ckpt_path=CKPT or onnx_path=MODEL.onnx")
+        raise ConfigError("give exactly one of ckpt_path=CKPT or onnx_path=MODEL.onnx")
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)
