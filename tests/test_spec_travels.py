@@ -21,12 +21,12 @@ from test_train import compose_train
 from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.transforms import invert_affine
 from fullbody.inference.predictor import PosePredictor
+from fullbody.jobs.train import train
 from fullbody.models.module import load_pose_model
 from fullbody.pseudo.proposals import propose
 from fullbody.pseudo.teachers.base import People
 from fullbody.pseudo.teachers.checkpoint import CheckpointTeacher
 from fullbody.pseudo.teachers.onnx_model import OnnxTopDown
-from fullbody.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A person box of the smoke run's crop aspect (96 / 128 = 0.75): padding scales it alone.

@@ -195,7 +195,8 @@ class PoseModule(L.LightningModule):
         """The network of a checkpoint of this project, frozen (``key``: the setting naming it);
         it must take this module's crops and give its heatmaps."""
         other = load_pose_model(path, key)
-        for name in ("input_size", "kind", "heatmap_size", "num_keypoints"):
+        outputs = "split_ratio" if self.spec.kind == "simcc" else "heatmap_size"
+        for name in ("input_size", "kind", outputs, "num_keypoints"):
             theirs, ours = (
                 getattr(m.spec, name) if name != "num_keypoints" else m.hparams[name]
                 for m in (other, self)
