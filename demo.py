@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     from fullbody.utils.cli import user_errors
 
     errors = (FileNotFoundError, FileExistsError, PermissionError, AnnotationError, CheckpointError)
-    with user_errors(*errors):
+    with user_errors(*errors, cfg=cfg):
         # Input and output folder first: a mistake in either costs no drawing.
         list_inputs(cfg.input)
         check_out_dir(cfg.out_dir, cfg.overwrite)

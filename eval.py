@@ -64,7 +64,8 @@ def check_options(cfg: DictConfig) -> Path:
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Load, validate, (optionally) NMS, evaluate, print and write the metrics."""
-    with user_errors(ConfigError, OutputError, AnnotationError, FileNotFoundError, ValueError):
+    errors = (ConfigError, OutputError, AnnotationError, FileNotFoundError, ValueError)
+    with user_errors(*errors, cfg=cfg):
         evaluate_job(cfg)
 
 

@@ -23,13 +23,11 @@ def main(cfg: DictConfig) -> None:
     from fullbody.jsonio import write_json_atomic
     from fullbody.models.checkpoint import CheckpointError
     from fullbody.models.module import load_pose_model
+    from fullbody.utils.cli import user_errors
 
-    ckpt = Path(cfg.ckpt_path).expanduser()
-    try:
+    with user_errors(FileNotFoundError, CheckpointError, cfg=cfg):
+        ckpt = Path(cfg.ckpt_path).expanduser()
         module = load_pose_model(ckpt, "ckpt_path")
-    except (FileNotFoundError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     final = Path(cfg.out_file).expanduser()
     if final.exists() and not cfg.overwrite:
         print(f"error: {final}: exists (pass overwrite=true to replace it)", file=sys.stderr)

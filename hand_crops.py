@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
     from fullbody.utils.cli import ConfigError, user_errors
 
     errors = (AnnotationError, FileNotFoundError, FileExistsError, ValueError, TeacherError)
-    with user_errors(ConfigError, *errors):
+    with user_errors(ConfigError, *errors, cfg=cfg):
         teacher = (
             OmegaConf.to_container(cfg.teacher.hand, resolve=True) if "teacher" in cfg else None
         )

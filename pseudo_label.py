@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> None:
     # folder of another job, a teacher file that is not one, ...): one line naming it, exit 2;
     # finished shards are kept.
     errors = (AnnotationError, FileNotFoundError, FileExistsError, ValueError, TeacherError)
-    with user_errors(*errors):
+    with user_errors(*errors, cfg=cfg):
         job = PseudoLabeller(
             ann_file=cfg.ann_file,
             image_dir=cfg.image_dir,

@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> float | None:
     from fullbody.utils.ddp import distributed_job
 
     errors = (ConfigError, OutputError, DataConfigError, AnnotationError, *WEIGHTS_ERRORS)
-    with user_errors(*errors), distributed_job():
+    with user_errors(*errors, cfg=cfg), distributed_job():
         metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

@@ -63,7 +63,8 @@ def test_checkpoint_loads_without_the_files_it_was_trained_from(tmp_path: Path) 
     mine, theirs = student.state_dict(), loaded.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
-    assert loaded.hparams.backbone == "test_resnet" and loaded.hparams.kd_weight == 0.5
+    assert loaded.hparams.backbone == "test_resnet" and loaded.hparams.stn is True
+    assert loaded.hparams.kd_weight == 0.0  # for use: no teacher, so no KD term (FOR_USE)
 
 
 def test_the_kd_teacher_and_parallel_sppe_use_the_same_loader(tmp_path: Path) -> None:

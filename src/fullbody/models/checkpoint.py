@@ -25,6 +25,7 @@ from fullbody.errors import UserError
 FOR_USE: dict[str, Any] = {
     "pretrained": False,
     "teacher_ckpt": None,
+    "kd_weight": 0.0,
     "parallel_sppe_ckpt": None,
     "compile": False,
 }

@@ -6,9 +6,48 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from omegaconf import Container, DictConfig, ListConfig
+
 from fullbody.errors import ConfigError, OutputError, UserError
 
-__all__ = ["ConfigError", "OutputError", "UserError", "user_errors"]
+__all__ = [
+    "ConfigError",
+    "OutputError",
+    "UserError",
+    "check_complete",
+    "missing_keys",
+    "user_errors",
+]
+
+
+def missing_keys(cfg: Container, prefix: str = "") -> list[str]:
+    """The dotted keys of ``cfg`` whose value is still ``???``, without resolving any
+    interpolation (unlike ``OmegaConf.missing_keys``, which fails on ``${hydra:...}`` outside a
+    job)."""
+    found: list[str] = []
+    keys = range(len(cfg)) if isinstance(cfg, ListConfig) else list(cfg.keys())
+    for key in keys:
+        node = cfg._get_node(key)
+        name = f"{prefix}[{key}]" if isinstance(cfg, ListConfig) else f"{prefix}.{key}"
+        if node is None:
+            continue
+        if node._is_missing():
+            found.append(name.lstrip("."))
+        elif isinstance(node, DictConfig | ListConfig) and not (
+            node._is_interpolation() or node._is_none()
+        ):
+            found += missing_keys(node, name)
+    return found
+
+
+def check_complete(cfg: Container) -> None:
+    """Refuse a composed config that still holds ``???`` (a value the user must give), naming
+    every such key: OmegaConf only fails when a missing value is read, and a merge keeps an
+    earlier value over a later ``???``, so a forgotten option could otherwise pass unseen."""
+    keys = missing_keys(cfg)
+    if keys:
+        given = " ".join(f"{k}=..." for k in keys)
+        raise ConfigError(f"{', '.join(keys)}: not set (??? in the config); give {given}")
 
 
 def _in_multirun() -> bool:
@@ -28,13 +67,16 @@ def _cause(error: Exception) -> BaseException:
 
 
 @contextmanager
-def user_errors(*types: type[BaseException]) -> Iterator[None]:
+def user_errors(*types: type[BaseException], cfg: Container | None = None) -> Iterator[None]:
     """Exit with status 2 and ``error: <message>`` when a :class:`UserError` (or one of the
     extra ``types``) is raised inside, or wrapped by Hydra's
     ``instantiate``. In a multirun the error is raised on, so that Hydra records the job as
-    failed and the sweep goes on to the next job."""
+    failed and the sweep goes on to the next job. ``cfg``: the job's composed config, first
+    checked for values left unset (:func:`check_complete`)."""
     caught = (UserError, *types)
     try:
+        if cfg is not None:
+            check_complete(cfg)
         yield
     except Exception as raised:
         e = _cause(raised)
