@@ -157,13 +157,13 @@ def test_a_corrupt_job_file_does_not_break_a_summary(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ values left unset (???)
-def _compose(name: str, overrides: list[str]):
+def _compose(name: str, overrides: list[str], hydra: bool = False):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose(name, overrides=overrides)
+        return compose(name, overrides=overrides, return_hydra_config=hydra)
 
 
 def test_distill_without_its_teacher_leaves_the_teacher_unset() -> None:
@@ -203,3 +203,34 @@ def test_an_unset_value_ends_the_entry_point_in_one_line(script, args, key, tmp_
     done = _entry(script, *args, f"hydra.run.dir={tmp_path / 'run'}")
     _one_line(done, key, "not set")
     assert json.loads((tmp_path / "run" / "job.json").read_text())["status"] == "failed"
+
+
+# ------------------------------------------------------------------ job.json after a stop
+@pytest.mark.parametrize(
+    ("stop", "status", "error"),
+    [(KeyboardInterrupt(), "failed", "KeyboardInterrupt: interrupted"),
+     (SystemExit(1), "failed", "SystemExit: exit status 1"),  # Lightning's exit after Ctrl-C
+     (SystemExit(0), "running", None)],
+)  # fmt: skip
+def test_a_stopped_job_is_not_left_running(stop, status, error, tmp_path: Path) -> None:
+    """Hydra's end-of-job callback sees only exceptions: after Ctrl-C job.json said running."""
+    import time
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from fullbody.compare import TIME_FORMAT, write_job_file
+    from fullbody.utils.cli import user_errors
+
+    cfg = _compose("eval", [], hydra=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        write_job_file(tmp_path, {"status": "running", "started": time.strftime(TIME_FORMAT)})
+        with pytest.raises(type(stop)), user_errors():
+            raise stop
+    finally:
+        HydraConfig.instance().cfg = None
+    info = json.loads((tmp_path / "job.json").read_text())
+    assert info["status"] == status and info.get("error") == error

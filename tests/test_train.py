@@ -448,3 +448,16 @@ def test_a_sweeps_wandb_runs_share_a_group_named_after_it(tmp_path: Path) -> Non
     sweep = tmp_path / "multiruns" / "2026-12-05_10-00-00"
     compose_train([*TINY, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}"], tmp_path / "0")
     assert sweep_group("smoke") == "smoke-2026-12-05_10-00-00"
+
+
+def test_every_trainer_writes_checkpoints_atomically(tmp_path: Path) -> None:
+    """The trainer config's own plugins (SLURM's environment) are kept beside the writer."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from fullbody.models.checkpoint import AtomicCheckpointIO
+    from fullbody.training import trainer_plugins
+
+    for overrides, kinds in (([], [AtomicCheckpointIO]),
+                             (["trainer=slurm"], [SLURMEnvironment, AtomicCheckpointIO])):  # fmt: skip
+        plugins = trainer_plugins(compose_train(overrides, tmp_path / "run").trainer)
+        assert [type(p) for p in plugins] == kinds

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.models.checkpoint import CheckpointError, read_checkpoint
+from fullbody.models.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from fullbody.utils.cli import ConfigError, OutputError
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
 
@@ -111,6 +111,13 @@ def check_run_length(trainer_cfg: DictConfig) -> None:
         )
 
 
+def trainer_plugins(trainer_cfg: DictConfig) -> list[Any]:
+    """The trainer config's ``plugins`` (e.g. SLURM's environment), plus the atomic checkpoint
+    writer (:class:`AtomicCheckpointIO`): a full disk never leaves a truncated checkpoint."""
+    plugins = instantiate(trainer_cfg.get("plugins") or [], _convert_="all")
+    return [*plugins, AtomicCheckpointIO()]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
@@ -131,7 +138,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_group(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=trainer_plugins(cfg.trainer),
     )
     if loggers:
         _log_config(loggers, cfg, model)

@@ -9,6 +9,7 @@ state dict, not a PyTorch file at all) raises one :class:`CheckpointError` namin
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from collections.abc import Mapping
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from fullbody.errors import UserError
+from fullbody.errors import OutputError, UserError
+from fullbody.jsonio import write_atomic
 
 #: Hyper-parameters replaced when a checkpoint is rebuilt for use: the files the run was trained
 #: from are not needed (the state dict holds every weight) and may be absent on this machine.
@@ -35,6 +38,31 @@ M = TypeVar("M", bound=nn.Module)
 
 class CheckpointError(UserError, ValueError):
     """A file is not a usable checkpoint of this project (the message names it and why)."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, atomic on a local disk: the file is written under a
+    temporary name in its own folder, fsynced and renamed (:func:`fullbody.jsonio.write_atomic`).
+    Lightning's own writer stages it in the system's temporary folder and then copies it over
+    the final name when that is another disk, so a full disk left a truncated checkpoint under
+    the final name. A failed write raises :class:`OutputError` naming the file; the previous
+    checkpoint of that name, if any, is kept. Remote paths (``s3://...``) keep Lightning's."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        if "://" in str(path) or storage_options is not None:
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        try:
+            write_atomic(buffer.getvalue(), path)
+        except OSError as e:
+            raise OutputError(
+                f"{path}: cannot write the checkpoint ({e.strerror or e}); the previous file of "
+                "that name, if any, is kept"
+            ) from None
 
 
 def read_checkpoint(

@@ -72,12 +72,22 @@ def user_errors(*types: type[BaseException], cfg: Container | None = None) -> It
     extra ``types``) is raised inside, or wrapped by Hydra's
     ``instantiate``. In a multirun the error is raised on, so that Hydra records the job as
     failed and the sweep goes on to the next job. ``cfg``: the job's composed config, first
-    checked for values left unset (:func:`check_complete`)."""
+    checked for values left unset (:func:`check_complete`). A job stopped by Ctrl-C or a
+    non-zero ``sys.exit`` inside is recorded failed in ``job.json`` too (Hydra's end-of-job
+    callback sees only exceptions), and the stop goes on."""
     caught = (UserError, *types)
     try:
         if cfg is not None:
             check_complete(cfg)
         yield
+    except (KeyboardInterrupt, SystemExit) as stop:  # Ctrl-C, or Lightning's exit after it
+        code = stop.code if isinstance(stop, SystemExit) else None
+        if isinstance(stop, KeyboardInterrupt) or code not in (None, 0):
+            from fullbody.utils.hydra_callbacks import record_failure
+
+            what = "interrupted" if code is None else f"exit status {code}"
+            record_failure(f"{type(stop).__name__}: {what}")
+        raise
     except Exception as raised:
         e = _cause(raised)
         if not isinstance(e, caught) or _in_multirun():
