@@ -151,3 +151,31 @@ def test_a_teacher_that_cannot_be_built_in_the_workers_ends_the_job(dataset, tmp
         pytest.fail("the pool job hung on a worker that could not build its teacher")
     assert done.returncode == 3, done.stderr
     assert "NoSuchTeacher" in done.stdout
+
+
+def test_a_full_disk_at_the_merge_keeps_the_shards_and_leaves_no_temporary(
+    dataset, tmp_path, monkeypatch
+):
+    """It was an OSError traceback; now one error naming out_file, the shards kept for the
+    next run, and neither a partial output nor a temporary file."""
+    import errno
+
+    from fullbody import jsonio
+    from fullbody.errors import OutputError
+
+    out = tmp_path / "out" / "pseudo.json"
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(".pseudo.json."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(jsonio.os, "fsync", full)
+    with pytest.raises(
+        OutputError, match=r"pseudo\.json: cannot write \(No space left.*shards stay"
+    ):
+        _job(dataset, out).run()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["pseudo.shards"]
+    monkeypatch.setattr(jsonio.os, "fsync", real_fsync)
+    assert len(_job(dataset, out).run()) and out.is_file()

@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fullbody.annotations import WholeBodySet
+from fullbody.errors import OutputError
 from fullbody.images import ImageReadError
 from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
@@ -343,10 +344,11 @@ class PseudoLabeller:
                     for _, n in pool.imap_unordered(_run_shard_across, todo):
                         bar.update(n)
         out, kept = self._merge(ws, manifest, len(shard_tasks))
-        out.save(self.out_file)
-        manifest.finish({"people": len(out), "skipped_images": len(self.skipped)})
-        if self.skipped:
-            write_json_atomic(self.skipped, self.skipped_file)
+        with self._writing(self.out_file):
+            out.save(self.out_file)
+            manifest.finish({"people": len(out), "skipped_images": len(self.skipped)})
+            if self.skipped:
+                write_json_atomic(self.skipped, self.skipped_file)
         if not self.keep_shards:
             shutil.rmtree(self.shard_dir)
         if self.report:
@@ -355,9 +357,26 @@ class PseudoLabeller:
             self.report_table = quality_report(out, kept)
             if self.skipped:
                 self.report_table["skipped_images"] = self.skipped
-            write_json_atomic(self.report_table, self.report_file)
-            save_reliability_plot(self.report_table["calibration"], self.calibration_plot)
+            with self._writing(self.report_file):
+                write_json_atomic(self.report_table, self.report_file)
+                save_reliability_plot(self.report_table["calibration"], self.calibration_plot)
         return out
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """An output that cannot be written (full disk, read-only folder) as one
+        :class:`OutputError` naming it and what is kept; the atomic writes leave the previous
+        file or none, and no temporary file."""
+        try:
+            yield
+        except OSError as e:
+            kept = (
+                f"the labelled shards stay in {self.shard_dir}: free space and run the same "
+                "command again to merge them"
+                if self.shard_dir.is_dir()
+                else f"the pseudo-labels are in {self.out_file}"
+            )
+            raise OutputError(f"{path}: cannot write ({e.strerror or e}); {kept}") from None
 
     def _merge(
         self, ws: WholeBodySet, manifest: JobManifest, n_shards: int
