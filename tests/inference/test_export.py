@@ -59,6 +59,28 @@ def test_export_refuses_to_overwrite(tiny_ckpt, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_a_full_disk_at_export_leaves_the_previous_model_and_no_temporary(
+    tiny_ckpt, tmp_path, monkeypatch
+):
+    """A failed write left ``.m.onnx.tmp`` behind and a traceback."""
+    import errno
+
+    from fullbody import jsonio
+    from fullbody.errors import OutputError
+
+    net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
+    path = export_onnx(net, tmp_path / "m.onnx", INPUT_SIZE)
+    before = path.read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(jsonio.os, "fsync", full)
+    with pytest.raises(OutputError, match=r"m\.onnx: cannot write the ONNX model \(No space"):
+        export_onnx(net, path, INPUT_SIZE, {"dark": False}, overwrite=True)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.onnx"]
+
+
 @pytest.mark.slow
 def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     out = tmp_path / "tiny.onnx"
