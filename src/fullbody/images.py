@@ -43,6 +43,24 @@ class ImageNotFoundError(ImageReadError, FileNotFoundError):
     """An image file is missing or cannot be opened; the message names it."""
 
 
+class ImageFolderError(UserError, NotADirectoryError):
+    """An image folder option names a file (an archive, a single image); the message says so."""
+
+
+def image_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a folder of images; raises ``FileNotFoundError`` when there is nothing there
+    and :class:`ImageFolderError` when it is a file (a zip of the images, say), not "not found"."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        return folder
+    if folder.exists():
+        raise ImageFolderError(
+            f"{folder}: is a file, not a folder of images (an archive? extract it and give the "
+            "folder)"
+        )
+    raise FileNotFoundError(f"{folder}: image folder not found")
+
+
 def read_image(
     path: str | os.PathLike,
     *,

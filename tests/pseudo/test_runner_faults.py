@@ -179,3 +179,12 @@ def test_a_full_disk_at_the_merge_keeps_the_shards_and_leaves_no_temporary(
     assert sorted(p.name for p in out.parent.iterdir()) == ["pseudo.shards"]
     monkeypatch.setattr(jsonio.os, "fsync", real_fsync)
     assert len(_job(dataset, out).run()) and out.is_file()
+
+
+def test_an_image_dir_that_is_a_file_says_so(dataset, tmp_path):
+    from fullbody.images import ImageFolderError
+
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ImageFolderError, match=r"images\.zip: is a file"):
+        _job(dataset, tmp_path / "out.json", image_dir=archive).run()

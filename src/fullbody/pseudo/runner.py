@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from fullbody.annotations import WholeBodySet
 from fullbody.errors import OutputError
-from fullbody.images import ImageReadError
+from fullbody.images import ImageReadError, image_folder
 from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
 from fullbody.manifest import DIFFERENT, NEW, JobManifest, ManifestMismatchError, file_sha256
@@ -296,8 +296,7 @@ class PseudoLabeller:
             raise FileExistsError(
                 f"{self.out_file} exists; choose another out_file or pass overwrite=true"
             )
-        if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"{self.image_dir}: image folder not found")
+        image_folder(self.image_dir)
         ws = WholeBodySet.load(self.ann_file)
         if self.report and not ws.valid[:, 1:].any():
             raise AnnotationError(
