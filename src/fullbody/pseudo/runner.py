@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fullbody.annotations import WholeBodySet
-from fullbody.errors import OutputError
+from fullbody.errors import OutputError, UserError
 from fullbody.images import ImageReadError, image_folder
 from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
@@ -82,13 +82,15 @@ _WORKER: dict[str, Any] = {}
 
 
 def _picklable(e: BaseException) -> BaseException:
-    """``e`` itself when it survives a trip between processes, else a RuntimeError with its
-    message (a pool whose worker raises an unpicklable error waits forever)."""
+    """``e`` itself when it survives a trip between processes, else one with its type's name
+    and message that does (a pool whose worker raises an unpicklable error waits forever): a
+    :class:`UserError` stays one (one line, exit 2), anything else becomes a RuntimeError."""
     try:
         pickle.loads(pickle.dumps(e))
         return e
     except Exception:
-        return RuntimeError(f"{type(e).__name__}: {e}")
+        kind = UserError if isinstance(e, UserError) else RuntimeError
+        return kind(f"{type(e).__name__}: {e}")
 
 
 def _init_worker(specs, image_dir, source, part_boxes, min_conf, fusion, manifest, threads, skip):
@@ -309,6 +311,13 @@ class PseudoLabeller:
                 "part_boxes=gt needs human part boxes, and this file has none",
             )  # fmt: skip
         tasks = self._tasks(ws)
+        # The teachers are built (and checked: files, input sizes, fusion) once here, before
+        # the shard folder's record is written: a teacher that cannot be built is one error
+        # from this process, not one per worker, and leaves no record of a job that never ran.
+        built = build_teachers(self.teachers)
+        assign_parts(built, self.fusion[1])
+        specs = built if self.workers == 0 else self.teachers
+        del built
         manifest = self._manifest()
         self._prepare_shard_dir(manifest)
         shard_tasks = [
@@ -321,7 +330,7 @@ class PseudoLabeller:
             total=len(ws), initial=done_people, unit="person", desc="pseudo-labelling",
             disable=not self.progress, dynamic_ncols=True,
         )  # fmt: skip
-        args = (self.teachers, str(self.image_dir), str(self.ann_file), self.part_boxes,
+        args = (specs, str(self.image_dir), str(self.ann_file), self.part_boxes,
                 self.min_conf, self.fusion, manifest, self.threads,
                 self.skip_bad_images)  # fmt: skip
         with bar:
