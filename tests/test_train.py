@@ -461,3 +461,14 @@ def test_every_trainer_writes_checkpoints_atomically(tmp_path: Path) -> None:
                              (["trainer=slurm"], [SLURMEnvironment, AtomicCheckpointIO])):  # fmt: skip
         plugins = trainer_plugins(compose_train(overrides, tmp_path / "run").trainer)
         assert [type(p) for p in plugins] == kinds
+
+
+def test_resuming_from_a_checkpoint_of_another_architecture_is_one_error(tmp_path: Path) -> None:
+    """It was Lightning's wall of missing and unexpected keys, from inside the fit."""
+    from fullbody.models.checkpoint import CheckpointError
+
+    ckpt = _teacher_ckpt(tmp_path)  # a DUC head; the config builds an FPN head
+    cfg = compose_train([*TINY, "model.head=fpn", f"ckpt_path={ckpt}"], tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"teacher\.ckpt \(ckpt_path\): its weights do not "
+                       r"fit the PoseModule the config's model\.\* builds"):  # fmt: skip
+        train(cfg)

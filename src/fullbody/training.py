@@ -20,7 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.models.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from fullbody.models.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    check_weights_fit,
+    read_checkpoint,
+)
 from fullbody.utils.cli import ConfigError, OutputError
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
 
@@ -122,8 +127,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
     keep_freed_memory()
+    resumed = None
     if cfg.get("ckpt_path"):
-        read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
+        resumed = read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
     if cfg.get("train", True):
         check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -131,6 +137,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    if resumed is not None:  # a checkpoint of another architecture: one error, not a key wall
+        source = f"{Path(cfg.ckpt_path).expanduser()} (ckpt_path)"
+        check_weights_fit(model, resumed["state_dict"], source, "the config's model.* builds")
+        del resumed
     callbacks = instantiate_group(cfg.get("callbacks"))
     group = sweep_group(cfg.task_name)
     if group and "wandb" in (cfg.get("logger") or {}):

@@ -151,6 +151,17 @@ def restore(cls: type[M], path: str | os.PathLike, key: str = "ckpt_path", **ove
 def load_weights(model: nn.Module, state_dict: Mapping[str, Any], source: str) -> None:
     """Load ``state_dict`` into ``model`` strictly, or raise one :class:`CheckpointError` that
     summarises the missing, unexpected and mis-shaped weights (``source`` names the file)."""
+    check_weights_fit(model, state_dict, source, "its hyper-parameters describe")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_weights_fit(
+    model: nn.Module, state_dict: Mapping[str, Any], source: str, built_from: str
+) -> None:
+    """Raise one :class:`CheckpointError` summarising the weights of ``state_dict`` that are
+    missing from, unexpected in or of another shape than ``model``'s (``source`` names the
+    file, ``built_from`` says what ``model`` was built from): e.g. before a run resumes from a
+    checkpoint of another architecture, where Lightning would print every mismatched key."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -172,7 +183,6 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Any], source: str) -
             if names
         ]
         raise CheckpointError(
-            f"{source}: its weights do not fit the {type(model).__name__} its hyper-parameters "
-            f"describe (a checkpoint of another architecture?): {'; '.join(problems)}"
+            f"{source}: its weights do not fit the {type(model).__name__} {built_from} "
+            f"(a checkpoint of another architecture?): {'; '.join(problems)}"
         )
-    model.load_state_dict(state_dict, strict=True)
