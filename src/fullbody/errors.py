@@ -20,3 +20,13 @@ class ConfigError(UserError, ValueError):
 class OutputError(UserError, OSError):
     """An output file could not be written (full disk, read-only folder); the message names
     the file, and what was computed is not lost silently (it was printed, or is named)."""
+
+
+class InputNotFoundError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist (or holds nothing to read); the message
+    names it and the option that gave it."""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """An output would replace files a user made; the message names them and how to allow it
+    (``overwrite=true`` or another name)."""

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fullbody.errors import UserError
+from fullbody.errors import InputNotFoundError, UserError
 from fullbody.jsonio import AnnotationError, read_json
 
 #: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
@@ -48,7 +48,7 @@ class ImageFolderError(UserError, NotADirectoryError):
 
 
 def image_folder(path: str | os.PathLike) -> Path:
-    """``path`` as a folder of images; raises ``FileNotFoundError`` when there is nothing there
+    """``path`` as a folder of images; raises :class:`InputNotFoundError` when nothing is there
     and :class:`ImageFolderError` when it is a file (a zip of the images, say), not "not found"."""
     folder = Path(path).expanduser()
     if folder.is_dir():
@@ -58,7 +58,7 @@ def image_folder(path: str | os.PathLike) -> Path:
             f"{folder}: is a file, not a folder of images (an archive? extract it and give the "
             "folder)"
         )
-    raise FileNotFoundError(f"{folder}: image folder not found")
+    raise InputNotFoundError(f"{folder}: image folder not found")
 
 
 def read_image(

@@ -2,9 +2,11 @@
 fetching published files into the cache -- without the network."""
 
 import io
+import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,13 +124,13 @@ def test_fetch_extracts_the_onnx_from_a_zip_and_offline_or_unreachable_says_wher
 
 
 def test_offline_wholebody_config_exits_2_with_the_url(dataset, tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "FULLBODY_TEACHER_DIR": str(tmp_path / "empty")}
-    cmd = [sys.executable, "pseudo_label.py", f"ann_file={dataset}",
+    root = Path(__file__).resolve().parents[2]
+    env = {"HF_HUB_OFFLINE": "1", "FULLBODY_TEACHER_DIR": str(tmp_path / "empty"),
+           "PYTHONPATH": str(root / "src")}  # fmt: skip
+    cmd = [sys.executable, str(root / "pseudo_label.py"), f"ann_file={dataset}",
            f"image_dir={dataset.parent / 'images'}", f"out_file={tmp_path / 'o.json'}",
            "~teacher/hand", "~teacher/face", "~teacher/foot", "+teacher/wholebody=dwpose",
            "workers=0", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
-    import os
-
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     assert done.returncode == 2, done.stderr[-2000:]
     assert "huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx" in done.stderr

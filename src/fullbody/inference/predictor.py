@@ -36,7 +36,7 @@ from fullbody.codecs.topdown import (
     person_score,
 )
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
-from fullbody.errors import ConfigError
+from fullbody.errors import ConfigError, InputNotFoundError
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
@@ -101,7 +101,7 @@ class OnnxHeatmapModel:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: pose ONNX file not found")
+            raise InputNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -204,9 +204,9 @@ class PosePredictor:
         min_box_size: float = 1.0,
     ) -> None:
         if nms not in ("none", "oks", "parametric"):
-            raise ValueError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
+            raise ConfigError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.codec = create_codec(
             head, input_size, heatmap_size, dark=dark, split_ratio=split_ratio
@@ -343,7 +343,7 @@ class PosePredictor:
         got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
         if got != want:
             shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
-            raise ValueError(
+            raise ConfigError(
                 f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
                 f"{shapes[1]} ({self.head} head): input_size {self.input_size} and {what} do not "
                 "match the model (a CNN backbone needs input sides divisible by its stride, 32)"

@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from fullbody.errors import OutputError, UserError
+from fullbody.errors import InputNotFoundError, OutputError, UserError
 from fullbody.jsonio import write_atomic
 
 #: Hyper-parameters replaced when a checkpoint is rebuilt for use: the files the run was trained
@@ -77,7 +77,7 @@ def read_checkpoint(
     """
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"{file}: checkpoint not found ({key})")
+        raise InputNotFoundError(f"{file}: checkpoint not found ({key})")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors alike: the file is not one we read

@@ -67,15 +67,13 @@ def _cause(error: Exception) -> BaseException:
 
 
 @contextmanager
-def user_errors(*types: type[BaseException], cfg: Container | None = None) -> Iterator[None]:
-    """Exit with status 2 and ``error: <message>`` when a :class:`UserError` (or one of the
-    extra ``types``) is raised inside, or wrapped by Hydra's
-    ``instantiate``. In a multirun the error is raised on, so that Hydra records the job as
-    failed and the sweep goes on to the next job. ``cfg``: the job's composed config, first
-    checked for values left unset (:func:`check_complete`). A job stopped by Ctrl-C or a
-    non-zero ``sys.exit`` inside is recorded failed in ``job.json`` too (Hydra's end-of-job
-    callback sees only exceptions), and the stop goes on."""
-    caught = (UserError, *types)
+def user_errors(cfg: Container | None = None) -> Iterator[None]:
+    """Exit with status 2 and ``error: <message>`` when a :class:`UserError` is raised inside,
+    or wrapped by Hydra's ``instantiate``. In a multirun the error is raised on, so that Hydra
+    records the job as failed and the sweep goes on to the next job. ``cfg``: the job's
+    composed config, first checked for values left unset (:func:`check_complete`). A job
+    stopped by Ctrl-C or a non-zero ``sys.exit`` inside is recorded failed in ``job.json`` too
+    (Hydra's end-of-job callback sees only exceptions), and the stop goes on."""
     try:
         if cfg is not None:
             check_complete(cfg)
@@ -90,7 +88,7 @@ def user_errors(*types: type[BaseException], cfg: Container | None = None) -> It
         raise
     except Exception as raised:
         e = _cause(raised)
-        if not isinstance(e, caught) or _in_multirun():
+        if not isinstance(e, UserError) or _in_multirun():
             raise
         from fullbody.utils.hydra_callbacks import record_failure
 
