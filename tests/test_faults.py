@@ -234,3 +234,26 @@ def test_a_stopped_job_is_not_left_running(stop, status, error, tmp_path: Path) 
         HydraConfig.instance().cfg = None
     info = json.loads((tmp_path / "job.json").read_text())
     assert info["status"] == status and info.get("error") == error
+
+
+# ------------------------------------------------------------------ tracebacks that are one line
+@pytest.mark.parametrize(
+    ("script", "args", "says"),
+    [("demo.py", ["onnx_path={junk}"], "junk.onnx: not a loadable ONNX model"),
+     ("demo.py", ["onnx_path={junk}", "ckpt_path={tmp}/x.ckpt"], "both given; give exactly one"),
+     ("train.py", ["+experiment=smoke", "model.head=hrnet", "paths.data_dir={tmp}/data"],
+      "model.head=hrnet: unknown head")],
+)  # fmt: skip
+def test_a_bad_model_option_ends_in_one_line(script, args, says, tmp_path: Path) -> None:
+    """Each was a traceback through Hydra's "Error in call to target" frame, exit 1."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("<html>404</html>")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"never read")
+    args = [a.format(junk=junk, tmp=tmp_path) for a in args]
+    if script == "demo.py":
+        args.append(f"input={tmp_path / 'in'}")
+    done = _entry(script, *args, f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]  # training logs its seed before
+    assert last.startswith("error: ") and says in last, last
