@@ -23,6 +23,7 @@ from fullbody.keypoints import EVAL_PARTS
 from fullbody.models.checkpoint import CheckpointError, read_checkpoint
 from fullbody.utils.cli import ConfigError, OutputError
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
+from fullbody.utils.wandb_logging import checkpoint_callbacks, resumed_run_id, sweep_group_name
 
 #: What a run reports in one line (exit status 2): its weights are missing or unusable.
 WEIGHTS_ERRORS = (FileNotFoundError, CheckpointError)
@@ -90,7 +91,7 @@ def sweep_group(task_name: str) -> str | None:
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
-    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+    return sweep_group_name(task_name, HydraConfig.get().sweep.dir)
 
 
 def _finish(loggers: list[Logger]) -> None:
@@ -116,7 +117,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     start = time.perf_counter()
     keep_freed_memory()
     if cfg.get("ckpt_path"):
-        read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
+        # One clear error for a bad file; the W&B run of the checkpoint goes on.
+        resumed_run_id(cfg.get("logger"), read_checkpoint(cfg.ckpt_path, trainer_state=True))
     if cfg.get("train", True):
         check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -129,6 +131,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if group and "wandb" in (cfg.get("logger") or {}):
         cfg.logger.wandb.group = group
     loggers = instantiate_group(cfg.get("logger"))
+    callbacks += checkpoint_callbacks(loggers)
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
