@@ -124,9 +124,11 @@ def test_config_groups_compose(tmp_path: Path) -> None:
     assert slurm.trainer.strategy == "ddp" and slurm.trainer.num_nodes == 1
 
 
-def test_wandb_logger_is_offline_by_default(tmp_path: Path) -> None:
+def test_wandb_logger_follows_wandbs_conventions_by_default(tmp_path: Path) -> None:
+    """Online when logged in, offline when not, WANDB_MODE honoured (offline: null)."""
     cfg = compose_train([], tmp_path / "run")
-    assert cfg.logger.wandb.offline is True
+    assert cfg.logger.wandb._target_ == "fullbody.utils.wandb_logging.WandbLogger"
+    assert cfg.logger.wandb.offline is None and cfg.logger.wandb.init_timeout > 0
     assert cfg.logger.wandb.save_dir == str(tmp_path / "run")
 
 
