@@ -78,8 +78,9 @@ class OfflineRun:
                     key = "/".join(item.nested_key) if item.nested_key else item.key
                     row[key] = json.loads(item.value_json)
                 self.history.append(row)
-            elif kind == "config":
-                for item in record.config.update:
+            elif kind in ("config", "run"):  # the config given to wandb.init is in the run's
+                updates = record.config.update if kind == "config" else record.run.config.update
+                for item in updates:
                     key = "/".join(item.nested_key) if item.nested_key else item.key
                     self.config[key] = json.loads(item.value_json)
 
@@ -98,7 +99,7 @@ def offline_runs(run_folder: Path) -> list[OfflineRun]:
 
 def train_py(args: list[str], env: dict[str, str] | None = None, timeout: float = 600):
     """``python train.py ARGS`` (W&B offline unless ``env`` says otherwise)."""
-    full = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WANDB_MODE="offline", **(env or {}))
+    full = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=full,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
