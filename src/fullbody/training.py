@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from fullbody.evaluation.wholebody import STATS
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.models.checkpoint import CheckpointError, read_checkpoint
@@ -94,6 +95,20 @@ def sweep_group(task_name: str) -> str | None:
     return sweep_group_name(task_name, HydraConfig.get().sweep.dir)
 
 
+def check_optimized_metric(name: str | None) -> None:
+    """Refuse an ``optimized_metric`` that no run logs (ConfigError) before anything trains: a
+    sweeper would get nothing back from every trial."""
+    if not name:
+        return
+    pieces = name.split("/")
+    known = len(pieces) == 3 and pieces[0] in ("val", "test") and pieces[1] in EVAL_PARTS
+    if not (known and pieces[2] in STATS):
+        raise ConfigError(
+            f"optimized_metric={name}: not a metric of train.py; give val/<part>/<stat> (or "
+            f"test/...), part one of {', '.join(EVAL_PARTS)}, stat one of {', '.join(STATS)}"
+        )
+
+
 def _finish(loggers: list[Logger]) -> None:
     """Close W&B runs so that the next job of a sweep starts its own."""
     for logger in loggers:
@@ -116,6 +131,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
     keep_freed_memory()
+    check_optimized_metric(cfg.get("optimized_metric"))
     if cfg.get("ckpt_path"):
         # One clear error for a bad file; the W&B run of the checkpoint goes on.
         resumed_run_id(cfg.get("logger"), read_checkpoint(cfg.ckpt_path, trainer_state=True))

@@ -244,6 +244,8 @@ def test_optuna_sweep_optimises_a_parts_ap_and_logs_one_comparison(tmp_path: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     objectives = []
     for job in ("0", "1"):
+        cfg = yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())
+        assert cfg["optimized_metric"] == "val/lefthand/AP"  # what the job returned
         info = json.loads((sweep / job / "job.json").read_text())
         last = json.loads((sweep / job / "val_history.jsonl").read_text().splitlines()[-1])
         assert info["objective"] == pytest.approx(last["metrics"]["lefthand/AP"])
