@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import torch
+import wandb
 import yaml
 
 from fullbody.errors import ConfigError
@@ -152,12 +153,33 @@ def test_login_is_read_from_the_environment_without_a_prompt(tmp_path: Path) -> 
     assert done.stdout.split()[-2:] == ["False", "True"], done.stdout + done.stderr
 
 
+def test_uploading_checkpoints_offline_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="log_model"):
+        WandbLogger(save_dir=str(tmp_path), offline=True, log_model=True)
+
+
+def test_a_resumed_run_takes_the_checkpoints_run_id_unless_one_is_given() -> None:
+    from omegaconf import OmegaConf
+
+    from fullbody.utils.wandb_logging import resumed_run_id
+
+    cfg = OmegaConf.create({"wandb": {"id": None}, "csv": {}})
+    resumed_run_id(cfg, {"state_dict": {}})  # a checkpoint from before W&B ids: a new run
+    assert cfg.wandb.id is None
+    resumed_run_id(cfg, {CHECKPOINT_KEY: "abc123"})
+    assert cfg.wandb.id == "abc123"
+    resumed_run_id(cfg, {CHECKPOINT_KEY: "other"})  # logger.wandb.id given: it stays
+    assert cfg.wandb.id == "abc123"
+    resumed_run_id(OmegaConf.create({"csv": {}}), {CHECKPOINT_KEY: "abc123"})  # no W&B: nothing
+
+
 # ---------------------------------------------------------------------- the run page
 def test_the_summary_keeps_the_best_ap_of_each_part(tmp_path: Path) -> None:
     logger = WandbLogger(save_dir=str(tmp_path), project="test", offline=True)
     for step, ap in ((10, 0.2), (20, 0.5), (30, 0.3)):
         logger.log_metrics({key: ap for key in AP_KEYS} | {"val/loss": ap}, step=step)
     logger.experiment.finish()
+    wandb.teardown()  # W&B's service writes the run file out when it stops
     (run,) = offline_runs(tmp_path)
     defined = {m.name: m for m in run.metrics if m.name}
     for key in AP_KEYS:
@@ -224,8 +246,9 @@ def test_online_without_a_server_waits_init_timeout_then_logs_offline(tmp_path: 
                      f"hydra.run.dir={out}", f"paths.data_dir={tmp_path / 'data'}"],
                     env=env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    said = [ln for ln in (done.stdout + done.stderr).splitlines() if "no connection to" in ln]
+    said = [ln for ln in (done.stdout + done.stderr).splitlines() if "no answer from" in ln]
     assert len(said) == 1 and "http://127.0.0.1:9" in said[0] and "logging offline" in said[0]
+    assert f"wandb sync {out / 'wandb'}/offline-run-*" in said[0]
     (run,) = offline_runs(out)
     assert run.rows_with("val/wholebody/AP") and (out / "metrics.json").is_file()
     assert time.monotonic() - t0 < 240

@@ -96,9 +96,10 @@ def start_run(init: Callable[[str], T], offline: bool | None, timeout: float, wh
         return init("online")
     except wandb.errors.CommError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        log.warning("W&B: no connection to %s within %g s (%s); logging offline to %s "
-                    "(upload it later: wandb sync)", os.environ.get("WANDB_BASE_URL",
-                    "https://api.wandb.ai"), timeout, first, where)  # fmt: skip
+        server = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+        log.warning("W&B: no answer from %s (init_timeout %g s: %s); logging offline into %s, "
+                    "upload it later: wandb sync %s/offline-run-*", server, timeout, first,
+                    where, where)  # fmt: skip
         return init("offline")
 
 
@@ -127,6 +128,8 @@ class WandbLogger(LightningWandbLogger):
         # Lightning's own offline flag sets WANDB_MODE for the whole process: the mode goes to
         # wandb.init instead, chosen when the run starts (on rank 0 only).
         super().__init__(*args, offline=False, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # W&B warns about the setting, even unset
+            del self._wandb_init["anonymous"]
         self._mode_setting = offline
         self._init_timeout = float(init_timeout)
 
@@ -135,8 +138,8 @@ class WandbLogger(LightningWandbLogger):
     def experiment(self) -> Any:
         """The W&B run, started on first use (:func:`start_run`)."""
         if self._experiment is None:
-            run = start_run(self._start, self._mode_setting, self._init_timeout,
-                            str(self._save_dir or "wandb/"))  # fmt: skip
+            where = str(Path(self._save_dir or ".") / "wandb")
+            run = start_run(self._start, self._mode_setting, self._init_timeout, where)
             for key in AP_KEYS:
                 run.define_metric(key, summary="max", step_metric=STEP_KEY)
         return self._experiment
