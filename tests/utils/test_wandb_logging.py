@@ -110,10 +110,11 @@ def train_py(args: list[str], env: dict[str, str] | None = None, timeout: float 
 @pytest.mark.parametrize(
     ("offline", "env", "logged_in", "mode"),
     [
-        (True, "online", True, "offline"),  # the config, when set, decides
-        (False, "offline", True, "online"),
-        (False, None, False, "offline"),  # online without credentials: offline, no prompt
-        (None, "offline", True, "offline"),  # then WANDB_MODE
+        (True, "online", True, "offline"),  # offline in the config: offline
+        (False, None, True, "online"),  # online in the config: online ...
+        (False, None, False, "offline"),  # ... with credentials, else offline, no prompt
+        (False, "offline", True, "offline"),  # the machine's switch (no network) wins
+        (None, "offline", True, "offline"),  # WANDB_MODE when the config leaves it open
         (None, "dryrun", True, "offline"),
         (None, "disabled", True, "disabled"),
         (None, "online", True, "online"),

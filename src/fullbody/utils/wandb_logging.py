@@ -54,32 +54,31 @@ def logged_in() -> bool:
 def choose_mode(offline: bool | None) -> tuple[str, str]:
     """The W&B mode of a run (``online``, ``offline`` or ``disabled``) and why.
 
-    ``offline`` set (``logger.wandb.offline``) decides, like an argument of ``wandb.init``;
-    unset (``null``), ``WANDB_MODE`` decides, and without it the user's login. Online without
-    credentials would prompt (or fail without a terminal): that is offline with a warning."""
+    ``offline=True`` (``logger.wandb.offline``) is offline; ``WANDB_MODE=offline|disabled`` is
+    that mode (the process-wide switch of a machine without network; it wins over
+    ``offline=False``, with a warning); ``offline=False`` or ``WANDB_MODE=online`` is online, and
+    with neither set the user's login decides. Online without credentials would prompt (or fail
+    without a terminal): that is offline, with a warning."""
     if offline is True:
         return "offline", "logger.wandb.offline=true"
-    if offline is False:
-        wanted, why = "online", "logger.wandb.offline=false"
-    else:
-        env = os.environ.get("WANDB_MODE", "").strip().lower()
-        if env in ("offline", "dryrun"):
-            return "offline", f"WANDB_MODE={env}"
-        if env == "disabled":
-            return "disabled", "WANDB_MODE=disabled"
-        if env in ("online", "run"):
-            wanted, why = "online", f"WANDB_MODE={env}"
-        elif env:
-            raise ConfigError(f"WANDB_MODE={env}: W&B knows online, offline and disabled")
-        elif logged_in():
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("offline", "dryrun", "disabled"):
+        mode = "disabled" if env == "disabled" else "offline"
+        if offline is False:
+            log.warning("W&B: WANDB_MODE=%s wins over logger.wandb.offline=false: %s", env, mode)
+        return mode, f"WANDB_MODE={env}"
+    if env and env not in ("online", "run"):
+        raise ConfigError(f"WANDB_MODE={env}: W&B knows online, offline and disabled")
+    if offline is None and not env:
+        if logged_in():
             return "online", "logged in to W&B"
-        else:
-            return "offline", "not logged in to W&B (wandb login to go online)"
+        return "offline", "not logged in to W&B (wandb login to go online)"
+    why = "logger.wandb.offline=false" if offline is False else f"WANDB_MODE={env}"
     if not logged_in():
         log.warning("W&B: %s asks for online logging, but there are no W&B credentials "
                     "(wandb login, or WANDB_API_KEY): logging offline", why)  # fmt: skip
         return "offline", f"{why} without credentials"
-    return wanted, why
+    return "online", why
 
 
 def start_run(init: Callable[[str], T], offline: bool | None, timeout: float, where: str) -> T:
@@ -107,8 +106,8 @@ class WandbLogger(LightningWandbLogger):
     """Lightning's W&B logger, started by :func:`start_run`, its summary keeping the best AP.
 
     Args:
-        offline: ``None`` (default): W&B's conventions (:func:`choose_mode`); ``True``/``False``
-            forces offline/online.
+        offline: ``None`` (default): W&B's conventions (:func:`choose_mode`); ``True``: offline;
+            ``False``: online (unless WANDB_MODE says offline or disabled).
         init_timeout: seconds an online start may wait for the server before going offline.
         **kwargs: the arguments of Lightning's ``WandbLogger`` (and of ``wandb.init``).
     """
