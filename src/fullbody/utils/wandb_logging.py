@@ -213,15 +213,15 @@ def log_learning_curve(loggers: Sequence[Logger], rows: Sequence[Mapping], png: 
                                STEP_KEY: steps[-1]})  # fmt: skip
 
 
-def log_sweep_summary(config: DictConfig, sweep_dir: Path) -> Path | None:
+def log_sweep_summary(config: DictConfig, sweep_dir: Path) -> None:
     """One W&B run (job type ``sweep_summary``, in the sweep's group, saved under
     ``<sweep_dir>/wandb``) holding ``sweep/AP_per_part``: a table of the sweep's jobs with
     their overrides, status, per-part AP and objective, and the ``sweep_summary.png`` chart.
 
-    Only for a sweep that logs to W&B (``logger.wandb``); returns the W&B folder, else None."""
+    Only for a sweep that logs to W&B (``logger.wandb``)."""
     wandb_cfg = (config.get("logger") or {}).get("wandb")
     if not isinstance(wandb_cfg, DictConfig):
-        return None
+        return
     import wandb
 
     from fullbody.compare import AP_COLUMNS, SUMMARY_STEM, find_runs, read_run, varying_overrides
@@ -233,6 +233,7 @@ def log_sweep_summary(config: DictConfig, sweep_dir: Path) -> Path | None:
              r.wall_s] for r, mine in zip(rows, own)]  # fmt: skip
     group = sweep_group_name(str(config.get("task_name", "train")), sweep_dir)
     metric = config.get("optimized_metric")
+    timeout = float(wandb_cfg.get("init_timeout", DEFAULT_INIT_TIMEOUT))
 
     def init(mode: str) -> Any:
         return wandb.init(
@@ -241,11 +242,9 @@ def log_sweep_summary(config: DictConfig, sweep_dir: Path) -> Path | None:
             tags=list(wandb_cfg.get("tags") or []), mode=mode,
             config={"sweep_dir": str(sweep_dir), "common_overrides": common,
                     "optimized_metric": metric},
-            settings=wandb.Settings(init_timeout=float(wandb_cfg.get("init_timeout",
-                                                                      DEFAULT_INIT_TIMEOUT))),
+            settings=wandb.Settings(init_timeout=timeout),
         )  # fmt: skip
 
-    timeout = float(wandb_cfg.get("init_timeout", DEFAULT_INIT_TIMEOUT))
     run = start_run(init, wandb_cfg.get("offline"), timeout, str(sweep_dir / "wandb"))
     payload: dict[str, Any] = {"sweep/AP_per_part": wandb.Table(columns=columns, data=data)}
     png = sweep_dir / f"{SUMMARY_STEM}.png"
@@ -257,4 +256,3 @@ def log_sweep_summary(config: DictConfig, sweep_dir: Path) -> Path | None:
         best = max(scored, key=lambda r: r.objective)
         run.summary.update({"best/job": best.job, "best/objective": best.objective})
     run.finish()
-    return sweep_dir / "wandb"
