@@ -77,3 +77,15 @@ def keep_freed_memory() -> bool:
         )
     except (OSError, AttributeError):  # a C library without mallopt (musl)
         return False
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux ``/proc``), e.g. what a time budget of the whole
+    command has already spent on imports and data before training; 0 where it is unknown."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
