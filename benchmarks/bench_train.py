@@ -117,6 +117,7 @@ def _module(args: argparse.Namespace, compiled: bool) -> PoseModule:
         channels_last=args.channels_last,
         compile=compiled,
         backbone_kwargs=args.backbone_kwargs,
+        **getattr(args, "model_kwargs", {}),  # e.g. the paper model's head widths (bench_gpu)
     )
 
 
