@@ -209,6 +209,7 @@ def bench_settings(args: argparse.Namespace, specs: list[str], device: torch.dev
             torch.backends.mkldnn.enabled = sw["onednn"]
             try:
                 runs[spec].append(bench_bare(a, sw["compiled"], device))
+                print(f"round {r + 1}, {spec}: {runs[spec][-1]:.1f} img/s", flush=True)
             finally:
                 torch.set_num_threads(threads)
                 torch.backends.mkldnn.enabled = True
