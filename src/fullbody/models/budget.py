@@ -168,6 +168,7 @@ class TimeBudget(L.Callback):
                     "or time fewer steps"
                 )
             _validate_every(trainer, _NEVER)  # until the length is known
+            self._t0 = time.perf_counter()  # the timing's start when no step is skipped
         elif trainer.max_epochs is None or trainer.max_epochs < 0:  # sized by max_steps alone
             self.total_steps = trainer.max_steps
             _validate_every(trainer, max(1, self.total_steps // self.validations))
@@ -223,6 +224,8 @@ class TimeBudget(L.Callback):
             self.after_training_s(trainer, s_per_step),
             self.validations,
         )
+        # Under DDP every rank must stop at the same step: rank 0's measurement decides.
+        steps, s_per_step = trainer.strategy.broadcast((steps, s_per_step), src=0)
         self.total_steps, self.s_per_step = steps, s_per_step
         _schedule(pl_module).total_steps = steps
         trainer.fit_loop.epoch_loop.max_steps = steps
