@@ -71,14 +71,13 @@ def describe(
     device: torch.device, precision: str, s_per_step: float, steps: int, minutes: float
 ) -> str:
     """The line a budgeted run prints once it has fixed its length."""
-    where = (
-        f"this GPU ({torch.cuda.get_device_name(device)})"
-        if device.type == "cuda"
-        else (f"this {device.type.upper()}")
-    )
+    if device.type == "cuda":
+        where = f"this GPU ({torch.cuda.get_device_name(device)})"
+    else:
+        where = f"this {device.type.upper()}"
     kind = {"32-true": "float32", "32": "float32", "bf16-mixed": "bf16", "16-mixed": "float16"}
     return (
-        f"{where}: {kind.get(str(precision), str(precision))}, {s_per_step:.3f} s/step -> "
+        f"{where}: {kind.get(precision, precision)}, {s_per_step:.3f} s/step -> "
         f"{steps:,} steps in {minutes:g} min (trainer.max_steps={steps} repeats it)"
     )
 
