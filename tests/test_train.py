@@ -402,7 +402,8 @@ def test_endless_epochs_with_max_steps_stop_at_max_steps(tmp_path: Path) -> None
     out = tmp_path / "run"
     cfg = compose_train(
         [*TINY, "trainer.max_epochs=-1", "trainer.max_steps=7", "test=false",
-         "trainer.log_every_n_steps=1", "model.lr_policy=cosine", "model.warmup_epochs=0"],
+         "callbacks.budget.validations=1", "trainer.log_every_n_steps=1",
+         "model.lr_policy=cosine", "model.warmup_epochs=0"],
         out,
     )  # fmt: skip
     train(cfg)
