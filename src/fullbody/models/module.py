@@ -37,8 +37,8 @@ from fullbody.models.checkpoint import CheckpointError, restore
 from fullbody.models.loss import DistillationLoss, SimCCLoss
 from fullbody.models.network import HEATMAP_STRIDES, PoseNet, SimCCHead
 from fullbody.models.schedule import (
+    Schedule,
     epoch_steps,
-    lr_factor,
     rng_states,
     set_rng_states,
     stepping_batches,
@@ -340,25 +340,24 @@ class PoseModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         optimizer = adam(self.parameters(), hp.lr, hp.weight_decay, tuple(hp.betas))
-        total = stepping_batches(self.trainer)
+        total = stepping_batches(self.trainer)  # None: the time budget fixes it later
         epochs = self.trainer.max_epochs
         per_epoch = epoch_steps(self.trainer) or (
-            total / epochs if epochs and epochs > 0 else float(total)
+            total / epochs if total and epochs and epochs > 0 else float(total or 0)
         )
-        warmup = round(hp.warmup_epochs * per_epoch)
-        milestones = [round(m * per_epoch) for m in hp.milestones]
+        #: The run's schedule; :class:`fullbody.models.budget.TimeBudget` sets its length.
+        self.lr_schedule = Schedule(
+            total,
+            round(hp.warmup_epochs * per_epoch),
+            hp.warmup_factor,
+            hp.lr_policy,
+            [round(m * per_epoch) for m in hp.milestones],
+            hp.gamma,
+            hp.min_lr_factor,
+        )
 
-        def factor(step: int) -> float:
-            return lr_factor(
-                step,
-                total,
-                warmup,
-                hp.warmup_factor,
-                hp.lr_policy,
-                milestones,
-                hp.gamma,
-                hp.min_lr_factor,
-            )
+        def factor(step: int) -> float:  # a function: LambdaLR keeps no state of it
+            return self.lr_schedule(step)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
