@@ -20,3 +20,8 @@ class ConfigError(UserError, ValueError):
 class OutputError(UserError, OSError):
     """An output file could not be written (full disk, read-only folder); the message names
     the file, and what was computed is not lost silently (it was printed, or is named)."""
+
+
+class ImageLayoutError(UserError, ValueError):
+    """An image array of the wrong shape, dtype or colour order was passed; the message says
+    what was given and what is expected."""

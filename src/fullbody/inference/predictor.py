@@ -36,6 +36,7 @@ from fullbody.codecs.topdown import (
     person_score,
 )
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.errors import ConfigError
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
@@ -99,12 +100,18 @@ class OnnxHeatmapModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        #: The batch a file with a fixed batch axis takes (published files: 1), else None.
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
-        out = [torch.from_numpy(o).float() for o in self.session.run(None, {self.input_name: x})]
+        step = self.fixed_batch or max(len(x), 1)
+        runs = [self.session.run(None, {self.input_name: x[i : i + step]})
+                for i in range(0, len(x), step)]  # fmt: skip
+        out = [torch.from_numpy(np.concatenate(parts)).float() for parts in zip(*runs)]
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -388,18 +395,32 @@ def load_predictor(
     half: bool = False,
     providers: Sequence[str] | None = None,
     nms_params: dict[str, Any] | None = None,
+    model: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
     **settings: Any,
 ) -> PosePredictor:
-    """A predictor on exactly one of a checkpoint or an ONNX file (what the configs call).
+    """A predictor on exactly one of a checkpoint, an ONNX file or a published model name
+    (``model``: :mod:`fullbody.inference.published`, fetched on first use into ``cache_dir``,
+    default the model cache); what the configs call.
 
     ``settings`` left None keep the model's own (e.g. ``flip_test``, ``dark``);
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
-    if (ckpt_path is None) == (onnx_path is None):
-        raise ValueError("give exactly one of ckpt_path=CKPT or onnx_path=MODEL.onnx")
+    given = [k for k, v in (("model", model), ("ckpt_path", ckpt_path), ("onnx_path", onnx_path))
+             if v is not None]  # fmt: skip
+    if len(given) != 1:
+        raise ConfigError("give exactly one of model=NAME (a published model), ckpt_path=CKPT "
+                          f"or onnx_path=MODEL.onnx; got {' and '.join(given) or 'none'}")  # fmt: skip
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)
+    if model is not None:
+        from fullbody.inference.published import published_pose_model
+
+        published = published_pose_model(model)
+        onnx_path = published.fetch(cache_dir)
+        kwargs = {"input_size": published.input_size, "head": "simcc",
+                  "split_ratio": published.split_ratio, **kwargs}  # fmt: skip
     if ckpt_path is not None:
         return PosePredictor.from_checkpoint(ckpt_path, device, half, **kwargs)
     if providers is None and str(device) == "cpu":
