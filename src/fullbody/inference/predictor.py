@@ -409,8 +409,10 @@ def load_predictor(
     given = [k for k, v in (("model", model), ("ckpt_path", ckpt_path), ("onnx_path", onnx_path))
              if v is not None]  # fmt: skip
     if len(given) != 1:
-        raise ConfigError("give exactly one of model=NAME (a published model), ckpt_path=CKPT "
-                          f"or onnx_path=MODEL.onnx; got {' and '.join(given) or 'none'}")  # fmt: skip
+        names = {"model": "pose_model"}  # the entry points' option for a published model
+        raise ConfigError("give exactly one of pose_model=NAME (a published model), "
+                          "ckpt_path=CKPT or onnx_path=MODEL.onnx; got "
+                          f"{' and '.join(names.get(k, k) for k in given) or 'none'}")  # fmt: skip
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)
