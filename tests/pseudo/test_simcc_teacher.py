@@ -116,3 +116,32 @@ def test_offline_wholebody_config_exits_2_with_the_url(dataset, tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_pseudo_label_cli_runs_the_published_rtmw_name_from_the_model_cache(dataset, tmp_path):
+    """``+teacher/wholebody=rtmw`` with a tiny stand-in in RTMW's published layout (384 x 288,
+    simcc_x/simcc_y, batch 1) under its cache name: the run labels every part with it."""
+    import json
+    import os
+
+    from fullbody.inference.published import POSE_MODELS
+    from fullbody.utils.fetch import cached_name
+
+    cache = tmp_path / "models"
+    cache.mkdir()
+    rtmw = POSE_MODELS["rtmw-x-384x288"]
+    from inference._published import export_simcc_model  # tests/ is on sys.path (conftest)
+
+    export_simcc_model(cache / cached_name(rtmw.url), rtmw.input_size)
+    out = tmp_path / "o.json"
+    cmd = [sys.executable, "pseudo_label.py", f"ann_file={dataset}",
+           f"image_dir={dataset.parent / 'images'}", f"out_file={out}", "~teacher/hand",
+           "~teacher/face", "~teacher/foot", "+teacher/wholebody=rtmw", "workers=2",
+           "progress=false", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
+    env = {**os.environ, "FULLBODY_MODEL_DIR": str(cache), "PYTHONPATH": "src"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    anns = json.loads(out.read_text())["annotations"]
+    assert anns and all(sum(a["face_kpts"][2::3]) > 0 for a in anns)
