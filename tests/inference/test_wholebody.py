@@ -162,3 +162,29 @@ def test_import_fullbody_loads_neither_torch_nor_onnxruntime():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": "src"})  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_simcc_outputs_are_taken_by_name_not_by_position(tmp_path):
+    """A file storing ``simcc_y`` before ``simcc_x`` still decodes right (by position, the
+    non-square input's vectors would not even fit)."""
+    import torch
+
+    from fullbody import Wholebody
+
+    from ._models import DotNet
+
+    class YThenX(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = DotNet((64, 48), (16, 12), simcc=True)
+
+        def forward(self, x):
+            sx, sy = self.net(x)
+            return sy, sx
+
+    path = tmp_path / "y_then_x.onnx"
+    torch.onnx.export(YThenX().eval(), (torch.zeros(1, 3, 64, 48),), str(path), dynamo=False,
+                      input_names=["input"], output_names=["simcc_y", "simcc_x"])  # fmt: skip
+    wholebody = Wholebody(path, None, device="cpu", color="rgb")
+    keypoints, _ = wholebody(rectangle(), [[95, 35, 70, 160]])
+    assert np.abs(keypoints[0] - CENTRE).max() < 1.5  # a crop pixel is ~3.3 image pixels

@@ -104,12 +104,15 @@ class OnnxHeatmapModel:
         self.input_name = inp.name
         #: The batch a file with a fixed batch axis takes (published files: 1), else None.
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        names = [o.name for o in self.session.get_outputs()]
+        #: SimCC outputs by name (x, then y), whatever their order in the file; else all.
+        self.output_names = ["simcc_x", "simcc_y"] if {"simcc_x", "simcc_y"} <= set(names) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
         step = self.fixed_batch or max(len(x), 1)
-        runs = [self.session.run(None, {self.input_name: x[i : i + step]})
+        runs = [self.session.run(self.output_names, {self.input_name: x[i : i + step]})
                 for i in range(0, len(x), step)]  # fmt: skip
         out = [torch.from_numpy(np.concatenate(parts)).float() for parts in zip(*runs)]
         return out[0] if len(out) == 1 else tuple(out)
@@ -269,7 +272,8 @@ class PosePredictor:
                 static = len(maps) == 4 and all(isinstance(v, int) for v in maps[2:])
                 hm = (maps[2], maps[3]) if static else (shape[2] // 4, shape[3] // 4)
                 settings["heatmap_size"] = hm
-                bins_x = outputs[0].shape[-1]
+                by_name = {o.name: o for o in outputs}
+                bins_x = by_name.get("simcc_x", outputs[0]).shape[-1]
                 if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
                     settings["split_ratio"] = bins_x / shape[3]
         return cls(model, **{**settings, **kwargs})

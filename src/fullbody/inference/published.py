@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fullbody.errors import ConfigError
-from fullbody.utils.fetch import fetch_model, model_cache_dir
+from fullbody.utils.fetch import fetch_model
 
 _MMPOSE = "https://download.openmmlab.com/mmpose/v1/projects"
 
@@ -55,12 +55,6 @@ class PublishedModel:
     def split_ratio(self) -> float:
         """SimCC bins per input pixel (2 in every published whole-body model)."""
         return 2.0
-
-    def path(self, cache_dir: str | os.PathLike | None = None) -> Path:
-        """Where the cached file is (or will be)."""
-        from fullbody.utils.fetch import cached_name
-
-        return model_cache_dir(cache_dir) / cached_name(self.url)
 
     def fetch(self, cache_dir: str | os.PathLike | None = None) -> Path:
         """The local file, fetched and checked on first use."""
