@@ -63,3 +63,37 @@ def test_a_model_on_the_images_of_a_coco_file_scores_what_it_predicts(tmp_path):
     assert sorted(preds.image_ids.tolist()) == [1, 2]
     run = run_evaluation(gt, preds, parts=("wholebody",))
     assert run.metrics["wholebody/AP"] == pytest.approx(wholebody_gt_boxes, abs=0.05)
+
+
+@pytest.mark.slow
+def test_eval_command_line_scores_a_published_name_and_refuses_mixed_modes(tmp_path):
+    """``eval.py pose_model=rtmw-x-384x288 ann_file=... image_dir=...``: the published name
+    (a stand-in in its layout, from the model cache) scored by this project's evaluator; a
+    results file or checkpoint beside it is refused in one line, never ignored."""
+    import os
+    import subprocess
+    import sys
+
+    from fullbody.inference.published import POSE_MODELS
+    from fullbody.utils.fetch import cached_name
+
+    root = Path(__file__).resolve().parents[2]
+    gt_file = coco_set(tmp_path / "data")
+    cache = tmp_path / "models"
+    cache.mkdir()
+    rtmw = POSE_MODELS["rtmw-x-384x288"]
+    export_simcc_model(cache / cached_name(rtmw.url), rtmw.input_size)
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "FULLBODY_MODEL_DIR": str(cache)}
+    base = [sys.executable, "eval.py", "pose_model=rtmw-x-384x288", f"ann_file={gt_file}",
+            f"image_dir={tmp_path / 'data' / 'images'}", "device=cpu"]  # fmt: skip
+    done = subprocess.run([*base, f"hydra.run.dir={tmp_path / 'run'}"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["body/AP"] == pytest.approx(1.0) and metrics["wholebody/AP"] >= 0.85
+    assert (tmp_path / "run" / "results.json").is_file()
+    for extra in (f"results_file={tmp_path / 'r.json'}", "ckpt_path=last.ckpt"):
+        mixed = subprocess.run([*base, extra, f"hydra.run.dir={tmp_path / 'run2'}"], cwd=root,
+                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        lines = mixed.stderr.strip().splitlines()
+        assert mixed.returncode == 2 and len(lines) == 1 and "pose_model" in lines[0], lines

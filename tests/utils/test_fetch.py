@@ -201,10 +201,3 @@ def test_offline_or_unreachable_is_one_line_naming_the_url_and_where_to_place_it
     monkeypatch.setenv("FULLBODY_OFFLINE", "1")
     with pytest.raises(FetchError, match=r"offline; download .* place it at .*dw-ll_ucoco"):
         fetch_model(url, cache_dir=tmp_path)
-
-
-def test_fetch_errors_survive_pickling():
-    import pickle
-
-    e = pickle.loads(pickle.dumps(FetchError("could not fetch x")))
-    assert isinstance(e, FetchError) and str(e) == "could not fetch x"
