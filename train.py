@@ -14,17 +14,11 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One training job; returns ``cfg.optimized_metric`` for hyper-parameter sweepers."""
-    from fullbody.data.datamodule import DataConfigError
-    from fullbody.jsonio import AnnotationError
-    from fullbody.training import WEIGHTS_ERRORS, train
-    from fullbody.utils.cli import ConfigError, OutputError, user_errors
-    from fullbody.utils.ddp import distributed_job
+    from fullbody.jobs import train
+    from fullbody.utils.cli import user_errors
 
-    errors = (ConfigError, OutputError, DataConfigError, AnnotationError, *WEIGHTS_ERRORS)
-    with user_errors(*errors), distributed_job():
-        metrics = train(cfg)
-    name = cfg.get("optimized_metric")
-    return metrics.get(name) if name else None
+    with user_errors():
+        return train.run(cfg)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def test_demo_out_dir_read_only_is_refused_before_drawing(readonly_dir: Path, tm
 def test_metrics_on_a_full_disk_at_the_end_of_training(tmp_path: Path, monkeypatch, capsys):
     """Works without root: the disk fills up during a run; the metrics are printed, and the
     error names metrics.json (it was an OSError traceback after the whole run)."""
-    from fullbody import training
+    from fullbody.jobs import train as train_job
     from fullbody.utils.cli import OutputError
 
     def full(obj, path):
@@ -138,10 +138,10 @@ def test_metrics_on_a_full_disk_at_the_end_of_training(tmp_path: Path, monkeypat
 
     from fullbody.evaluation.wholebody import STATS
 
-    monkeypatch.setattr(training, "write_json_atomic", full)
+    monkeypatch.setattr(train_job, "write_json_atomic", full)
     metrics = {f"test/{p}/{s}": 0.5 for p in ("body", "wholebody") for s in STATS}
     with pytest.raises(OutputError, match=r"metrics\.json: cannot write \(No space left"):
-        training.report(metrics, tmp_path, 1.0)
+        train_job.report(metrics, tmp_path, 1.0)
     assert "0.500" in capsys.readouterr().out  # the numbers are on the screen
 
 

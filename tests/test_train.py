@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fullbody.training import train
+from fullbody.jobs.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -415,7 +415,7 @@ def test_final_per_part_ap_goes_to_wandb_as_a_table_and_bar_chart(tmp_path: Path
     import wandb
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-    from fullbody.training import log_part_chart
+    from fullbody.jobs.train import log_part_chart
 
     logged: list[dict] = []
 
@@ -441,7 +441,7 @@ def test_final_per_part_ap_goes_to_wandb_as_a_table_and_bar_chart(tmp_path: Path
 
 
 def test_a_sweeps_wandb_runs_share_a_group_named_after_it(tmp_path: Path) -> None:
-    from fullbody.training import sweep_group
+    from fullbody.jobs.train import sweep_group
 
     compose_train([*TINY, "logger=wandb"], tmp_path / "run")
     assert sweep_group("train") is None  # a single run keeps the task's group

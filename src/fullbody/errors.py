@@ -25,3 +25,13 @@ class OutputError(UserError, OSError):
 class ImageLayoutError(UserError, ValueError):
     """An image array of the wrong shape, dtype or colour order was passed; the message says
     what was given and what is expected."""
+
+
+class InputNotFoundError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist (or holds nothing to read); the message
+    names it and the option that gave it."""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """An output would replace files a user made; the message names them and how to allow it
+    (``overwrite=true`` or another name)."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import simdjson
 
-from fullbody.errors import UserError
+from fullbody.errors import InputNotFoundError, UserError
 
 
 class AnnotationError(UserError, ValueError):
@@ -51,7 +51,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", *, lazy: bool = 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found")
+        raise InputNotFoundError(f"{path}: {what} not found")
     try:
         doc = simdjson.Parser().load(str(path))  # a fresh parser: the views keep it alive
         return doc if lazy else plain(doc)

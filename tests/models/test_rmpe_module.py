@@ -120,7 +120,7 @@ def test_both_options_run_in_a_fast_dev_run_of_the_ablation(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from fullbody.training import train
+    from fullbody.jobs.train import train
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):

@@ -2,9 +2,11 @@
 path and by published name from the model cache -- without the network (fetching itself:
 tests/utils/test_fetch.py)."""
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,13 +107,13 @@ def test_a_published_name_runs_as_a_teacher_from_the_model_cache(tmp_path, monke
 
 
 def test_offline_wholebody_config_exits_2_with_the_url(dataset, tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "FULLBODY_MODEL_DIR": str(tmp_path / "empty")}
-    cmd = [sys.executable, "pseudo_label.py", f"ann_file={dataset}",
+    root = Path(__file__).resolve().parents[2]
+    env = {"HF_HUB_OFFLINE": "1", "FULLBODY_MODEL_DIR": str(tmp_path / "empty"),
+           "PYTHONPATH": str(root / "src")}  # fmt: skip
+    cmd = [sys.executable, str(root / "pseudo_label.py"), f"ann_file={dataset}",
            f"image_dir={dataset.parent / 'images'}", f"out_file={tmp_path / 'o.json'}",
            "~teacher/hand", "~teacher/face", "~teacher/foot", "+teacher/wholebody=dwpose",
            "workers=0", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
-    import os
-
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     assert done.returncode == 2, done.stderr[-2000:]
     assert "huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx" in done.stderr
@@ -124,7 +126,8 @@ def test_pseudo_label_cli_runs_the_published_rtmw_name_from_the_model_cache(data
     """``+teacher/wholebody=rtmw`` with a tiny stand-in in RTMW's published layout (384 x 288,
     simcc_x/simcc_y, batch 1) under its cache name: the run labels every part with it."""
     import json
-    import os
+
+    from inference._published import export_simcc_model  # tests/ is on sys.path (conftest)
 
     from fullbody.inference.published import POSE_MODELS
     from fullbody.utils.fetch import cached_name
@@ -132,15 +135,14 @@ def test_pseudo_label_cli_runs_the_published_rtmw_name_from_the_model_cache(data
     cache = tmp_path / "models"
     cache.mkdir()
     rtmw = POSE_MODELS["rtmw-x-384x288"]
-    from inference._published import export_simcc_model  # tests/ is on sys.path (conftest)
-
     export_simcc_model(cache / cached_name(rtmw.url), rtmw.input_size)
     out = tmp_path / "o.json"
-    cmd = [sys.executable, "pseudo_label.py", f"ann_file={dataset}",
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, str(root / "pseudo_label.py"), f"ann_file={dataset}",
            f"image_dir={dataset.parent / 'images'}", f"out_file={out}", "~teacher/hand",
            "~teacher/face", "~teacher/foot", "+teacher/wholebody=rtmw", "workers=2",
            "progress=false", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
-    env = {**os.environ, "FULLBODY_MODEL_DIR": str(cache), "PYTHONPATH": "src"}
+    env = {**os.environ, "FULLBODY_MODEL_DIR": str(cache), "PYTHONPATH": str(root / "src")}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     anns = json.loads(out.read_text())["annotations"]

@@ -23,7 +23,7 @@ from fullbody.annotations import WholeBodySet
 from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
-from fullbody.errors import UserError
+from fullbody.errors import InputNotFoundError, UserError
 
 #: Keys of a ``train`` section passed on to :class:`TopDownDataset` (besides the paths).
 TRAIN_KEYS = frozenset(
@@ -120,7 +120,7 @@ class WholeBodyDataModule(L.LightningDataModule):
             raise DataConfigError(f"{key} is not set: give the {kind} (e.g. {key}=/path/to/it)")
         path = Path(os.path.expanduser(str(value)))
         if not path.exists():
-            raise FileNotFoundError(f"{key}: {path} does not exist (set {key} to the {kind})")
+            raise InputNotFoundError(f"{key}: {path} does not exist (set {key} to the {kind})")
         return path
 
     def _common(self) -> dict[str, Any]:
@@ -280,7 +280,7 @@ class SyntheticDataModule(WholeBodyDataModule):
     def setup(self, stage: str | None = None) -> None:
         for d in (self.train_dir, self.val_dir):
             if not (d / "annotations.json").is_file():
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"{d}: synthetic data not generated yet: call prepare_data() first (the "
                     f"Trainer does), or point {self.prefix}.root at a generated set"
                 )

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from fullbody.annotations import WholeBodySet
+from fullbody.errors import ConfigError
 from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.run import run_evaluation
 from fullbody.evaluation.wholebody import format_table
@@ -94,7 +95,7 @@ class WholeBodyEvaluator(pl.Callback):
     ) -> None:
         super().__init__()
         if nms not in ("none", "oks", "parametric"):
-            raise ValueError(f"nms must be 'none', 'oks' or 'parametric', got {nms!r}")
+            raise ConfigError(f"nms must be 'none', 'oks' or 'parametric', got {nms!r}")
         self.parts = tuple(parts)
         self.sigmas = sigmas
         self.nms = nms

@@ -38,6 +38,7 @@ from typing import Literal
 
 import numpy as np
 
+from fullbody.errors import ConfigError
 from fullbody.evaluation.results import Predictions
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, SIGMAS
 
@@ -309,7 +310,7 @@ def nms_per_image(
     if method == "none":
         return preds
     if method not in ("oks", "parametric"):
-        raise ValueError(f"unknown NMS method {method!r}; expected 'none', 'oks' or 'parametric'")
+        raise ConfigError(f"unknown NMS method {method!r}; expected 'none', 'oks' or 'parametric'")
     order = np.argsort(preds.image_ids, kind="stable")
     ids, starts = np.unique(preds.image_ids[order], return_index=True)
     groups = np.split(order, starts[1:]) if len(order) else []

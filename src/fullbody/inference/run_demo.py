@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fullbody.draw import draw_wholebody
+from fullbody.errors import InputNotFoundError, OutputError, OutputExistsError
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageReadError, read_image, read_image_records
 from fullbody.inference.detectors import PersonDetector
@@ -77,11 +78,13 @@ def list_inputs(path: str | os.PathLike) -> tuple[str, list[Path]]:
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise FileNotFoundError(f"{p}: input not found (input=PATH: an image, a folder or a video)")
+        raise InputNotFoundError(
+            f"{p}: input not found (input=PATH: an image, a folder or a video)"
+        )
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
         if not files:
-            raise FileNotFoundError(f"{p}: no files in the folder (input=PATH: images or a video)")
+            raise InputNotFoundError(f"{p}: no files in the folder (input=PATH: images or a video)")
         return "images", files
     if p.suffix.lower() in VIDEO_SUFFIXES:
         return "video", [p]
@@ -90,20 +93,20 @@ def list_inputs(path: str | os.PathLike) -> tuple[str, list[Path]]:
 
 def check_out_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     """Create ``out_dir`` and check, before anything is drawn, that the demo may write there:
-    FileExistsError when it holds a previous demo's outputs (unless ``overwrite``),
-    PermissionError when it cannot be written."""
+    :class:`OutputExistsError` when it holds a previous demo's outputs (unless ``overwrite``),
+    :class:`OutputError` when it cannot be written."""
     out = Path(out_dir).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         msg = f"{out}: cannot create the output folder (out_dir): {e.strerror}"
-        raise PermissionError(msg) from None
+        raise OutputError(msg) from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise PermissionError(f"{out}: the output folder is not writable (out_dir)")
+        raise OutputError(f"{out}: the output folder is not writable (out_dir)")
     found = [n for n in OUTPUT_NAMES if (out / n).exists()]
     found += sorted(p.name for p in out.glob("*_pose.mp4"))
     if found and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out}: holds a previous demo's {', '.join(found)} (out_dir): choose another "
             "out_dir or pass overwrite=true to replace them"
         )

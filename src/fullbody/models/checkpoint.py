@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from fullbody.errors import UserError
+from fullbody.errors import InputNotFoundError, UserError
 
 #: Hyper-parameters replaced when a checkpoint is rebuilt for use: the files the run was trained
 #: from are not needed (the state dict holds every weight) and may be absent on this machine.
@@ -48,7 +48,7 @@ def read_checkpoint(
     """
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"{file}: checkpoint not found ({key})")
+        raise InputNotFoundError(f"{file}: checkpoint not found ({key})")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors alike: the file is not one we read

@@ -39,6 +39,7 @@ import numpy as np
 
 from fullbody.annotations import PARTS, WholeBodySet
 from fullbody.data.transforms import transform_points
+from fullbody.errors import ConfigError, InputNotFoundError, OutputExistsError
 from fullbody.images import read_image
 from fullbody.jsonio import AnnotationError, write_atomic
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
@@ -68,7 +69,7 @@ def hand_crop_affine(box: np.ndarray, size: int, margin: float) -> tuple[np.ndar
     """Image -> crop affine (2, 3), crop side in px and scale of the crop of one xywh hand box
     (see the module docstring)."""
     if size < 1 or margin < 1:
-        raise ValueError(f"size must be >= 1 and margin >= 1, got size={size}, margin={margin}")
+        raise ConfigError(f"size must be >= 1 and margin >= 1, got size={size}, margin={margin}")
     box = np.asarray(box, np.float64)
     scale = size / box[2:].max()
     out = max(1, round(margin * size))
@@ -82,7 +83,7 @@ def crop_hand(
     """The affine, crop side and the crop's ground-truth arrays (``keypoints`` (133, 3),
     ``bbox``, ``area``, ``valid``, ``part_boxes``) of one human hand."""
     if area not in AREA_MODES:
-        raise ValueError(f"area must be one of {AREA_MODES}, got {area!r}")
+        raise ConfigError(f"area must be one of {AREA_MODES}, got {area!r}")
     b = HAND_PARTS.index(part) + 1
     affine, out, scale = hand_crop_affine(ws.part_boxes[row, b], size, margin)
     kpts = np.zeros((NUM_KEYPOINTS, 3))
@@ -231,12 +232,12 @@ def load_or_build_crops(
     without a finished set (an interrupted build, or someone else's files), is refused naming
     what differs unless ``overwrite``, which rebuilds it."""
     if area not in AREA_MODES:
-        raise ValueError(f"area must be one of {AREA_MODES}, got {area!r}")
+        raise ConfigError(f"area must be one of {AREA_MODES}, got {area!r}")
     out_dir = Path(out_dir)
     if not Path(ann_file).is_file():
-        raise FileNotFoundError(f"{ann_file}: annotation file not found")
+        raise InputNotFoundError(f"{ann_file}: annotation file not found")
     if not Path(image_dir).is_dir():
-        raise FileNotFoundError(f"{image_dir}: image folder not found")
+        raise InputNotFoundError(f"{image_dir}: image folder not found")
     path, images = out_dir / CROPS_FILE, out_dir / IMAGES
     want = crop_settings(ann_file, image_dir, size, margin, area)
     if path.is_file():
@@ -250,12 +251,12 @@ def load_or_build_crops(
                 if isinstance(have, dict)
                 else ["not a hand crop set"]
             )
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{path} holds hand crops of other settings ({', '.join(differ)}); choose "
                 "another out_dir or pass overwrite=true"
             )
     elif images.is_dir() and any(images.iterdir()) and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{images} holds files but no {CROPS_FILE} (an interrupted build?); choose another "
             "out_dir or pass overwrite=true"
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fullbody.errors import ConfigError
 from fullbody.images import read_image
 from fullbody.pseudo.merge import fuse, merge_predictions
 from fullbody.pseudo.proposals import propose, with_human_boxes
@@ -71,13 +72,13 @@ def assign_parts(
             continue
         for part in teacher.parts:
             if part in by_part:
-                raise ValueError(
+                raise ConfigError(
                     f"part '{part}' is claimed by teachers '{owner[part]}' and '{slot}'"
                 )
             by_part[part], owner[part] = teacher, slot
     bad = sorted(set(fused) - set(TEACHER_PARTS))
     if bad:
-        raise ValueError(f"fusion_parts names unknown parts {bad}; parts are {TEACHER_PARTS}")
+        raise ConfigError(f"fusion_parts names unknown parts {bad}; parts are {TEACHER_PARTS}")
     whole = teachers.get(WHOLEBODY_SLOT)
     out: dict[str, Teacher | tuple[Teacher, ...]] = dict(by_part)
     if whole is not None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fullbody.annotations import BOX_PARTS, PARTS, points_box
+from fullbody.errors import ConfigError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.pseudo.teachers.base import TEACHER_PARTS, Prediction
 
@@ -37,13 +38,13 @@ def part_min_conf(min_conf: float | Mapping[str, float]) -> dict[str, float]:
     if isinstance(min_conf, Mapping):
         bad = sorted(set(min_conf) - set(TEACHER_PARTS))
         if bad:
-            raise ValueError(f"min_conf names unknown parts {bad}; parts are {TEACHER_PARTS}")
+            raise ConfigError(f"min_conf names unknown parts {bad}; parts are {TEACHER_PARTS}")
         out = {p: float(min_conf.get(p, 0.5)) for p in TEACHER_PARTS}
     else:
         out = dict.fromkeys(TEACHER_PARTS, float(min_conf))
     for part, v in out.items():
         if not 0.0 < v <= 1.0:
-            raise ValueError(f"min_conf must lie in (0, 1], got {v} for {part}")
+            raise ConfigError(f"min_conf must lie in (0, 1], got {v} for {part}")
     return out
 
 
@@ -56,7 +57,7 @@ def fuse(predictions: Sequence[Prediction], mode: str = "max") -> Prediction:
     Points no teacher predicts (all confidences 0) keep the first teacher's values.
     """
     if mode not in FUSION_MODES:
-        raise ValueError(f"fusion must be one of {FUSION_MODES}, got {mode!r}")
+        raise ConfigError(f"fusion must be one of {FUSION_MODES}, got {mode!r}")
     if len(predictions) == 1:
         return predictions[0]
     xy = np.stack([np.nan_to_num(p.xy) for p in predictions])  # (t, n, k, 2)

@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fullbody.annotations import WholeBodySet
+from fullbody.errors import ConfigError, InputNotFoundError, OutputExistsError
 from fullbody.images import ImageReadError
 from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
@@ -206,17 +207,17 @@ class PseudoLabeller:
         skip_bad_images: bool = False,
     ):
         if part_boxes not in PART_BOX_MODES:
-            raise ValueError(f"part_boxes must be one of {PART_BOX_MODES}, got {part_boxes!r}")
+            raise ConfigError(f"part_boxes must be one of {PART_BOX_MODES}, got {part_boxes!r}")
         if shard_size < 1 or workers < 0 or threads_per_worker < 1:
-            raise ValueError("shard_size and threads_per_worker must be >= 1, workers >= 0")
+            raise ConfigError("shard_size and threads_per_worker must be >= 1, workers >= 0")
         part_min_conf(min_conf)  # validates
         if fusion is not None and fusion not in FUSION_MODES:
-            raise ValueError(f"fusion must be null or one of {FUSION_MODES}, got {fusion!r}")
+            raise ConfigError(f"fusion must be null or one of {FUSION_MODES}, got {fusion!r}")
         self.ann_file, self.image_dir = Path(ann_file), Path(image_dir)
         self.out_file = Path(out_file)
         self.teachers = dict(teachers)
         if not any(v is not None for v in self.teachers.values()):
-            raise ValueError("no teacher configured: set at least one of teacher/hand, face, foot")
+            raise ConfigError("no teacher configured: set at least one of teacher/hand, face, foot")
         if workers > 0:
             for slot, spec in self.teachers.items():
                 if spec is not None and not isinstance(spec, Mapping):
@@ -292,11 +293,11 @@ class PseudoLabeller:
     def run(self) -> WholeBodySet:
         """Label every shard not yet written, merge, save; returns the pseudo-label set."""
         if self.out_file.exists() and not self.overwrite:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{self.out_file} exists; choose another out_file or pass overwrite=true"
             )
         if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"{self.image_dir}: image folder not found")
+            raise InputNotFoundError(f"{self.image_dir}: image folder not found")
         ws = WholeBodySet.load(self.ann_file)
         if self.report and not ws.valid[:, 1:].any():
             raise AnnotationError(

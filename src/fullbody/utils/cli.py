@@ -28,17 +28,15 @@ def _cause(error: Exception) -> BaseException:
 
 
 @contextmanager
-def user_errors(*types: type[BaseException]) -> Iterator[None]:
-    """Exit with status 2 and ``error: <message>`` when a :class:`UserError` (or one of the
-    extra ``types``) is raised inside, or wrapped by Hydra's
-    ``instantiate``. In a multirun the error is raised on, so that Hydra records the job as
-    failed and the sweep goes on to the next job."""
-    caught = (UserError, *types)
+def user_errors() -> Iterator[None]:
+    """Exit with status 2 and ``error: <message>`` when a :class:`UserError` is raised inside,
+    or wrapped by Hydra's ``instantiate``. In a multirun the error is raised on, so that Hydra
+    records the job as failed and the sweep goes on to the next job."""
     try:
         yield
     except Exception as raised:
         e = _cause(raised)
-        if not isinstance(e, caught) or _in_multirun():
+        if not isinstance(e, UserError) or _in_multirun():
             raise
         from fullbody.utils.hydra_callbacks import record_failure
 

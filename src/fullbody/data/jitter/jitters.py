@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fullbody.errors import InputNotFoundError
+
 FORMAT = "fullbody-pgpg-jitter"
 VERSION = 1
 #: The four offsets of a detection relative to its matched ground-truth box.
@@ -156,7 +158,7 @@ class LearnedJitter:
         else:
             self.path = Path(path)
             if not self.path.is_file():
-                raise FileNotFoundError(f"{self.path}: jitter file not found")
+                raise InputNotFoundError(f"{self.path}: jitter file not found")
             data = json.loads(self.path.read_text())
         self._init(data, scale, str(self.path))
 

@@ -24,6 +24,7 @@ from fullbody.data.synthetic.config import GENERATOR_VERSION, SceneConfig, check
 from fullbody.data.synthetic.drawing import render
 from fullbody.data.synthetic.labels import _assemble, image_id, perturb_labels
 from fullbody.data.synthetic.scenes import BATCH, Scene, sample_scenes
+from fullbody.errors import OutputExistsError
 from fullbody.jsonio import write_atomic
 from fullbody.manifest import DIFFERENT, FINISHED, MANIFEST, PARTIAL, UNFINISHED, JobManifest
 
@@ -108,7 +109,7 @@ def _prepare(out: Path, job: JobManifest, overwrite: bool) -> bool:
     if not out.exists():
         return False
     if not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
+        raise OutputExistsError(f"{out}: exists and is not a folder")
     state = job.state()
     if state == FINISHED:
         expected = [ANNOTATIONS] + ([PSEUDO_ANNOTATIONS] if job.config["pseudo"] else [])
@@ -123,7 +124,7 @@ def _prepare(out: Path, job: JobManifest, overwrite: bool) -> bool:
         return False
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out}: holds files this generator did not write ({shown}); choose an empty or "
             "new folder, or pass overwrite=True (--overwrite) to write beside them"
         )
@@ -131,11 +132,11 @@ def _prepare(out: Path, job: JobManifest, overwrite: bool) -> bool:
         return False
     if state == DIFFERENT:
         what = "a finished" if job.finished_record() else "an unfinished"
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out}: holds {what} synthetic data set with different parameters "
             f"({job.difference()}); pass overwrite=True (--overwrite) to replace it"
         )
-    raise FileExistsError(
+    raise OutputExistsError(
         f"{out}: holds synthetic-looking files but no manifest; pass overwrite=True "
         "(--overwrite) to replace them"
     )

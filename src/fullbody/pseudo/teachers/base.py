@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fullbody.data.transforms import transform_points
-from fullbody.errors import UserError
+from fullbody.errors import ConfigError, UserError
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.pseudo.crops import crop_affines, invert_affines, mirror_affines, warp_crops
 from fullbody.pseudo.proposals import Regions
@@ -80,7 +80,7 @@ def check_parts(parts: tuple[str, ...] | list[str], name: str) -> tuple[str, ...
     parts = tuple(parts)
     bad = [p for p in parts if p not in TEACHER_PARTS]
     if bad or not parts:
-        raise ValueError(f"{name}: parts {parts!r} must be a non-empty subset of {TEACHER_PARTS}")
+        raise ConfigError(f"{name}: parts {parts!r} must be a non-empty subset of {TEACHER_PARTS}")
     return parts
 
 

@@ -29,6 +29,7 @@ import os
 
 import numpy as np
 
+from fullbody.errors import ConfigError
 from fullbody.keypoints import NAME_TO_INDEX, PART_SLICES
 from fullbody.pseudo.crops import box_to_square, rotated_extent, unit
 from fullbody.pseudo.teachers.base import (
@@ -66,11 +67,11 @@ class MediaPipeHand:
     ):
         self.parts = check_parts(parts, "MediaPipeHand")
         if not set(self.parts) <= {"lefthand", "righthand"}:
-            raise ValueError(f"MediaPipeHand labels hands only, got parts {self.parts}")
+            raise ConfigError(f"MediaPipeHand labels hands only, got parts {self.parts}")
         self.model = TFLiteModel(model_file(MODEL_FILE, model_dir), num_threads)
         self.crop_scale, self.refine, self.wrist_tolerance = crop_scale, refine, wrist_tolerance
         if search_rotations < 0 or any(v <= 0 for v in search_scales):
-            raise ValueError("search_rotations must be >= 0 and search_scales positive")
+            raise ConfigError("search_rotations must be >= 0 and search_scales positive")
         self.search_rotations, self.search_scales = int(search_rotations), tuple(search_scales)
         self.search_shifts = tuple(search_shifts) or (0.0,)
         self.flip_average = flip_average

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from fullbody.errors import ConfigError
 from fullbody.keypoints import NAME_TO_INDEX as K
 from fullbody.pseudo.crops import UP, unit
 from fullbody.pseudo.foot_model import FOOT_POINTS, small_toes
@@ -83,7 +84,7 @@ class MediaPipePoseFeet:
         self.refine, self.ankle_tolerance = refine, ankle_tolerance
         self.small_toes = dict(small_toes) if small_toes else None
         if self.small_toes and set(self.small_toes) != {"along", "across", "conf_scale"}:
-            raise ValueError(
+            raise ConfigError(
                 f"small_toes needs along, across and conf_scale, got {sorted(self.small_toes)}"
             )
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from fullbody.codecs.topdown import create_codec, crop_to_image_points, decode_to_image
+from fullbody.errors import ConfigError
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.crops import (
@@ -64,7 +65,7 @@ def _indices(keypoints: str | Sequence[int]) -> np.ndarray:
         return part_indices(keypoints)
     idx = np.asarray(list(keypoints), dtype=np.int64)
     if idx.ndim != 1 or len(idx) == 0 or (idx < 0).any() or (idx >= NUM_KEYPOINTS).any():
-        raise ValueError(f"keypoint indices must be a non-empty list in [0, 133), got {keypoints}")
+        raise ConfigError(f"keypoint indices must be a non-empty list in [0, 133), got {keypoints}")
     return idx
 
 
@@ -88,7 +89,7 @@ class OnnxTopDown:
         num_threads: int = 1,
     ):
         if (path is None) == (model is None):
-            raise ValueError("OnnxTopDown needs exactly one of path (a local file) and model (a "
+            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and model (a "
                              "published model name)")  # fmt: skip
         if model is not None:
             from fullbody.inference.published import published_pose_model
@@ -100,15 +101,15 @@ class OnnxTopDown:
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
         if region not in REGIONS:
-            raise ValueError(f"{self.path}: region {region!r} must be one of {REGIONS}")
+            raise ConfigError(f"{self.path}: region {region!r} must be one of {REGIONS}")
         if output not in OUTPUTS:
-            raise ValueError(f"{self.path}: output {output!r} must be one of {OUTPUTS}")
+            raise ConfigError(f"{self.path}: output {output!r} must be one of {OUTPUTS}")
         self.split_ratio = split_ratio
         self.parts = check_parts(list(parts), f"OnnxTopDown({self.path.name})")
         self.region, self.output, self.box_scale, self.rotate = region, output, box_scale, rotate
         self.indices = _indices(keypoints)
         if region == "hands" and len(self.indices) != 21:
-            raise ValueError(f"{self.path}: region 'hands' needs a 21-point hand model")
+            raise ConfigError(f"{self.path}: region 'hands' needs a 21-point hand model")
         self.session = onnx_session(self.path, ["CPUExecutionProvider"], num_threads)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:

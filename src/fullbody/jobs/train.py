@@ -1,8 +1,9 @@
-"""What ``train.py`` runs: instantiate everything from the Hydra config, fit, test, report.
+"""The ``train.py`` command: instantiate everything from the Hydra config, fit, test, report.
 
-Kept out of the entry point so that tests and notebooks can call :func:`train` on a composed
-config. One call is one Hydra job (one job of a sweep): it returns the metrics, and the value of
-``cfg.optimized_metric`` is what a sweeper such as Optuna optimises.
+:func:`train` is one Hydra job (one job of a sweep) on a composed config, callable from tests
+and notebooks: it returns the metrics. :func:`run` is what the script runs: the same under
+:func:`fullbody.utils.ddp.distributed_job`, returning the value of ``cfg.optimized_metric``,
+which a sweeper such as Optuna optimises.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from fullbody.errors import ConfigError, OutputError
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.models.checkpoint import CheckpointError, read_checkpoint
-from fullbody.utils.cli import ConfigError, OutputError
+from fullbody.models.checkpoint import read_checkpoint
+from fullbody.utils.ddp import distributed_job
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
-
-#: What a run reports in one line (exit status 2): its weights are missing or unusable.
-WEIGHTS_ERRORS = (FileNotFoundError, CheckpointError)
 
 log = logging.getLogger(__name__)
 
@@ -179,44 +178,10 @@ def report(metrics: dict[str, float], out_dir: Path, elapsed: float) -> None:
     print(f"metrics written to {path}")
 
 
-def predict_checkpoint(
-    ckpt_path: str | Path, data_cfg: DictConfig, trainer_cfg: DictConfig | None = None
-) -> tuple[Any, Any]:
-    """Predict with a ``train.py`` checkpoint on a data config's test split.
-
-    The checkpoint loads with its own weights only (:func:`fullbody.models.module.load_pose_model`).
-    The data config's ``input_size``/``heatmap_size`` are set to the checkpoint's. Returns the
-    split's ground truth (a ``WholeBodySet``) and the predictions (``Predictions``, one row per
-    person box, in ``person_id`` order).
-    """
-    from omegaconf import open_dict
-
-    from fullbody.evaluation.callback import gather_predictions
-    from fullbody.evaluation.results import Predictions
-    from fullbody.models.module import load_pose_model
-
-    path = Path(ckpt_path).expanduser()
-    model = load_pose_model(path, "ckpt_path")
-    data_cfg = data_cfg.copy()
-    with open_dict(data_cfg):
-        data_cfg.input_size = list(model.hparams.input_size)
-        data_cfg.heatmap_size = list(model.hparams.heatmap_size)
-    datamodule = instantiate(data_cfg)
-    kwargs = OmegaConf.to_container(trainer_cfg, resolve=True) if trainer_cfg else {}
-    assert isinstance(kwargs, dict)
-    if "precision" in kwargs:
-        kwargs["precision"] = resolve_precision(kwargs["precision"], kwargs.get("accelerator"))
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, **kwargs)
-    batches = trainer.predict(model, datamodule=datamodule)
-    chunks = [{k: v.detach().cpu().numpy() for k, v in b["preds"].items()} for b in batches or []]
-    arrays = gather_predictions(chunks)
-    preds = Predictions(
-        image_ids=arrays["image_id"],
-        keypoints=arrays["keypoints"],
-        scores=arrays["score"],
-        bboxes=arrays["bbox"],
-    )
-    gt = datamodule.test_annotations
-    preds.validate(gt.images, str(path))
-    log.info("%d predictions from %s", len(preds), path)
-    return gt, preds
+def run(cfg: DictConfig) -> float | None:
+    """What ``train.py`` runs: :func:`train` as one (possibly distributed) job; returns
+    ``cfg.optimized_metric`` for hyper-parameter sweepers (None when it is not set)."""
+    with distributed_job():
+        metrics = train(cfg)
+    name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else None

@@ -1,0 +1,48 @@
+"""The ``export.py`` command: a checkpoint to ONNX, kept only when onnxruntime agrees with
+PyTorch within ``check.tolerance``; the parity report is written either way."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from fullbody.errors import OutputExistsError
+from fullbody.inference.export import checkpoint_metadata, export_checked, random_crops
+from fullbody.jsonio import write_json_atomic
+from fullbody.models.module import load_pose_model
+
+
+def run(cfg: DictConfig) -> None:
+    """Load the checkpoint, export, compare, report; exit status 1 when the check fails."""
+    ckpt = Path(cfg.ckpt_path).expanduser()
+    module = load_pose_model(ckpt, "ckpt_path")
+    final = Path(cfg.out_file).expanduser()
+    if final.exists() and not cfg.overwrite:
+        raise OutputExistsError(f"{final}: exists (pass overwrite=true to replace it)")
+    hp = module.hparams
+    crops = random_crops(cfg.check.crops, hp.input_size, cfg.check.seed)
+    report, ok = export_checked(
+        module.net,
+        final,
+        checkpoint_metadata(hp, ckpt.name),
+        crops,
+        tolerance=cfg.check.tolerance,
+        opset=cfg.opset,
+        batch_sizes=tuple(cfg.check.batch_sizes),
+    )
+    size_mb = final.stat().st_size / 1e6 if ok else 0.0
+    report.update({"onnx": str(final) if ok else None, "checkpoint": str(ckpt),
+                   "tolerance": cfg.check.tolerance})  # fmt: skip
+    report_file = final.with_name("export_report.json")
+    write_json_atomic(report, report_file)
+    print(f"wrote {final} ({size_mb:.1f} MB)" if ok else f"{final}: not written (check failed)")
+    print(
+        f"onnxruntime vs PyTorch on {report['crops']} random crops, batch sizes "
+        f"{report['batch_sizes']}: max |diff| {report['max_abs_diff']:.3g}, mean "
+        f"{report['mean_abs_diff']:.3g} (output max {report['max_output']:.3g}) -> "
+        f"{'OK' if ok else 'ABOVE TOLERANCE'} ({report_file})"
+    )
+    if not ok:
+        sys.exit(1)  # the command's answer: no model (the report says why)
