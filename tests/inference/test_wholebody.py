@@ -129,6 +129,8 @@ def test_unknown_names_and_missing_files_are_one_line_user_errors(models, tmp_pa
         Wholebody(detector="yolo")
     with pytest.raises(ConfigError, match="no such file"):
         Wholebody(detector="mine.onnx")
+    with pytest.raises(ConfigError, match=r"\['score_threshold'\] apply to a published name"):
+        Wholebody(detector=None, detector_settings={"score_threshold": 0.5})
 
 
 def test_a_published_name_is_fetched_once_unpacked_and_checked(tmp_path, monkeypatch):

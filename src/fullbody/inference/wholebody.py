@@ -81,6 +81,9 @@ def load_detector(
     if detector is None or (
         isinstance(detector, PersonDetector) and not isinstance(detector, str | os.PathLike)
     ):
+        if settings:
+            raise ConfigError(f"detector settings {sorted(settings)} apply to a published name "
+                              f"or an ONNX file, not to detector={detector!r}")  # fmt: skip
         return detector
     providers = onnx_providers(device)
     path = Path(detector).expanduser()
