@@ -168,6 +168,7 @@ def test_end_to_end_outputs_decode_to_person_boxes_in_xywh():
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_an_end_to_end_file_is_recognised_and_mapped_back_through_the_corner_letterbox(tmp_path):
     """The YOLOX layout: BGR 0-255 in the top-left corner of a 114 square, ``dets``/``labels``
     out; ``auto`` picks it by the output name and the person box comes back in image px."""
