@@ -295,6 +295,6 @@ def test_demo_command_line_runs_published_names_from_the_model_cache(tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert both.returncode == 2, both.stderr[-2000:]
     assert both.stderr.strip().splitlines() == [
-        "error: give exactly one of pose_model=NAME (a published model), ckpt_path=CKPT or "
-        "onnx_path=MODEL.onnx; got ckpt_path and onnx_path"
+        "error: ckpt_path=a.ckpt, onnx_path=b.onnx: both given; give exactly one of "
+        "pose_model=NAME (a published model), ckpt_path=CKPT or onnx_path=MODEL.onnx"
     ]

@@ -28,9 +28,10 @@ def test_each_source_with_its_own_options():
     ("given", "match"),
     [
         ({}, "give exactly one of results_file=..., ckpt_path=..., pose_model=...; got none"),
-        ({"ckpt_path": "a.ckpt", "results_file": "r.json"}, "got results_file and ckpt_path"),
+        ({"ckpt_path": "a.ckpt", "results_file": "r.json"}, "give one mode, not both"),
         ({"pose_model": "rtmw-x-384x288", "ckpt_path": "a.ckpt"}, "got ckpt_path and pose_model"),
-        ({"ckpt_path": "a.ckpt", "ann_file": "gt.json"}, "ann_file: not read with ckpt_path"),
+        ({"ckpt_path": "a.ckpt", "ann_file": "gt.json"}, "ckpt_path=a.ckpt and ann_file=gt"),
+        ({"pose_model": "rtmw-x-384x288", "results_file": "r.json"}, "got results_file and pose"),
         ({"results_file": "r.json", "image_dir": "val2017"}, "image_dir: not read with results"),
         ({"results_file": "r.json", "det_file": "d.json"}, "det_file: not read with results"),
     ],

@@ -41,7 +41,7 @@ from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.utils.onnx_session import onnx_session
+from fullbody.utils.onnx_session import OnnxModelError, onnx_session
 
 NMSMethod = Literal["none", "oks", "parametric"]
 
@@ -87,6 +87,9 @@ class OnnxHeatmapModel:
     """An exported heatmap network run by onnxruntime (see ``export.py``).
 
     ``metadata`` holds the codec and decoding settings that ``export.py`` stored in the file.
+    Its outputs are chosen by name, never by position: ``simcc_x``/``simcc_y`` (a SimCC head,
+    as RTMPose publishes them) or ``heatmaps`` (a single unnamed output is taken as heatmaps),
+    and they must agree with the metadata's ``head``; ``head`` is ``"simcc"`` or ``"heatmap"``.
     """
 
     def __init__(
@@ -104,10 +107,27 @@ class OnnxHeatmapModel:
         self.input_name = inp.name
         #: The batch a file with a fixed batch axis takes (published files: 1), else None.
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-        names = [o.name for o in self.session.get_outputs()]
-        #: SimCC outputs by name (x, then y), whatever their order in the file; else all.
-        self.output_names = ["simcc_x", "simcc_y"] if {"simcc_x", "simcc_y"} <= set(names) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.head, self.output_names = self._choose_outputs()
+
+    def _choose_outputs(self) -> tuple[str, list[str]]:
+        names = [o.name for o in self.session.get_outputs()]
+        said = self.metadata.get("head")
+        if {"simcc_x", "simcc_y"} <= set(names):
+            head, chosen = "simcc", ["simcc_x", "simcc_y"]
+        elif "heatmaps" in names or len(names) == 1:
+            head, chosen = "heatmap", ["heatmaps" if "heatmaps" in names else names[0]]
+        else:
+            raise OnnxModelError(
+                f"{self.path}: outputs {names}: none is named 'heatmaps', nor 'simcc_x' and "
+                "'simcc_y' (export.py's names); which one to use is not guessed"
+            )
+        if said is not None and (said == "simcc") != (head == "simcc"):
+            raise OnnxModelError(
+                f"{self.path}: its metadata says head={said}, but its outputs {names} are "
+                f"those of a {head} model"
+            )
+        return head, chosen
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
@@ -254,8 +274,9 @@ class PosePredictor:
         model = OnnxHeatmapModel(path, providers, threads)
         meta = model.metadata
         settings: dict[str, Any] = {}
-        outputs = model.session.get_outputs()
-        if meta.get("head") == "simcc" or len(outputs) == 2:
+        by_name = {o.name: o for o in model.session.get_outputs()}
+        outputs = [by_name[n] for n in model.output_names]
+        if model.head == "simcc":
             settings["head"] = "simcc"
             if "split_ratio" in meta:
                 settings["split_ratio"] = float(meta["split_ratio"])
@@ -275,10 +296,17 @@ class PosePredictor:
                 static = len(maps) == 4 and all(isinstance(v, int) for v in maps[2:])
                 hm = (maps[2], maps[3]) if static else (shape[2] // 4, shape[3] // 4)
                 settings["heatmap_size"] = hm
-                by_name = {o.name: o for o in outputs}
-                bins_x = by_name.get("simcc_x", outputs[0]).shape[-1]
+                bins_x = outputs[0].shape[-1]
                 if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
                     settings["split_ratio"] = bins_x / shape[3]
+        maps = tuple(outputs[0].shape[2:])
+        said = settings.get("heatmap_size")
+        static = all(isinstance(v, int) for v in maps)
+        if model.head == "heatmap" and said and static and maps != tuple(said):
+            raise OnnxModelError(
+                f"{model.path}: output '{model.output_names[0]}' gives {maps[0]}x{maps[1]} "
+                f"maps, its metadata says heatmap_size={list(said)}"
+            )
         return cls(model, **{**settings, **kwargs})
 
     # -------------------------------------------------------------- steps
@@ -416,13 +444,15 @@ def load_predictor(
     ``settings`` left None keep the model's own (e.g. ``flip_test``, ``dark``);
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
-    given = [k for k, v in (("model", model), ("ckpt_path", ckpt_path), ("onnx_path", onnx_path))
-             if v is not None]  # fmt: skip
+    given = {k: v for k, v in (("pose_model", model), ("ckpt_path", ckpt_path),
+                               ("onnx_path", onnx_path)) if v is not None}  # fmt: skip
     if len(given) != 1:
-        names = {"model": "pose_model"}  # the entry points' option for a published model
-        raise ConfigError("give exactly one of pose_model=NAME (a published model), "
-                          "ckpt_path=CKPT or onnx_path=MODEL.onnx; got "
-                          f"{' and '.join(names.get(k, k) for k in given) or 'none'}")  # fmt: skip
+        what = {0: "neither given", 2: "both given", 3: "all three given"}[len(given)]
+        shown = (
+            ", ".join(f"{k}={v}" for k, v in given.items()) or "pose_model, ckpt_path, onnx_path"
+        )
+        raise ConfigError(f"{shown}: {what}; give exactly one of pose_model=NAME (a published "
+                          "model), ckpt_path=CKPT or onnx_path=MODEL.onnx")  # fmt: skip
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)

@@ -31,7 +31,8 @@ CHOICES = {"sigmas": ("official", "halpe"), "nms": ("none", "oks", "parametric")
 
 def check_options(cfg: DictConfig) -> Path:
     """Refuse unknown parts/sigmas/nms, an OKS threshold outside [0, 1] and a metrics file that
-    cannot be written (ConfigError naming the option); return the metrics file's path."""
+    cannot be written (ConfigError naming the option); return the metrics file's path. Mixed
+    sources of predictions: :func:`check_source`."""
     parts = list(cfg.parts) if cfg.parts is not None else []
     unknown = [p for p in parts if p not in EVAL_PARTS]
     if not parts or unknown:
@@ -108,6 +109,13 @@ SOURCES = {"results_file": ("ann_file",), "ckpt_path": (),
 def check_source(cfg: DictConfig) -> str:
     """The one source of predictions the options give; a ConfigError when none, several, or an
     option another source reads (e.g. ``image_dir`` without ``pose_model``) is set."""
+    files = [k for k in ("ann_file", "results_file") if cfg.get(k)]
+    if cfg.get("ckpt_path") and files and not cfg.get("pose_model"):
+        shown = " ".join(f"{k}={cfg[k]}" for k in files)
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} and {shown}: a checkpoint is scored on the data "
+            "config's test split, a results file against ann_file; give one mode, not both"
+        )
     given = [k for k in SOURCES if cfg.get(k)]
     if len(given) != 1:
         raise ConfigError(f"give exactly one of {', '.join(f'{k}=...' for k in SOURCES)}; got "
@@ -143,9 +151,9 @@ def predict_pose_model(cfg: DictConfig) -> tuple[WholeBodySet, Predictions]:
 
 def run(cfg: DictConfig) -> None:
     """What ``eval.py`` does: load (or predict), validate, NMS, evaluate, print and write."""
+    kind = check_source(cfg)
     out = check_options(cfg)
     parts = tuple(cfg.parts)
-    kind = check_source(cfg)
     if kind in ("ckpt_path", "pose_model"):
         if kind == "ckpt_path":
             gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
