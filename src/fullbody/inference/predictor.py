@@ -103,7 +103,10 @@ class OnnxHeatmapModel:
         if not self.path.is_file():
             raise InputNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        #: The batch a file with a fixed batch axis takes (published files: 1), else None.
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.head, self.output_names = self._choose_outputs()
 
@@ -128,8 +131,13 @@ class OnnxHeatmapModel:
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
-        run = self.session.run(self.output_names, {self.input_name: x})
-        out = [torch.from_numpy(o).float() for o in run]
+        step = self.fixed_batch or max(len(x), 1)
+        runs = [self.session.run(self.output_names, {self.input_name: x[i : i + step]})
+                for i in range(0, len(x), step)]  # fmt: skip
+        out = [
+            torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts)).float()
+            for parts in zip(*runs)
+        ]  # fmt: skip  (one run: no copy)
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -425,22 +433,36 @@ def load_predictor(
     half: bool = False,
     providers: Sequence[str] | None = None,
     nms_params: dict[str, Any] | None = None,
+    model: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
     **settings: Any,
 ) -> PosePredictor:
-    """A predictor on exactly one of a checkpoint or an ONNX file (what the configs call).
+    """A predictor on exactly one of a checkpoint, an ONNX file or a published model name
+    (``model``: :mod:`fullbody.inference.published`, fetched on first use into ``cache_dir``,
+    default the model cache); what the configs call.
 
     ``settings`` left None keep the model's own (e.g. ``flip_test``, ``dark``);
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
-    if (ckpt_path is None) == (onnx_path is None):
-        given = "both" if ckpt_path is not None else "neither"
-        raise ConfigError(
-            f"ckpt_path={ckpt_path}, onnx_path={onnx_path}: {given} given; give exactly one of "
-            "ckpt_path=CKPT or onnx_path=MODEL.onnx"
+    given = {k: v for k, v in (("pose_model", model), ("ckpt_path", ckpt_path),
+                               ("onnx_path", onnx_path)) if v is not None}  # fmt: skip
+    if len(given) != 1:
+        what = {0: "neither given", 2: "both given", 3: "all three given"}[len(given)]
+        shown = (
+            ", ".join(f"{k}={v}" for k, v in given.items()) or "pose_model, ckpt_path, onnx_path"
         )
+        raise ConfigError(f"{shown}: {what}; give exactly one of pose_model=NAME (a published "
+                          "model), ckpt_path=CKPT or onnx_path=MODEL.onnx")  # fmt: skip
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)
+    if model is not None:
+        from fullbody.inference.published import published_pose_model
+
+        published = published_pose_model(model)
+        onnx_path = published.fetch(cache_dir)
+        kwargs = {"input_size": published.input_size, "head": "simcc",
+                  "split_ratio": published.split_ratio, **kwargs}  # fmt: skip
     if ckpt_path is not None:
         return PosePredictor.from_checkpoint(ckpt_path, device, half, **kwargs)
     if providers is None and str(device) == "cpu":

@@ -12,8 +12,9 @@ Expected layout (export your model to match, or set the options):
   (B, K, W*r) and ``simcc_y`` (B, K, H*r) (else the first two), as RTMPose, DWPose and RTMW
   publish them, decoded by :class:`fullbody.codecs.simcc.SimCCCodec` (split ratio
   ``split_ratio``), the smaller axis maximum clipped to [0, 1] being the confidence.
-- ``path`` or ``url``: a local file, or a published one fetched once into the teacher cache and
-  checked against ``sha256`` (:func:`fullbody.pseudo.teachers.fetch.fetch_model`).
+- ``path`` or ``model``: a local file, or a published model by name (``rtmw-x-384x288``,
+  ``dwpose-l-384x288`` ...: :mod:`fullbody.inference.published`), fetched once into the model
+  cache and checked there; its input size, SimCC output and split ratio come with the name.
 - ``keypoints``: which of the 133 points the K outputs are, in order: ``"wholebody"`` (K = 133),
   a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
   hands with ``region: hands``), or a list of indices.
@@ -51,7 +52,6 @@ from fullbody.pseudo.teachers.base import (
     TeacherError,
     check_parts,
 )
-from fullbody.pseudo.teachers.fetch import fetch_model
 from fullbody.utils.onnx_session import onnx_session
 
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
@@ -81,18 +81,23 @@ class OnnxTopDown:
         input_size: Sequence[int] | None = None,
         output: str = "heatmaps",
         split_ratio: float = 2.0,
-        url: str | None = None,
-        sha256: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
+        model: str | None = None,
         box_scale: float = 1.25,
         rotate: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         num_threads: int = 1,
     ):
-        if (path is None) == (url is None):
-            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and url")
-        self.path = Path(path) if path is not None else fetch_model(url, sha256, cache_dir)
+        if (path is None) == (model is None):
+            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and model (a "
+                             "published model name)")  # fmt: skip
+        if model is not None:
+            from fullbody.inference.published import published_pose_model
+
+            published = published_pose_model(model)
+            path, output = published.fetch(), "simcc"
+            input_size, split_ratio = published.input_size, published.split_ratio
+        self.path = Path(path)
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
         if region not in REGIONS:
