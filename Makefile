@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 train: install  ## train the student on the embedded synthetic data set (CPU, < 10 min)
 	$(PY) train.py $(ARGS)
 
-test: install  ## the whole test suite, as CI runs it (tests of optional models skip with the reason)
+test: install teachers  ## the whole test suite, as CI runs it (the AGPL-3.0 detector's tests skip with the reason)
 	$(PY) -m pytest -n 2 --durations=15 $(ARGS)
 
 test-fast: install  ## the quick loop: everything but the slow tests
