@@ -41,8 +41,7 @@ from fullbody.data.transforms import (
     truncated_normal,
     warp,
 )
-from fullbody.errors import InputNotFoundError
-from fullbody.images import ImageNormalizer, read_image
+from fullbody.images import ImageNormalizer, image_folder, read_image
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
@@ -173,8 +172,7 @@ class TopDownDataset(Dataset):
         self.source = ann.path
         self.has_conf = ann.has_conf
         src = str(ann.path or "<annotations>")
-        if not self.image_dir.is_dir():
-            raise InputNotFoundError(f"{self.image_dir}: image folder not found")
+        image_folder(self.image_dir)
         if isinstance(boxes, PersonDetections):
             dets = boxes.above(det_score_threshold)
             dets = PersonDetections(*_drop_empty(dets), path=dets.path)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fullbody.codecs.spec import TopDownSpec, kind_of_outputs
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.codecs.topdown import (
     Outputs,
     as_float,
@@ -47,7 +47,7 @@ from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.utils.onnx_session import onnx_session
+from fullbody.utils.onnx_session import OnnxModelError, onnx_session
 
 NMSMethod = Literal["none", "oks", "parametric"]
 
@@ -95,6 +95,9 @@ class OnnxHeatmapModel:
     """An exported heatmap network run by onnxruntime (see ``export.py``).
 
     ``metadata`` holds the codec and decoding settings that ``export.py`` stored in the file.
+    Its outputs are chosen by name, never by position: ``simcc_x``/``simcc_y`` (a SimCC head,
+    as RTMPose publishes them) or ``heatmaps`` (a single unnamed output is taken as heatmaps),
+    and they must agree with the metadata's ``head``; ``head`` is ``"simcc"`` or ``"heatmap"``.
     """
 
     def __init__(
@@ -108,12 +111,41 @@ class OnnxHeatmapModel:
         if not self.path.is_file():
             raise InputNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        #: The batch a file with a fixed batch axis takes (published files: 1), else None.
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.head, self.output_names = self._choose_outputs()
+
+    def _choose_outputs(self) -> tuple[str, list[str]]:
+        names = [o.name for o in self.session.get_outputs()]
+        said = self.metadata.get("head")
+        if {"simcc_x", "simcc_y"} <= set(names):
+            head, chosen = "simcc", ["simcc_x", "simcc_y"]
+        elif "heatmaps" in names or len(names) == 1:
+            head, chosen = "heatmap", ["heatmaps" if "heatmaps" in names else names[0]]
+        else:
+            raise OnnxModelError(
+                f"{self.path}: outputs {names}: none is named 'heatmaps', nor 'simcc_x' and "
+                "'simcc_y' (export.py's names); which one to use is not guessed"
+            )
+        if said is not None and (said == "simcc") != (head == "simcc"):
+            raise OnnxModelError(
+                f"{self.path}: its metadata says head={said}, but its outputs {names} are "
+                f"those of a {head} model"
+            )
+        return head, chosen
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
-        out = [torch.from_numpy(o).float() for o in self.session.run(None, {self.input_name: x})]
+        step = self.fixed_batch or max(len(x), 1)
+        runs = [self.session.run(self.output_names, {self.input_name: x[i : i + step]})
+                for i in range(0, len(x), step)]  # fmt: skip
+        out = [
+            torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts)).float()
+            for parts in zip(*runs)
+        ]  # fmt: skip  (one run: no copy)
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -216,13 +248,14 @@ class PosePredictor:
         path: str | os.PathLike,
         providers: Sequence[str] | None = None,
         threads: int = 0,
+        spec: TopDownSpec | None = None,
         **kwargs: Any,
     ) -> PosePredictor:
         """A predictor on an ONNX file: one written by ``export.py`` (its spec from the
-        metadata), or a file from elsewhere (:func:`onnx_spec`); ``kwargs`` as in
-        :meth:`from_checkpoint`."""
+        metadata), or a file from elsewhere (``spec``, else :func:`onnx_spec` derives one);
+        ``kwargs`` as in :meth:`from_checkpoint`."""
         model = OnnxHeatmapModel(path, providers, threads)
-        spec, options = _override(onnx_spec(model.session, model.metadata, path), kwargs)
+        spec, options = _override(onnx_spec(model, spec), kwargs)
         return cls(model, spec, **options)
 
     # -------------------------------------------------------------- steps
@@ -345,31 +378,45 @@ def _override(spec: TopDownSpec, kwargs: dict[str, Any]) -> tuple[TopDownSpec, d
     return (dataclasses.replace(spec, **changes) if changes else spec), options
 
 
-def onnx_spec(session: Any, metadata: dict[str, str], path: str | os.PathLike) -> TopDownSpec:
+def onnx_spec(model: OnnxHeatmapModel, default: TopDownSpec | None = None) -> TopDownSpec:
     """The spec of an ONNX pose file: the one export stored in its metadata, else derived from
-    its shapes as RTMPose's and other published files need (two outputs: SimCC, the split ratio
-    from their lengths; one: heatmaps at the output's stride), with the standard values for the
-    rest (:data:`fullbody.codecs.spec.STANDARD`, logged)."""
-    shape = session.get_inputs()[0].shape
-    outputs = session.get_outputs()
-    spec = TopDownSpec.from_metadata(metadata, str(path), len(outputs))
-    if spec is not None:
-        return spec
-    if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
-        raise ConfigError(
-            f"{path}: no top-down spec in its metadata and a dynamic input size {shape}: "
-            "export it with export.py, or with a fixed (B, 3, H, W) input"
+    its shapes as RTMPose's and other published files need (SimCC outputs: the split ratio
+    from their lengths; heatmaps: at the output's stride), with the standard values for the
+    rest (:data:`fullbody.codecs.spec.STANDARD`, logged), or ``default`` when given (a
+    published model's). Its outputs must be those the spec
+    describes (OnnxModelError naming the file)."""
+    path = model.path
+    shape = model.session.get_inputs()[0].shape
+    by_name = {o.name: o for o in model.session.get_outputs()}
+    first = by_name[model.output_names[0]].shape
+    spec = TopDownSpec.from_metadata(model.metadata, str(path), len(model.output_names))
+    spec = spec or default
+    if spec is None:
+        if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
+            raise ConfigError(
+                f"{path}: no top-down spec in its metadata and a dynamic input size {shape}: "
+                "export it with export.py, or with a fixed (B, 3, H, W) input"
+            )
+        h, w = shape[2], shape[3]
+        changes: dict[str, Any] = {}
+        if model.head == "simcc" and isinstance(first[-1], int):
+            changes["split_ratio"] = first[-1] / w
+        if model.head == "heatmap" and len(first) == 4 and isinstance(first[2], int) and first[2]:
+            changes["stride"] = h // first[2]
+        spec = TopDownSpec.standard((h, w), model.head, **changes)
+        log.info("%s: no top-down spec in its metadata; derived %s", path, spec)
+    if spec.kind != model.head:
+        raise OnnxModelError(
+            f"{path}: its spec says a {spec.kind} model, its outputs "
+            f"{model.output_names} are those of a {model.head} model"
         )
-    h, w = shape[2], shape[3]
-    changes: dict[str, Any] = {}
-    last = outputs[0].shape
-    kind = kind_of_outputs(len(outputs))
-    if kind == "simcc" and isinstance(last[-1], int):
-        changes["split_ratio"] = last[-1] / w
-    if kind == "heatmap" and len(last) == 4 and isinstance(last[2], int) and last[2] > 0:
-        changes["stride"] = h // last[2]
-    spec = TopDownSpec.standard((h, w), kind, **changes)
-    log.info("%s: no top-down spec in its metadata; derived %s", path, spec)
+    maps = tuple(first[2:])
+    static = all(isinstance(v, int) for v in maps)
+    if spec.kind == "heatmap" and static and maps != spec.heatmap_size:
+        raise OnnxModelError(
+            f"{path}: output '{model.output_names[0]}' gives {maps[0]}x{maps[1]} maps, its "
+            f"spec says heatmap_size={list(spec.heatmap_size)}"
+        )
     return spec
 
 
@@ -387,18 +434,37 @@ def load_predictor(
     half: bool = False,
     providers: Sequence[str] | None = None,
     nms_params: dict[str, Any] | None = None,
+    model: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
     **settings: Any,
 ) -> PosePredictor:
-    """A predictor on exactly one of a checkpoint or an ONNX file (what the configs call).
+    """A predictor on exactly one of a checkpoint, an ONNX file or a published model name
+    (``model``: :mod:`fullbody.inference.published`, fetched on first use into ``cache_dir``,
+    default the model cache); what the configs call.
 
     ``settings`` left None keep the model's own (e.g. ``flip_test``, ``dark``);
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
-    if (ckpt_path is None) == (onnx_path is None):
-        raise ConfigError("give exactly one of ckpt_path=CKPT or onnx_path=MODEL.onnx")
+    given = {k: v for k, v in (("pose_model", model), ("ckpt_path", ckpt_path),
+                               ("onnx_path", onnx_path)) if v is not None}  # fmt: skip
+    if len(given) != 1:
+        what = {0: "neither given", 2: "both given", 3: "all three given"}[len(given)]
+        shown = (
+            ", ".join(f"{k}={v}" for k, v in given.items()) or "pose_model, ckpt_path, onnx_path"
+        )
+        raise ConfigError(f"{shown}: {what}; give exactly one of pose_model=NAME (a published "
+                          "model), ckpt_path=CKPT or onnx_path=MODEL.onnx")  # fmt: skip
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)
+    if model is not None:
+        from fullbody.inference.published import published_pose_model
+
+        published = published_pose_model(model)
+        onnx_path = published.fetch(cache_dir)
+        kwargs["spec"] = TopDownSpec.standard(
+            published.input_size, "simcc", split_ratio=published.split_ratio
+        )  # RTMPose's crop: the standard padding
     if ckpt_path is not None:
         return PosePredictor.from_checkpoint(ckpt_path, device, half, **kwargs)
     if providers is None and str(device) == "cpu":

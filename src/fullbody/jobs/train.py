@@ -20,11 +20,13 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from fullbody.errors import ConfigError, OutputError
+from fullbody.evaluation.wholebody import STATS
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.models.checkpoint import read_checkpoint
+from fullbody.models.checkpoint import AtomicCheckpointIO, check_weights_fit, read_checkpoint
 from fullbody.utils.ddp import distributed_job
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
+from fullbody.utils.wandb_logging import checkpoint_callbacks, resumed_run_id, sweep_group_name
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,21 @@ def sweep_group(task_name: str) -> str | None:
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
-    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+    return sweep_group_name(task_name, HydraConfig.get().sweep.dir)
+
+
+def check_optimized_metric(name: str | None) -> None:
+    """Refuse an ``optimized_metric`` that no run logs (ConfigError) before anything trains: a
+    sweeper would get nothing back from every trial."""
+    if not name:
+        return
+    pieces = name.split("/")
+    known = len(pieces) == 3 and pieces[0] in ("val", "test") and pieces[1] in EVAL_PARTS
+    if not (known and pieces[2] in STATS):
+        raise ConfigError(
+            f"optimized_metric={name}: not a metric of train.py; give val/<part>/<stat> (or "
+            f"test/...), part one of {', '.join(EVAL_PARTS)}, stat one of {', '.join(STATS)}"
+        )
 
 
 def _finish(loggers: list[Logger]) -> None:
@@ -99,38 +115,59 @@ def _finish(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
-def check_run_length(trainer_cfg: DictConfig) -> None:
-    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit) and no ``max_steps``
-    would train forever, with a schedule that cannot be sized (ConfigError)."""
+def check_run_length(trainer_cfg: DictConfig, budget_minutes: float | None = None) -> None:
+    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit), no ``max_steps``
+    and no time budget (:mod:`fullbody.models.budget`) would train forever (ConfigError)."""
     epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
-    if epochs is not None and epochs < 0 and (steps is None or steps < 0):
+    if epochs is not None and epochs < 0 and (steps is None or steps < 0) and not budget_minutes:
         raise ConfigError(
             f"trainer.max_epochs={epochs} trains without end: also set trainer.max_steps=N "
-            "(the learning-rate schedule is then sized from it) or give trainer.max_epochs=N"
+            "(the learning-rate schedule is then sized from it), give trainer.max_epochs=N or "
+            "a time budget (callbacks.budget.minutes)"
         )
+
+
+def trainer_plugins(trainer_cfg: DictConfig) -> list[Any]:
+    """The trainer config's ``plugins`` (e.g. SLURM's environment), plus the atomic checkpoint
+    writer (:class:`AtomicCheckpointIO`): a full disk never leaves a truncated checkpoint."""
+    plugins = instantiate(trainer_cfg.get("plugins") or [], _convert_="all")
+    return [*plugins, AtomicCheckpointIO()]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
     keep_freed_memory()
+    check_optimized_metric(cfg.get("optimized_metric"))
+    resumed = None
     if cfg.get("ckpt_path"):
-        read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
+        # One clear error for a bad file; the W&B run of the checkpoint goes on.
+        resumed = read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)
+        resumed_run_id(cfg.get("logger"), resumed)
     if cfg.get("train", True):
-        check_run_length(cfg.trainer)
+        check_run_length(cfg.trainer, OmegaConf.select(cfg, "callbacks.budget.minutes"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    if resumed is not None:  # a checkpoint of another architecture: one error, not a key wall
+        source = f"{Path(cfg.ckpt_path).expanduser()} (ckpt_path)"
+        check_weights_fit(model, resumed["state_dict"], source, "the config's model.* builds")
+        del resumed
     callbacks = instantiate_group(cfg.get("callbacks"))
     group = sweep_group(cfg.task_name)
     if group and "wandb" in (cfg.get("logger") or {}):
         cfg.logger.wandb.group = group
     loggers = instantiate_group(cfg.get("logger"))
+    callbacks += checkpoint_callbacks(loggers)
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=trainer_plugins(cfg.trainer),
     )
     if loggers:
         _log_config(loggers, cfg, model)

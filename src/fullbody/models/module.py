@@ -37,8 +37,8 @@ from fullbody.models.checkpoint import CheckpointError, restore
 from fullbody.models.loss import DistillationLoss, SimCCLoss
 from fullbody.models.network import PoseNet, head_codec
 from fullbody.models.schedule import (
+    Schedule,
     epoch_steps,
-    lr_factor,
     rng_states,
     set_rng_states,
     stepping_batches,
@@ -137,11 +137,16 @@ class PoseModule(L.LightningModule):
         simcc = self.spec.kind == "simcc"
         input_size = self.spec.input_size
         if kd_decay not in ("none", "linear"):
-            raise ValueError(f"kd_decay must be 'none' or 'linear', got {kd_decay!r}")
+            raise ConfigError(f"model.kd_decay={kd_decay}: must be 'none' or 'linear'")
+        if kd_weight > 0 and not teacher_ckpt:
+            raise ConfigError(
+                f"model.kd_weight={kd_weight} needs a teacher: set model.teacher_ckpt=CKPT "
+                "(+model.teacher_ckpt=CKPT outside +experiment=distill), or model.kd_weight=0"
+            )
         if parallel_sppe and not stn:
-            raise ValueError("model.parallel_sppe=true needs model.stn=true (it trains the SSTN)")
+            raise ConfigError("model.parallel_sppe=true needs model.stn=true (it trains the SSTN)")
         if stn and simcc:
-            raise ValueError("model.stn=true needs a heatmap head (it warps heatmaps back)")
+            raise ConfigError("model.stn=true needs a heatmap head (it warps heatmaps back)")
         self.net = PoseNet(
             backbone=backbone,
             head=head,
@@ -156,8 +161,9 @@ class PoseModule(L.LightningModule):
         )
         stride = self.net.backbone.feature_info.reduction()[-1]
         if input_size[0] % stride or input_size[1] % stride:
-            raise ValueError(
-                f"input_size {input_size} must be multiples of {stride}, the stride of "
+            raise ConfigError(
+                f"model.spec.input_size={list(input_size)} must be multiples of {stride}, the "
+                f"stride of "
                 f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
             )
         if stn:
@@ -316,25 +322,24 @@ class PoseModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         optimizer = adam(self.parameters(), hp.lr, hp.weight_decay, tuple(hp.betas))
-        total = stepping_batches(self.trainer)
+        total = stepping_batches(self.trainer)  # None: the time budget fixes it later
         epochs = self.trainer.max_epochs
         per_epoch = epoch_steps(self.trainer) or (
-            total / epochs if epochs and epochs > 0 else float(total)
+            total / epochs if total and epochs and epochs > 0 else float(total or 0)
         )
-        warmup = round(hp.warmup_epochs * per_epoch)
-        milestones = [round(m * per_epoch) for m in hp.milestones]
+        #: The run's schedule; :class:`fullbody.models.budget.TimeBudget` sets its length.
+        self.lr_schedule = Schedule(
+            total,
+            round(hp.warmup_epochs * per_epoch),
+            hp.warmup_factor,
+            hp.lr_policy,
+            [round(m * per_epoch) for m in hp.milestones],
+            hp.gamma,
+            hp.min_lr_factor,
+        )
 
-        def factor(step: int) -> float:
-            return lr_factor(
-                step,
-                total,
-                warmup,
-                hp.warmup_factor,
-                hp.lr_policy,
-                milestones,
-                hp.gamma,
-                hp.min_lr_factor,
-            )
+        def factor(step: int) -> float:  # a function: LambdaLR keeps no state of it
+            return self.lr_schedule(step)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {

@@ -41,7 +41,7 @@ HEADS: dict[str, str] = {"deconv": "heatmap", "duc": "heatmap", "fpn": "heatmap"
 def head_codec(head: str) -> str:
     """The codec kind (``fullbody.codecs.spec.KINDS``) of ``head``'s outputs."""
     if head not in HEADS:
-        raise ConfigError(f"model.head: unknown head {head!r}; expected one of {list(HEADS)}")
+        raise ConfigError(f"model.head={head}: unknown head; expected one of {list(HEADS)}")
     return HEADS[head]
 
 

@@ -12,8 +12,9 @@ Expected layout (export your model to match, or set the options):
   (B, K, W*r) and ``simcc_y`` (B, K, H*r) (else the first two), as RTMPose, DWPose and RTMW
   publish them, decoded by :class:`fullbody.codecs.simcc.SimCCCodec` (split ratio
   ``split_ratio``), the smaller axis maximum clipped to [0, 1] being the confidence.
-- ``path`` or ``url``: a local file, or a published one fetched once into the teacher cache and
-  checked against ``sha256`` (:func:`fullbody.pseudo.teachers.fetch.fetch_model`).
+- ``path`` or ``model``: a local file, or a published model by name (``rtmw-x-384x288``,
+  ``dwpose-l-384x288`` ...: :mod:`fullbody.inference.published`), fetched once into the model
+  cache and checked there; its input size, SimCC output and split ratio come with the name.
 - ``keypoints``: which of the 133 points the K outputs are, in order: ``"wholebody"`` (K = 133),
   a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
   hands with ``region: hands``), or a list of indices.
@@ -60,7 +61,6 @@ from fullbody.pseudo.teachers.base import (
     TeacherError,
     check_parts,
 )
-from fullbody.pseudo.teachers.fetch import fetch_model
 from fullbody.utils.onnx_session import onnx_session
 
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
@@ -99,18 +99,23 @@ class OnnxTopDown:
         input_size: Sequence[int] | None = None,
         output: str | None = None,
         split_ratio: float | None = None,
-        url: str | None = None,
-        sha256: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
+        model: str | None = None,
         box_scale: float | None = None,
         rotate: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         num_threads: int = 1,
     ):
-        if (path is None) == (url is None):
-            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and url")
-        self.path = Path(path) if path is not None else fetch_model(url, sha256, cache_dir)
+        if (path is None) == (model is None):
+            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and model (a "
+                             "published model name)")  # fmt: skip
+        if model is not None:
+            from fullbody.inference.published import published_pose_model
+
+            published = published_pose_model(model)
+            path, output = published.fetch(), "simcc"
+            input_size, split_ratio = published.input_size, published.split_ratio
+        self.path = Path(path)
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
         if region not in REGIONS:
@@ -143,7 +148,13 @@ class OnnxTopDown:
                         f"{own[key]}; leave {key} unset"
                     )
             input_size, split_ratio, output = own["input_size"], own["split_ratio"], own["output"]
-        h, w = (input_size or inp.shape[2:])[:2]
+        fixed = tuple(inp.shape[2:4])
+        if input_size and all(isinstance(v, int) for v in fixed) and tuple(input_size) != fixed:
+            raise TeacherError(
+                f"{self.path}: input_size={list(input_size)}, but the model takes fixed "
+                f"{fixed[0]}x{fixed[1]} inputs; set input_size=null (or {list(fixed)})"
+            )
+        h, w = (input_size or fixed)[:2]
         if not (isinstance(h, int) and isinstance(w, int)):
             raise TeacherError(f"{self.path}: dynamic input size {inp.shape}; set input_size")
         self.input_hw = (int(h), int(w))
@@ -151,6 +162,7 @@ class OnnxTopDown:
         self.split_ratio = split_ratio or STANDARD["split_ratio"]
         model_padding = self.spec.padding if self.spec is not None else STANDARD["padding"]
         self.box_scale = model_padding if box_scale is None else box_scale
+        self.output_names = self._outputs()
         self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
 
@@ -168,18 +180,25 @@ class OnnxTopDown:
         return rows, crop_affines(centre, sides, direction, (w, h))
 
     def _outputs(self) -> list[str]:
-        """Names of the outputs used: simcc_x and simcc_y (else the first two), or the first."""
+        """The outputs used, by name, never by position: ``simcc_x`` and ``simcc_y`` (as
+        RTMPose/RTMW/DWPose publish them), or the only output, else one named ``heatmaps`` /
+        ``keypoints`` (the ``output`` kind)."""
         names = [o.name for o in self.session.get_outputs()]
-        if self.output != "simcc":
-            return names[:1]
-        if {"simcc_x", "simcc_y"} <= set(names):
-            return ["simcc_x", "simcc_y"]
-        if len(names) < 2:
-            raise TeacherError(f"{self.path}: a SimCC model needs two outputs, got {names}")
-        return names[:2]
+        if self.output == "simcc":
+            if {"simcc_x", "simcc_y"} <= set(names):
+                return ["simcc_x", "simcc_y"]
+            raise TeacherError(
+                f"{self.path}: output=simcc needs outputs named simcc_x and simcc_y, got {names}"
+            )
+        if len(names) == 1 or self.output in names:
+            return [self.output if self.output in names else names[0]]
+        raise TeacherError(
+            f"{self.path}: outputs {names}: none is named '{self.output}'; which one holds the "
+            f"{self.output} is not guessed"
+        )
 
     def _infer(self, x: np.ndarray) -> list[np.ndarray]:
-        names = self._outputs()
+        names = self.output_names
         if self.dynamic_batch:
             return self.session.run(names, {self.input_name: x})
         runs = [self.session.run(names, {self.input_name: xi[None]}) for xi in x]
