@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             return per_pass
 
         if ours() != per_pass:
-            raise RuntimeError(f"our predictor returned other than {per_pass} poses a pass")
+            raise RuntimeError(f"Wholebody returned other than {per_pass} poses a pass")
         runs = {
             "ours": lambda: timed(ours, args.people),
             "network": lambda: timed(network, args.people),
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = max(med["network"], med["network_b1"])
     out = {
         "figure": f"people/s per CPU core, {input_size[0]}x{input_size[1]} SimCC ONNX, "
-        "our predictor (no flip test, no NMS)",
+        "the one-call API Wholebody (no flip test, no NMS)",
         "value": round(med["ours"], 1),
         "reference": round(med["rtmlib"], 1) if "rtmlib" in med else None,
         "ratio_rtmlib": round(med["ours"] / med["rtmlib"], 3) if "rtmlib" in med else None,
