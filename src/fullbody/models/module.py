@@ -215,7 +215,8 @@ class PoseModule(L.LightningModule):
         return other.net.requires_grad_(False)
 
     def forward(self, image: Tensor) -> Outputs:
-        """(B,3,H,W) normalised crops -> (B,K,H/4,W/4) heatmaps or (simcc_x, simcc_y)."""
+        """(B,3,H,W) normalised crops -> (B,K,H/s,W/s) heatmaps (s: the spec's heatmap stride)
+        or (simcc_x, simcc_y)."""
         return self._forward(image.contiguous(memory_format=self.memory_format))
 
     def predict_outputs(self, image: Tensor, flip_test: bool | None = None) -> Outputs:
