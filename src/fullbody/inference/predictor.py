@@ -14,7 +14,8 @@ Every setting shared with training (crop, codec, decoding) is the model's
 :class:`~fullbody.codecs.spec.TopDownSpec`, read from the checkpoint or the ONNX metadata.
 
 The network side is a :class:`HeatmapModel`: anything mapping a float32 (B, 3, H, W) array of
-normalised crops to (B, K, H/4, W/4) heatmaps, or to ``(simcc_x, simcc_y)`` for a SimCC head.
+normalised crops to (B, K, H/s, W/s) heatmaps (s: the heatmap stride), or to
+``(simcc_x, simcc_y)`` for a SimCC head.
 :class:`TorchHeatmapModel` wraps an ``nn.Module`` (e.g. a trained checkpoint's network),
 :class:`OnnxHeatmapModel` an exported file (one output: heatmaps; two: SimCC).
 """
@@ -63,7 +64,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 # ------------------------------------------------------------------ heatmap models
 class HeatmapModel(Protocol):
-    """Normalised crops (B, 3, H, W) float32 -> float32 heatmaps (B, K, H/4, W/4), or the
+    """Normalised crops (B, 3, H, W) float32 -> float32 heatmaps (B, K, H/s, W/s), or the
     pair ``(simcc_x, simcc_y)`` of a SimCC head."""
 
     def __call__(self, crops: np.ndarray) -> Outputs: ...

@@ -7,7 +7,7 @@ process (imports, data generated on first use, the final test and writing includ
 representative: allocation, oneDNN's first kernels), then fixes the number of steps
 (:func:`budget_steps`) and the learning-rate schedule for that length, and prints it::
 
-    this CPU: float32, 0.30 s/step -> 1,748 steps in 9 min (trainer.max_steps=1748 repeats it)
+    this CPU: float32, <s> s/step -> <N> steps in 9 min (trainer.max_steps=<N> repeats it)
 
 The steps timed fall inside the warm-up, whose factor does not depend on the run's length, so
 ``trainer.max_steps=N`` (no budget: the schedule sized from the first step) repeats the run step
@@ -97,7 +97,7 @@ class TimeBudget(L.Callback):
             writes, the test's set-up, reports, leaving the process).
         eval_step_ratio: one evaluation batch (flip test: two forward passes, DARK decoding,
             its share of the COCO evaluation) in training steps, to set aside the validations
-            and the final test (about 3 on the 2-core VM: 22 batches took ~20 s at 0.4 s/step).
+            and the final test (the default, 3, was timed on a CPU: docs/results.md).
     """
 
     def __init__(

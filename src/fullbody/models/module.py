@@ -53,8 +53,8 @@ def adam(
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Adam:
     """Adam as the student trains with it: the fused kernel (one pass over all parameters)
-    where the parameters live on the CPU or a CUDA GPU — on 2 CPU cores 8 ms a step for
-    ResNet-18 + FPN against 43 ms (foreach) and 84 ms (per tensor, PyTorch's pick off CUDA)."""
+    where the parameters live on the CPU or a CUDA GPU: on a CPU an order of magnitude faster
+    than the per-tensor loop PyTorch picks off CUDA (docs/results.md)."""
     params = list(params)
     fused = all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(
@@ -215,7 +215,8 @@ class PoseModule(L.LightningModule):
         return other.net.requires_grad_(False)
 
     def forward(self, image: Tensor) -> Outputs:
-        """(B,3,H,W) normalised crops -> (B,K,H/4,W/4) heatmaps or (simcc_x, simcc_y)."""
+        """(B,3,H,W) normalised crops -> (B,K,H/s,W/s) heatmaps (s: the spec's heatmap stride)
+        or (simcc_x, simcc_y)."""
         return self._forward(image.contiguous(memory_format=self.memory_format))
 
     def predict_outputs(self, image: Tensor, flip_test: bool | None = None) -> Outputs:

@@ -302,7 +302,7 @@ def create_backbone(
 
 
 class PoseNet(nn.Module):
-    """Backbone (deepest feature map) + head: (B,3,H,W) -> (B,K,H/4,W/4) heatmaps, or for
+    """Backbone + head: (B,3,H,W) -> (B,K,H/s,W/s) heatmaps (s: the heatmap stride), or for
     ``head="simcc"`` ``(simcc_x (B,K,W*r), simcc_y (B,K,H*r))``, which needs ``input_size``
     (H, W) and the ``split_ratio`` r; ``head_channels`` is then its hidden width (256)."""
 

@@ -1,6 +1,6 @@
 """Held-out hand crops: how well a hand teacher labels small hands it sees without the body.
 
-Issue 17's "hidden-style" hand evaluation, buildable from any COCO-WholeBody-format file with
+A "hidden-style" hand evaluation, buildable from any COCO-WholeBody-format file with
 human hand labels (COCO-WholeBody val, or any hand set converted to that format):
 
 * **Which hands.** Every human hand that is labelable: a non-crowd person's hand marked valid,

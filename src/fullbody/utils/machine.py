@@ -74,7 +74,7 @@ def keep_freed_memory() -> bool:
 
     By default glibc serves blocks over a few MB straight from the kernel and gives them back
     when freed, so each step's fresh heatmaps, activations and gradients arrive as new pages
-    the kernel zeroes a fault at a time (on 2 cores ~8 % of a step; docs/training.md).
+    the kernel zeroes a fault at a time (a measurable share of a step: docs/results.md).
     ``mallopt``: blocks up to 32 MiB come from the heap, and up to 1 GiB of free heap is kept.
     Returns whether it applied (False off glibc, where nothing changes).
     """

@@ -11,7 +11,7 @@ on the jaw, where the mesh outline sits higher than iBUG's). Each iBUG contour i
 points spread evenly by arc length along a mesh polyline (:data:`IBUG_FROM_MESH`); the jaw runs
 along the mesh's face oval from vertex 127 (beside the outer eye corner) round the chin (152)
 to 356; starting it at 234 (the cheek at eye height) instead measured worse against human
-labels (docs/pseudo_labels.md).
+labels (docs/results.md).
 """
 
 from __future__ import annotations
