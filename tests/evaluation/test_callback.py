@@ -87,7 +87,7 @@ def test_bad_outputs_and_missing_ground_truth(case, tmp_path):
     with pytest.raises(KeyError, match=r"lacks \['person_id', 'bbox'\]"):
         preds = {"image_id": 1, "keypoints": 0, "score": 0}
         callback.on_validation_batch_end(live, None, {"preds": preds}, None, 0)
-    with pytest.raises(ValueError, match="nms must be"):
+    with pytest.raises(ValueError, match="unknown pose NMS method"):
         WholeBodyEvaluator(nms="soft")
 
     gt, preds = case

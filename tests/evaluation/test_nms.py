@@ -179,5 +179,5 @@ def test_nms_per_image():
     merged = nms_per_image(p, "parametric")
     assert merged.image_ids.tolist() == [1, 1, 2] and merged.part_scores == {}
     assert merged.scores[0] > 2.0 and merged.bboxes.shape == (3, 4)
-    with pytest.raises(ValueError, match="unknown NMS method"):
+    with pytest.raises(ValueError, match="unknown pose NMS method"):
         nms_per_image(p, "soft")

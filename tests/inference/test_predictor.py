@@ -91,7 +91,7 @@ def test_nms_removes_or_merges_duplicate_people():
     assert len(none) == 3 and none.box_index.tolist() == [0, 1, 2]
     assert sorted(oks.box_index.tolist()) == [0, 2]
     assert len(para) == 2 and sorted(para.box_index.tolist()) == [0, 2]
-    with pytest.raises(ValueError, match="unknown nms"):
+    with pytest.raises(ValueError, match="unknown pose NMS method"):
         dot_predictor(nms="soft")
 
 

@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,13 +37,11 @@ from fullbody.codecs.topdown import (
 )
 from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.errors import ConfigError, InputNotFoundError
-from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
+from fullbody.evaluation.nms import NMSMethod, PoseNMSParams, check_nms_method, pose_nms
 from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.utils.onnx_session import onnx_session
-
-NMSMethod = Literal["none", "oks", "parametric"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -179,8 +177,6 @@ class PosePredictor:
         nms_params: PoseNMSParams | None = None,
         min_box_size: float = 1.0,
     ) -> None:
-        if nms not in ("none", "oks", "parametric"):
-            raise ConfigError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
@@ -194,7 +190,7 @@ class PosePredictor:
         self.batch_size = batch_size
         self.padding = padding
         self.score_threshold = score_threshold
-        self.nms = nms
+        self.nms = check_nms_method(nms)
         self.oks_threshold = oks_threshold
         self.nms_params = nms_params
         self.min_box_size = min_box_size
@@ -354,25 +350,11 @@ class PosePredictor:
         bs = torch.as_tensor(box_scores[rows], device=kscores.device)
         scores = person_score(kscores, bs, self.score_threshold)
         kpts = torch.cat([xy, kscores.double().unsqueeze(-1)], -1).cpu().numpy()
-        return self._nms(kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], rows)
-
-    def _nms(
-        self,
-        kpts: np.ndarray,
-        scores: np.ndarray,
-        boxes: np.ndarray,
-        box_scores: np.ndarray,
-        rows: np.ndarray,
-    ) -> PoseResult:
-        if self.nms == "parametric":
-            res = parametric_pose_nms(kpts, boxes, box_scores, self.nms_params)
-            keep = res.keep
-            return PoseResult(res.keypoints, res.scores, boxes[keep], box_scores[keep], rows[keep])
-        if self.nms == "oks":
-            keep = oks_nms(kpts, scores, boxes[:, 2] * boxes[:, 3], self.oks_threshold)
-        else:
-            keep = np.argsort(-scores, kind="stable")
-        return PoseResult(kpts[keep], scores[keep], boxes[keep], box_scores[keep], rows[keep])
+        keep, kpts, scores = pose_nms(
+            kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], self.nms,
+            oks_threshold=self.oks_threshold, params=self.nms_params,
+        )  # fmt: skip
+        return PoseResult(kpts, scores, boxes[rows][keep], box_scores[rows][keep], rows[keep])
 
 
 def _rows(outputs: Outputs, start: int, stop: int | None) -> Outputs:
