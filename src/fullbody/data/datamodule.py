@@ -29,7 +29,7 @@ from fullbody.errors import InputNotFoundError, UserError
 TRAIN_KEYS = frozenset(
     {
         "jitter", "flip_prob", "half_body_prob", "half_body_padding", "scale_factor",
-        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "part_weights",
+        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "pseudo_part_weights",
         "min_keypoints",
     }
 )  # fmt: skip
@@ -48,7 +48,7 @@ class WholeBodyDataModule(L.LightningDataModule):
             one image in a row, sharing a decode; 1 = plain shuffling) and augmentation/weight
             settings of :class:`TopDownDataset` (``jitter``, ``flip_prob``, ``half_body_prob``,
             ``scale_factor``, ``rotation_factor``, ``rotation_prob``, ``photometric``,
-            ``conf_floor``, ``part_weights``, ...).
+            ``conf_floor``, ``pseudo_part_weights``, ...).
         val: ``ann_file``, ``image_dir`` and optionally ``det_file`` (COCO person results) with
             ``det_score_threshold``; without ``det_file`` the labels' boxes are used.
         test: like ``val``; ``None`` means the validation set.
