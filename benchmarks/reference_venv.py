@@ -10,6 +10,11 @@
   dependency list, which names ``chumpy``, a broken source package the data pipeline does not
   use); torch, too large to install twice, is taken from the project's environment through a
   ``.pth`` file placed after the venv's own packages, so numpy<2 wins.
+* rtmlib 0.0.16 (RTMPose's lightweight inference library, for ``bench_infer.py``):
+  :func:`rtmlib_python` returns the python of ``$RTMLIB_VENV`` (default ``/tmp/rtmlibvenv``).
+  rtmlib alone is installed there (``--no-deps``); numpy, onnxruntime and OpenCV are the
+  project's own, through a ``.pth`` file, so both sides of the comparison run the same builds
+  of the libraries that do the work.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ MMPOSE_PACKAGES = (
     "numpy<2", "mmcv-lite==2.1.0", "mmengine", "opencv-python-headless", "scipy",
     "json_tricks", "munkres", "pillow", "matplotlib", "xtcocotools",
 )  # fmt: skip
+
+
+RTMLIB_VENV = Path(os.environ.get("RTMLIB_VENV", "/tmp/rtmlibvenv"))
+RTMLIB_SCRIPT = Path(__file__).resolve().with_name("rtmlib_reference.py")
+RTMLIB_PACKAGE = "rtmlib==0.0.16"
 
 
 def _works(python: Path, probe: str) -> bool:
@@ -84,17 +94,46 @@ def mmpose_python(create: bool = True) -> Path | None:
               file=sys.stderr)  # fmt: skip
         return None
     pip = [str(python), "-m", "pip", "install", "--quiet", "--only-binary", "numpy,scipy"]
-    torch_dir = Path(__import__("torch").__file__).parents[1]  # the project's site-packages
-    link = (
-        f"from pathlib import Path; import site; "
-        f"Path(site.getsitepackages()[0], 'zz_project_torch.pth').write_text({str(torch_dir)!r})"
-    )
     steps = [
         [*pip, *MMPOSE_PACKAGES],
         [*pip, "--no-deps", "mmpose==1.3.2"],
-        [str(python), "-c", link],
+        _link_project_packages(python, "torch", "zz_project_torch.pth"),
     ]
     return _build(MMPOSE_VENV, steps, python, _MMPOSE_PROBE)
+
+
+def _link_project_packages(python: Path, module: str, pth_name: str) -> list[str]:
+    """The command that makes the venv of ``python`` see the project's site-packages (the
+    folder holding ``module``) after its own packages, through a ``.pth`` file."""
+    site_dir = Path(__import__(module).__file__).parents[1]
+    link = (
+        f"from pathlib import Path; import site; "
+        f"Path(site.getsitepackages()[0], {pth_name!r}).write_text({str(site_dir)!r})"
+    )
+    return [str(python), "-c", link]
+
+
+_RTMLIB_PROBE = (
+    "import importlib.metadata, onnxruntime, cv2; from rtmlib import RTMPose; "
+    f"assert importlib.metadata.version('rtmlib') == {RTMLIB_PACKAGE.split('==')[1]!r}"
+)
+
+
+def rtmlib_python(create: bool = True) -> Path | None:
+    """The rtmlib venv's python if rtmlib's ``RTMPose`` imports there (built on demand), else
+    ``None``."""
+    python = RTMLIB_VENV / "bin" / "python"
+    if _works(python, _RTMLIB_PROBE):
+        return python
+    if not create:
+        print(f"rtmlib venv {RTMLIB_VENV} not usable (see benchmarks/reference_venv.py)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    steps = [
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", RTMLIB_PACKAGE],
+        _link_project_packages(python, "onnxruntime", "zz_project_packages.pth"),
+    ]
+    return _build(RTMLIB_VENV, steps, python, _RTMLIB_PROBE)
 
 
 def run_reference(gt_file: Path, results_file: Path, sigmas: str = "official") -> dict:

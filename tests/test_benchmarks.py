@@ -39,3 +39,19 @@ def test_benchmark_smoke_run_ends_with_one_json_line(script: Path, tmp_path: Pat
     if line.get("skipped"):
         pytest.skip(f"{script.name}: {line['skipped']}")
     assert line["value"] is not None and line["value"] > 0
+
+
+@pytest.mark.slow
+def test_bench_infer_runs_without_rtmlib_and_says_so(tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": "",
+           "RTMLIB_VENV": str(tmp_path / "no_venv")}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_infer.py"), "--smoke"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["rtmlib_skipped"].startswith("no rtmlib venv")
+    assert line["reference"] is None and line["ratio_rtmlib"] is None
+    assert line["ratio_network"] > 0 and line["value"] > 0 and line["cpu"]
+    assert not (tmp_path / "no_venv").exists()  # a smoke run builds no venv

@@ -130,9 +130,15 @@ class ImageNormalizer:
         v = np.arange(256, dtype=np.float64) / 255.0
         self.luts = [((v - m) / s).astype(np.float32) for m, s in zip(mean, std)]
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The normalised planes, written into ``out`` (a float32 (3, H, W) array, e.g. one
+        row of a batch) when given."""
         h, w = image.shape[:2]
-        out = np.empty((3, h, w), dtype=np.float32)
+        if out is None:
+            out = np.empty((3, h, w), dtype=np.float32)
+        elif out.shape != (3, h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            # OpenCV would silently write elsewhere
+            raise ValueError(f"out must be a contiguous float32 (3, {h}, {w}) array")
         for c, plane in enumerate(cv2.split(image)):
             cv2.LUT(plane, self.luts[c], dst=out[c])
         return out

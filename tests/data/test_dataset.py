@@ -89,6 +89,19 @@ def test_normalizer_matches_float_arithmetic():
     np.testing.assert_allclose(out, ref.transpose(2, 0, 1), atol=1e-6)
 
 
+def test_normalizer_writes_into_a_batch_row_and_refuses_other_buffers():
+    img = np.random.default_rng(1).integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    norm = ImageNormalizer()
+    batch = np.zeros((2, 3, 31, 17), np.float32)
+    assert np.shares_memory(norm(img, out=batch[1]), batch[1])
+    np.testing.assert_array_equal(batch[1], norm(img))
+    assert not batch[0].any()
+    strided = np.empty((3, 31, 34), np.float32)[..., ::2]
+    for bad in (np.empty((3, 31, 17)), np.empty((3, 17, 31), np.float32), strided):
+        with pytest.raises(ValueError, match="out must be a contiguous float32"):
+            norm(img, out=bad)
+
+
 # ---------------------------------------------------------------------------- geometry
 def test_eval_sample_targets_land_on_the_dots_and_map_back(tiny_set):
     ann_file, image_dir = tiny_set

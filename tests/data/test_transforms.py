@@ -158,6 +158,18 @@ def test_warp_of_flipped_matrix_is_mirrored_crop():
     assert diff.max() <= 2 and diff.mean() < 0.3  # OpenCV's 1/32 px fixed-point rounding
 
 
+def test_warp_into_a_buffer_writes_there_and_refuses_a_buffer_opencv_would_not_fill():
+    img = np.random.default_rng(5).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    m = affine_matrix(np.array([40.0, 30.0]), np.array([30.0, 40.0]), 7.0, OUT)
+    buf = np.full((*OUT, 3), 7, np.uint8)
+    assert warp(img, m, OUT, out=buf) is buf
+    np.testing.assert_array_equal(buf, warp(img, m, OUT))
+    for bad in (np.empty((*OUT, 3), np.float32), np.empty((OUT[1], OUT[0], 3), np.uint8),
+                np.empty((*OUT, 6), np.uint8)[..., ::2]):  # fmt: skip
+        with pytest.raises(ValueError, match="out must be a contiguous"):
+            warp(img, m, OUT, out=bad)
+
+
 def test_reduced_decode_affine_matches_full_resolution():
     """A crop warped from a 1/4-size image through reduced_to_full equals the full-size crop."""
     rng = np.random.default_rng(5)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from fullbody.images import ImageReadError, read_image
+from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.images import ImageNormalizer, ImageReadError, read_image
 from fullbody.inference.predictor import (
     OnnxHeatmapModel,
     PosePredictor,
@@ -61,6 +62,20 @@ def test_points_come_back_in_image_pixels(flip_test, dark):
     assert (err < tol).all(), err
     assert (res.keypoints[..., 2] > 0.9).all()
     np.testing.assert_array_equal(np.sort(res.box_index), [0, 1, 2])
+
+
+def test_crops_are_the_training_warp_and_normalisation_of_each_box():
+    """The crops (written into one batch through one warp buffer) are, bit for bit, each
+    box's training crop: ``ImageNormalizer()(warp(image, affine_matrix(...)))``."""
+    img = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 50, 120], [-30, 100, 200, 90], [300, 200, 40, 60.5]])
+    crops, to_image = dot_predictor().crops(img, boxes)
+    h, w = INPUT_SIZE
+    centers, scales = box_to_center_scale(boxes, w / h, 1.25)
+    for i in range(len(boxes)):
+        m = affine_matrix(centers[i], scales[i], 0.0, (h, w))
+        np.testing.assert_array_equal(crops[i], ImageNormalizer()(warp(img, m, (h, w))))
+        np.testing.assert_array_equal(to_image[i], invert_affine(m))
 
 
 def test_batch_size_does_not_change_results():

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fullbody.codecs.argmax import max_last
 from fullbody.keypoints import FLIP_INDEX
 
 ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
@@ -152,7 +153,7 @@ class HeatmapCodec:
         b, k, _, w = heatmaps.shape
         hm = heatmaps.float()
         flat = hm.reshape(b, k, -1)
-        scores, idx = flat.max(-1)
+        scores, idx = max_last(flat)
         x = (idx % w).float()
         y = torch.div(idx, w, rounding_mode="floor").float()
         xy = torch.stack([x, y], -1)

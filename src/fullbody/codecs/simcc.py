@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fullbody.codecs.argmax import max_last
 from fullbody.keypoints import FLIP_INDEX
 
 #: RTMPose's label widths (x, y) in bins for 192-wide and 288-wide inputs (256x192, 384x288).
@@ -150,7 +151,7 @@ class SimCCCodec:
 
 def _peak(v: Tensor) -> tuple[Tensor, Tensor]:
     """Sub-bin arg-max and maximum of (..., N) vectors along the last axis."""
-    score, idx = v.max(-1)
+    score, idx = max_last(v)
     n = v.shape[-1]
     left = v.gather(-1, (idx - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
     right = v.gather(-1, (idx + 1).clamp(max=n - 1).unsqueeze(-1)).squeeze(-1)

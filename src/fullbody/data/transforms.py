@@ -133,17 +133,25 @@ def warp(
     matrix: np.ndarray,
     output_size: tuple[int, int],
     border_value: int | tuple[int, ...] = 0,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Crop ``image`` through ``matrix`` (image -> crop px) to ``output_size`` = (h, w).
 
     Bilinear, constant border: one ``cv2.warpAffine`` does box crop, padding, scale, rotation
-    and mirror at once, and keeps the input dtype (uint8 stays uint8).
+    and mirror at once, and keeps the input dtype (uint8 stays uint8). ``out``: a contiguous
+    array of the crop's shape and dtype to write into (a buffer reused over many crops).
     """
     out_h, out_w = output_size
+    if out is not None:
+        want = (int(out_h), int(out_w), *image.shape[2:])
+        if out.shape != want or out.dtype != image.dtype or not out.flags.c_contiguous:
+            # OpenCV would silently write elsewhere
+            raise ValueError(f"out must be a contiguous {image.dtype} {want} array")
     return cv2.warpAffine(
         image,
         np.asarray(matrix, dtype=np.float64),
         (int(out_w), int(out_h)),
+        dst=out,
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=border_value,

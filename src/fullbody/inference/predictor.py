@@ -272,9 +272,10 @@ class PosePredictor:
         centers, scales = box_to_center_scale(boxes, w / h, self.padding)
         crops = np.empty((len(boxes), 3, h, w), dtype=np.float32)
         to_image = np.empty((len(boxes), 2, 3), dtype=np.float64)
+        pixels = np.empty((h, w, image.shape[2]), dtype=image.dtype)  # one warp buffer for all
         for i, (c, s) in enumerate(zip(centers, scales)):
             m = affine_matrix(c, s, 0.0, (h, w))
-            crops[i] = self.normalize(warp(image, m, (h, w)))
+            self.normalize(warp(image, m, (h, w), out=pixels), out=crops[i])
             to_image[i] = invert_affine(m)
         return crops, to_image
 
@@ -289,6 +290,8 @@ class PosePredictor:
                 out.append(flip_merge(self.codec, _rows(both, 0, n), _rows(both, n, None)))
             else:
                 out.append(self._run(x))
+        if len(out) == 1:  # one batch (the usual case): no copy
+            return out[0]
         if isinstance(out[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*out))
         return torch.cat(out)
