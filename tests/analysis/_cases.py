@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+from fullbody.results import Predictions
 
 LH, RH, FACE = PART_SLICES["lefthand"], PART_SLICES["righthand"], PART_SLICES["face"]
 _RNG = np.random.default_rng(7)

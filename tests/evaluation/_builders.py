@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import simulate_predictions
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.results import Predictions
 
 _UNIT = np.random.default_rng(12345).uniform(0.05, 0.95, (NUM_KEYPOINTS, 2))
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.callback import WholeBodyEvaluator
-from fullbody.evaluation.results import Predictions
+from fullbody.results import Predictions
 
 if __package__:  # imported by the tests
     from ._builders import random_case

@@ -16,7 +16,7 @@ from fullbody.evaluation.nms import (
     pose_boxes,
     pose_similarity,
 )
-from fullbody.evaluation.results import Predictions
+from fullbody.results import Predictions
 
 from ._builders import as_prediction, pose
 

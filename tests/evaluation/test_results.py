@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from fullbody.evaluation.results import Predictions, from_arrays
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_FIELDS, PART_SLICES
+from fullbody.results import Predictions, from_arrays
 
 from ._builders import as_prediction, pose
 

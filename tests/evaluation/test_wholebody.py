@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import SimulationConfig, fingerprint, synthetic_case
 from fullbody.evaluation.wholebody import (
     STATS,
@@ -22,6 +21,7 @@ from fullbody.evaluation.wholebody import (
 )
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
+from fullbody.results import Predictions
 
 from ._builders import as_prediction, gt_set, pose, predictions, random_case
 

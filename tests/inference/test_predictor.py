@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.geometry import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.images import ImageNormalizer, ImageReadError, read_image
 from fullbody.inference.predictor import (
     OnnxHeatmapModel,

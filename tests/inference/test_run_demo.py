@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor
 from fullbody.inference.run_demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.jsonio import AnnotationError
+from fullbody.results import Predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import torch
 from pseudo_data import skeleton
 from torch import nn
 
-from fullbody.data.transforms import box_to_center_scale
+from fullbody.geometry import box_to_center_scale
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import PART_SLICES
 from fullbody.models.module import PoseModule

@@ -229,10 +229,10 @@ class SyntheticDataModule(WholeBodyDataModule):
     """:class:`WholeBodyDataModule` over generated scenes, made on first use.
 
     ``prepare_data`` (rank 0 only) generates a training set and a separate validation set
-    (other seed, other folder) under ``root`` with :func:`fullbody.data.synthetic.generate`;
+    (other seed, other folder) under ``root`` with :func:`fullbody.synthetic.generate`;
     a second run finds them and returns at once. ``train_labels``: ``exact`` trains on the
     generator's exact labels, ``pseudo`` on its simulated pseudo-labels (with confidences).
-    ``generator``: fields of :class:`fullbody.data.synthetic.SceneConfig` (image size, people
+    ``generator``: fields of :class:`fullbody.synthetic.SceneConfig` (image size, people
     per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
     """
 
@@ -288,7 +288,7 @@ class SyntheticDataModule(WholeBodyDataModule):
 
     def prepare_data(self) -> None:
         """Generate the training and validation scenes unless they are there already."""
-        from fullbody.data.synthetic import SceneConfig, generate
+        from fullbody.synthetic import SceneConfig, generate
 
         try:
             config = SceneConfig(**self.generator)

@@ -26,20 +26,18 @@ from torch.utils.data import Dataset
 
 from fullbody.annotations import WholeBodySet
 from fullbody.data.detections import PersonDetections
-from fullbody.data.transforms import (
+from fullbody.data.transforms import half_body_box, inside, truncated_normal
+from fullbody.errors import InputNotFoundError
+from fullbody.geometry import (
     affine_matrix,
     box_to_center_scale,
     compose_affine,
     flip_index_points,
-    half_body_box,
-    inside,
     invert_affine,
     reduced_to_full,
     transform_points,
-    truncated_normal,
     warp,
 )
-from fullbody.errors import InputNotFoundError
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, part_factors

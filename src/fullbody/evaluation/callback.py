@@ -33,10 +33,10 @@ import torch.distributed as dist
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.nms import NMSMethod, check_nms_method
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.run import run_evaluation
 from fullbody.evaluation.wholebody import format_table
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
+from fullbody.results import Predictions
 
 _FIELDS = ("image_id", "person_id", "keypoints", "score", "bbox")
 _GT_ATTR = {"val": "val_annotations", "test": "test_annotations"}

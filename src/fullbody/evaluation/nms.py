@@ -40,8 +40,8 @@ from typing import Literal
 import numpy as np
 
 from fullbody.errors import ConfigError
-from fullbody.evaluation.results import Predictions
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, SIGMAS
+from fullbody.results import Predictions
 
 _EPS = np.spacing(1)
 

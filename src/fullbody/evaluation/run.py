@@ -15,10 +15,10 @@ from typing import Any
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import OCCLUSION_PARTS, occlusion_breakdown, size_breakdown
 from fullbody.evaluation.nms import NMSMethod, nms_per_image
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import evaluate
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.results import Predictions
 from fullbody.utils.cli import OutputError
 
 

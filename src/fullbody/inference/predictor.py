@@ -1,7 +1,7 @@
 """Top-down whole-body prediction: an RGB image and person boxes in, 133-point poses out.
 
 :class:`PosePredictor` crops every box with the training geometry
-(:mod:`fullbody.data.transforms`: aspect-fixed box, 1.25 padding, one affine warp), normalises
+(:mod:`fullbody.geometry`: aspect-fixed box, 1.25 padding, one affine warp), normalises
 the crops as the training data is (:class:`fullbody.images.ImageNormalizer`), runs the
 network in batches over people (PyTorch module or ONNX file, CPU or GPU), then, as training's
 evaluation does (:mod:`fullbody.codecs.topdown`), merges the mirrored crops' outputs (flip
@@ -35,12 +35,12 @@ from fullbody.codecs.topdown import (
     flip_merge,
     person_score,
 )
-from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.errors import ConfigError, InputNotFoundError
 from fullbody.evaluation.nms import NMSMethod, PoseNMSParams, check_nms_method, pose_nms
-from fullbody.evaluation.results import Predictions
+from fullbody.geometry import box_crop_affines, invert_affines, warp
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.results import Predictions
 from fullbody.utils.onnx_session import onnx_session
 
 
@@ -268,16 +268,12 @@ class PosePredictor:
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised crops (N, 3, H, W) float32 and crop->image affines (N, 2, 3) float64."""
         h, w = self.input_size
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        centers, scales = box_to_center_scale(boxes, w / h, self.padding)
-        crops = np.empty((len(boxes), 3, h, w), dtype=np.float32)
-        to_image = np.empty((len(boxes), 2, 3), dtype=np.float64)
+        to_crop = box_crop_affines(boxes, (h, w), self.padding)
+        crops = np.empty((len(to_crop), 3, h, w), dtype=np.float32)
         pixels = np.empty((h, w, image.shape[2]), dtype=image.dtype)  # one warp buffer for all
-        for i, (c, s) in enumerate(zip(centers, scales)):
-            m = affine_matrix(c, s, 0.0, (h, w))
+        for i, m in enumerate(to_crop):
             self.normalize(warp(image, m, (h, w), out=pixels), out=crops[i])
-            to_image[i] = invert_affine(m)
-        return crops, to_image
+        return crops, invert_affines(to_crop)
 
     def outputs(self, crops: np.ndarray) -> Outputs:
         """Network outputs of normalised crops, in batches, flip-merged when ``flip_test``."""

@@ -19,10 +19,10 @@ from fullbody.annotations import WholeBodySet
 from fullbody.errors import ConfigError
 from fullbody.evaluation.breakdown import format_breakdown
 from fullbody.evaluation.nms import check_nms_method
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.run import run_evaluation, write_evaluation
 from fullbody.evaluation.wholebody import format_table, scope_note
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.results import Predictions
 
 log = logging.getLogger(__name__)
 SIGMAS = ("official", "halpe")

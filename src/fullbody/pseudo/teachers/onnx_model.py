@@ -34,9 +34,7 @@ import torch
 
 from fullbody.codecs.topdown import create_codec, crop_to_image_points, decode_to_image
 from fullbody.errors import ConfigError
-from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
-from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
-from fullbody.pseudo.crops import (
+from fullbody.geometry import (
     UP,
     box_to_square,
     crop_affines,
@@ -44,6 +42,8 @@ from fullbody.pseudo.crops import (
     person_crops,
     warp_crops,
 )
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.teachers.base import (
     TEACHER_PARTS,
     People,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet
-from fullbody.data.synthetic import (
+from fullbody.synthetic import (
     SceneConfig,
     drawing,
     figure,

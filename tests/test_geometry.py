@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from fullbody.data.transforms import transform_points
-from fullbody.pseudo.crops import (
+from fullbody.geometry import (
     box_to_square,
     crop_affines,
     invert_affines,
     mirror_affines,
     rotated_extent,
+    transform_points,
     unit,
     warp_crops,
 )
@@ -67,7 +67,7 @@ def test_bad_sides_and_helpers():
 
 
 def test_person_crops_follow_the_training_crop():
-    from fullbody.pseudo.crops import person_crops
+    from fullbody.geometry import person_crops
 
     boxes = np.array([[10.0, 20.0, 30.0, 120.0], [0.0, 0.0, 0.0, 5.0], [50.0, 50.0, 80.0, 40.0]])
     rows, a = person_crops(boxes, (256, 192))
@@ -92,7 +92,7 @@ def test_mirrored_crops_flip_the_pixels_and_map_points_back():
 
 
 def test_antialiased_warp_keeps_the_affine_and_averages_what_it_shrinks():
-    from fullbody.pseudo.crops import UP, warp_crop_antialiased
+    from fullbody.geometry import UP, warp_crop_antialiased
 
     # a linear ramp survives area averaging and bilinear sampling exactly: where the crop lands
     # in the image is the affine's, not shifted by the reduction

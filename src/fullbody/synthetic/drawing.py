@@ -8,8 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fullbody.data.synthetic.config import SceneConfig
-from fullbody.data.synthetic.figure import (
+from fullbody.synthetic.config import SceneConfig
+from fullbody.synthetic.figure import (
     _ANKLE,
     _CAP_FINGERS,
     _EAR,
@@ -49,7 +49,7 @@ from fullbody.data.synthetic.figure import (
     TORSO,
     People,
 )
-from fullbody.data.synthetic.scenes import (
+from fullbody.synthetic.scenes import (
     _AA,
     _ONE,
     _SHIFT,

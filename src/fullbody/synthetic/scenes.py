@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from fullbody.annotations import BOX_PARTS, PARTS, points_box
-from fullbody.data.synthetic.config import SceneConfig
-from fullbody.data.synthetic.figure import (
+from fullbody.synthetic.config import SceneConfig
+from fullbody.synthetic.figure import (
     _CAP_LAYER,
     _EYE,
     _FACE0,

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fullbody.data.synthetic.config import SceneConfig
+from fullbody.synthetic.config import SceneConfig
 from fullbody.keypoints import NAME_TO_INDEX, NUM_KEYPOINTS, PART_SLICES
 
 _K = NAME_TO_INDEX
