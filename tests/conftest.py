@@ -14,6 +14,9 @@ import pytest
 # Tests never touch the network: timm's weights come from local files or a temporary hub cache.
 # Set before anything imports huggingface_hub (it reads the variable once); subprocesses inherit.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# W&B logs offline into the run folder, whoever runs the tests is logged in or not (the tests
+# that need another mode set it for themselves).
+os.environ["WANDB_MODE"] = "offline"
 
 from fullbody.utils.sample import (
     SAMPLE_ANNOTATIONS,

@@ -124,9 +124,11 @@ def test_config_groups_compose(tmp_path: Path) -> None:
     assert slurm.trainer.strategy == "ddp" and slurm.trainer.num_nodes == 1
 
 
-def test_wandb_logger_is_offline_by_default(tmp_path: Path) -> None:
+def test_wandb_logger_follows_wandbs_conventions_by_default(tmp_path: Path) -> None:
+    """Online when logged in, offline when not, WANDB_MODE honoured (offline: null)."""
     cfg = compose_train([], tmp_path / "run")
-    assert cfg.logger.wandb.offline is True
+    assert cfg.logger.wandb._target_ == "fullbody.utils.wandb_logging.WandbLogger"
+    assert cfg.logger.wandb.offline is None and cfg.logger.wandb.init_timeout > 0
     assert cfg.logger.wandb.save_dir == str(tmp_path / "run")
 
 
@@ -448,3 +450,14 @@ def test_a_sweeps_wandb_runs_share_a_group_named_after_it(tmp_path: Path) -> Non
     sweep = tmp_path / "multiruns" / "2026-12-05_10-00-00"
     compose_train([*TINY, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}"], tmp_path / "0")
     assert sweep_group("smoke") == "smoke-2026-12-05_10-00-00"
+
+
+@pytest.mark.parametrize("name", ["val/lefthnd/AP", "val/lefthand/ap", "val/wholebody", "loss"])
+def test_an_optimized_metric_no_run_logs_is_refused_before_training(name: str) -> None:
+    from fullbody.errors import ConfigError
+    from fullbody.training import check_optimized_metric
+
+    with pytest.raises(ConfigError, match=f"optimized_metric={name}: not a metric"):
+        check_optimized_metric(name)
+    check_optimized_metric("val/lefthand/AP")  # a part's AP, what a sweep optimises
+    check_optimized_metric("test/wholebody/AR")

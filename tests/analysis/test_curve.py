@@ -1,4 +1,5 @@
-"""The learning curve: the validation history a run writes, drawn per part against minutes."""
+"""The learning curve: the validation history a run writes, drawn per part against minutes and
+steps."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def test_reads_a_run_folder_and_draws_one_line_per_part(tmp_path):
     assert [line.get_label() for line in lines] == list(EVAL_PARTS)
     assert list(lines[0].get_xdata()) == [0.0, 1.5, 3.0]
     assert list(lines[0].get_ydata()) == [0.0, 0.2, 0.4]
+    by_step = fig.axes[1].get_lines()  # the same lines against the optimiser step
+    assert [line.get_label() for line in by_step] == list(EVAL_PARTS)
+    assert list(by_step[-1].get_xdata()) == [0, 10, 20]
+    assert list(by_step[-1].get_ydata()) == [0.0, 0.2, 0.4]
 
 
 def test_command_line_writes_the_png_and_reports_bad_input(tmp_path, capsys):

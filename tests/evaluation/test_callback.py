@@ -172,3 +172,29 @@ def test_each_validation_appends_a_history_row_and_testing_does_not(case, tmp_pa
     assert len(rows) == 2
     assert rows[0]["metrics"] == pytest.approx(callback.metrics)
     assert set(rows[0]) == {"epoch", "step", "wall_min", "metrics"} and rows[0]["wall_min"] >= 0
+
+
+def test_the_history_travels_in_the_checkpoint_and_a_resumed_run_goes_on_from_it(case, tmp_path):
+    """A resumed run's history file starts with the rows up to the checkpoint (not the rows of
+    validations after it), and its minutes go on from the last of them."""
+    gt, preds = case
+    first = WholeBodyEvaluator(history_file=tmp_path / "first.jsonl")
+    trainer = _trainer(first, tmp_path)
+    module, data = DummyModule(preds), DummyData(gt, len(preds))
+    trainer.validate(module, datamodule=data, verbose=False)
+    state = first.state_dict()
+    trainer.validate(module, datamodule=data, verbose=False)  # after the checkpoint: dropped
+    (saved,) = state["history"]
+    saved["wall_min"] = 5.0  # as if the first run had validated after five minutes
+
+    resumed = WholeBodyEvaluator(history_file=tmp_path / "second.jsonl")
+    resumed.load_state_dict(state)
+    trainer = _trainer(resumed, tmp_path)
+    resumed.on_fit_start(trainer, module)
+    assert [json.loads(ln) for ln in (tmp_path / "second.jsonl").read_text().splitlines()] == [
+        saved
+    ]
+    trainer.validate(module, datamodule=data, verbose=False)
+    rows = [json.loads(ln) for ln in (tmp_path / "second.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[0] == saved and 5.0 <= rows[1]["wall_min"] < 6.0
+    assert resumed.state_dict()["history"] == rows

@@ -12,7 +12,9 @@ pose NMS per image, evaluates ONCE on rank 0 against ``trainer.datamodule.val_an
 
 With ``history_file`` set, every validation also appends one JSON line ``{"epoch", "step",
 "wall_min", "metrics"}`` to it (``wall_min``: minutes since this process started fitting), the
-learning curve that :func:`fullbody.analysis.plots.learning_curve` draws.
+learning curve that :mod:`fullbody.analysis.curve` draws. The rows travel in the checkpoint: a run
+resumed with ``ckpt_path=`` starts its history file with them (minutes go on from the last), so
+its learning curve is the whole run's.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.nms import NMSMethod, check_nms_method
 from fullbody.evaluation.run import run_evaluation
 from fullbody.evaluation.wholebody import format_table
+from fullbody.jsonio import write_atomic
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
 from fullbody.results import Predictions
 
@@ -103,6 +106,8 @@ class WholeBodyEvaluator(pl.Callback):
         self.print_table = print_table
         self.history_file = Path(history_file) if history_file is not None else None
         self._fit_start: float | None = None
+        self._history: list[dict[str, Any]] = []  # the rows of history_file (rank 0)
+        self._minutes_before = 0.0  # of the run this one resumes
         self.metrics: dict[str, float] = {}
         self.breakdowns: dict[str, Any] = {}
         self.num_evaluated = 0  # unique predictions of the last evaluation (before NMS)
@@ -129,6 +134,17 @@ class WholeBodyEvaluator(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start = time.monotonic()
+        if self._history and self.history_file is not None and trainer.is_global_zero:
+            # Resumed: the history up to the checkpoint, without rows of validations after it.
+            text = "".join(json.dumps(row) + "\n" for row in self._history)
+            write_atomic(text, self.history_file)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self._history)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._history = list(state_dict.get("history", []))
+        self._minutes_before = float(self._history[-1]["wall_min"]) if self._history else 0.0
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._chunks["val"] = []
@@ -224,9 +240,10 @@ class WholeBodyEvaluator(pl.Callback):
         row = {
             "epoch": int(trainer.current_epoch),
             "step": int(trainer.global_step),
-            "wall_min": (time.monotonic() - start) / 60.0,
+            "wall_min": self._minutes_before + (time.monotonic() - start) / 60.0,
             "metrics": {k: float(v) for k, v in metrics.items()},
         }
+        self._history.append(row)
         self.history_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.history_file, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -20,11 +20,13 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from fullbody.errors import ConfigError, OutputError
+from fullbody.evaluation.wholebody import STATS
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.models.checkpoint import read_checkpoint
 from fullbody.utils.ddp import distributed_job
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
+from fullbody.utils.wandb_logging import checkpoint_callbacks, resumed_run_id, sweep_group_name
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,21 @@ def sweep_group(task_name: str) -> str | None:
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
-    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+    return sweep_group_name(task_name, HydraConfig.get().sweep.dir)
+
+
+def check_optimized_metric(name: str | None) -> None:
+    """Refuse an ``optimized_metric`` that no run logs (ConfigError) before anything trains: a
+    sweeper would get nothing back from every trial."""
+    if not name:
+        return
+    pieces = name.split("/")
+    known = len(pieces) == 3 and pieces[0] in ("val", "test") and pieces[1] in EVAL_PARTS
+    if not (known and pieces[2] in STATS):
+        raise ConfigError(
+            f"optimized_metric={name}: not a metric of train.py; give val/<part>/<stat> (or "
+            f"test/...), part one of {', '.join(EVAL_PARTS)}, stat one of {', '.join(STATS)}"
+        )
 
 
 def _finish(loggers: list[Logger]) -> None:
@@ -114,8 +130,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
     keep_freed_memory()
+    check_optimized_metric(cfg.get("optimized_metric"))
     if cfg.get("ckpt_path"):
-        read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)  # one clear error
+        # One clear error for a bad file; the W&B run of the checkpoint goes on.
+        resumed_run_id(cfg.get("logger"), read_checkpoint(cfg.ckpt_path, trainer_state=True))
     if cfg.get("train", True):
         check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -128,6 +146,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if group and "wandb" in (cfg.get("logger") or {}):
         cfg.logger.wandb.group = group
     loggers = instantiate_group(cfg.get("logger"))
+    callbacks += checkpoint_callbacks(loggers)
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision

@@ -11,7 +11,9 @@
   it ends (``completed`` or ``failed`` with the error; overrides, wall time, objective), so
   that a summary can tell a failed or killed job from a finished one;
 * at the end of every job of a multirun and of the multirun itself, writes
-  ``sweep_summary.csv/.md/.png`` at the sweep root (:mod:`fullbody.compare`).
+  ``sweep_summary.csv/.md/.png`` at the sweep root (:mod:`fullbody.compare`), and once at the
+  end, for a sweep that logs to W&B, the same table as one W&B run beside them
+  (:func:`fullbody.utils.wandb_logging.log_sweep_summary`).
 
 Extra DDP ranks (``LOCAL_RANK``/``SLURM_PROCID`` > 0) record nothing: rank 0 speaks for the job.
 """
@@ -172,6 +174,13 @@ class RunRecorder(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if is_main_rank():
             self._summarize(config)
+            if self.summary:
+                from fullbody.utils.wandb_logging import log_sweep_summary
+
+                try:
+                    log_sweep_summary(config, Path(str(config.hydra.sweep.dir)))
+                except (OSError, ValueError) as e:  # the files above hold the summary
+                    log.warning("no W&B sweep summary: %s", e)
 
     # ------------------------------------------------------------- helpers
     @staticmethod
