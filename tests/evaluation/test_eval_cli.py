@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.poses import random_case
 
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.wholebody import evaluate
-
-from ._builders import random_case
 
 ROOT = Path(__file__).resolve().parents[2]
 

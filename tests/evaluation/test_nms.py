@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, pose
 
 from fullbody.evaluation.nms import (
     BODY_PARAMS,
@@ -17,8 +18,6 @@ from fullbody.evaluation.nms import (
     pose_similarity,
 )
 from fullbody.results import Predictions
-
-from ._builders import as_prediction, pose
 
 T1 = np.tanh(1.0) ** 2
 

@@ -8,12 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, pose
 
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_FIELDS, PART_SLICES
 from fullbody.results import Predictions, from_arrays
-
-from ._builders import as_prediction, pose
 
 IMAGES = {1, 2}
 

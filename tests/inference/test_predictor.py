@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE
 
 from fullbody.geometry import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.images import ImageNormalizer, ImageReadError, read_image
@@ -23,7 +24,7 @@ from fullbody.inference.predictor import (
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 
-from ._models import HEATMAP_SIZE, INPUT_SIZE, DotNet
+from ._models import DotNet
 
 
 def dot_predictor(**kwargs) -> PosePredictor:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers.configs import compose_config
 
 from fullbody.annotations import WholeBodySet
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
@@ -189,13 +190,6 @@ def test_demo_command_line(tiny_ckpt, sample_dir, tmp_path):
     assert (tmp_path / "results.json").is_file() and len(list((tmp_path / "vis").iterdir())) == 4
 
 
-def compose_config(name: str, overrides: list[str], tmp_path: Path):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        return compose(name, overrides=[*overrides, f"paths.output_dir={tmp_path}"])
-
-
 def test_demo_configs_build_every_detector_and_the_predictor(
     tiny_ckpt, box_finder_onnx, sample_ann_file, tmp_path, monkeypatch
 ):
@@ -203,19 +197,21 @@ def test_demo_configs_build_every_detector_and_the_predictor(
 
     dets = sample_ann_file.parent / "person_detections.json"
     base = ["input=x.jpg", f"ckpt_path={tiny_ckpt}", "predictor.device=cpu"]
-    cfg = compose_config("demo", [*base, "detector=file", f"detector.path={dets}"], tmp_path)
+    cfg = compose_config(
+        "demo", [*base, "detector=file", f"detector.path={dets}"], output_dir=tmp_path
+    )
     assert isinstance(instantiate(cfg.detector), DetectionFileDetector)
     pred = instantiate(cfg.predictor)
     assert pred.nms == "oks" and pred.batch_size == 32 and pred.flip_test  # the model's own
     cfg = compose_config("demo", [*base, "detector=onnx", f"detector.path={box_finder_onnx}",
-                                  "detector.person_classes=[0,1]"], tmp_path)  # fmt: skip
+                                  "detector.person_classes=[0,1]"], output_dir=tmp_path)  # fmt: skip
     det = instantiate(cfg.detector)
     assert isinstance(det, OnnxDetector) and det.person_classes == (0, 1)
     monkeypatch.setenv("FULLBODY_DETECTOR_DIR", str(tmp_path / "none"))
-    cfg = compose_config("demo", base, tmp_path)
+    cfg = compose_config("demo", base, output_dir=tmp_path)
     with pytest.raises(Exception, match=r"fullbody\.inference\.install"):
         instantiate(cfg.detector)
-    cfg = compose_config("export", [f"ckpt_path={tiny_ckpt}"], tmp_path)
+    cfg = compose_config("export", [f"ckpt_path={tiny_ckpt}"], output_dir=tmp_path)
     assert cfg.out_file == f"{tmp_path}/model.onnx" and cfg.check.tolerance == 1e-3
 
 

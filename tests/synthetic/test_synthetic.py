@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet
+from fullbody.keypoints import FLIP_INDEX, NAME_TO_INDEX, PART_SLICES
 from fullbody.synthetic import (
     SceneConfig,
     drawing,
@@ -21,7 +22,6 @@ from fullbody.synthetic import (
     scenes,
     store,
 )
-from fullbody.keypoints import FLIP_INDEX, NAME_TO_INDEX, PART_SLICES
 
 N_LABELS = 160  # images in the shared label set (about 0.6 s to make)
 
