@@ -61,11 +61,11 @@ from fullbody.data.dataset import (
 )
 from fullbody.data.jitter import LearnedJitter
 from fullbody.data.sampler import ImageGroupedSampler
-from fullbody.synthetic import SceneConfig, generate
 from fullbody.data.transforms import half_body_box, truncated_normal
 from fullbody.geometry import box_to_center_scale
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import FLIP_INDEX
+from fullbody.synthetic import SceneConfig, generate
 from fullbody.utils.machine import machine_name
 from fullbody.utils.sample import (
     SAMPLE_ANNOTATIONS,

@@ -58,7 +58,9 @@ def _dots(crop: np.ndarray, ks, near: np.ndarray | None = None) -> dict[int, np.
 # ---------------------------------------------------------------------------- weights
 def test_weights_of_human_labels():
     v = np.array([[0, 1, 2, 0.5] + [0] * (NUM_KEYPOINTS - 4)])
-    w = keypoint_weights(v, np.ones_like(v), pseudo=False, conf_floor=0.9, pseudo_part_weights={"body": 3})
+    w = keypoint_weights(
+        v, np.ones_like(v), pseudo=False, conf_floor=0.9, pseudo_part_weights={"body": 3}
+    )
     assert w.dtype == np.float32
     np.testing.assert_array_equal(w[0, :4], [0, 1, 1, 1])  # floor and part weights: pseudo only
     assert w.sum() == 3
@@ -342,7 +344,9 @@ def test_pseudo_labels_weigh_their_confidence(tmp_path):
     ann_file, image_dir = write_set(tmp_path, [((240, 200), [kp])], conf=[conf])
     ann = WholeBodySet.load(ann_file)
     assert ann.has_conf
-    s = TopDownDataset(ann, image_dir, train=False, conf_floor=0.2, pseudo_part_weights={"foot": 0.5})[0]
+    s = TopDownDataset(
+        ann, image_dir, train=False, conf_floor=0.2, pseudo_part_weights={"foot": 0.5}
+    )[0]
     assert s["target_weight"][0] == 0
     assert s["target_weight"][5] == pytest.approx(0.7)
     assert s["target_weight"][17] == pytest.approx(0.35)

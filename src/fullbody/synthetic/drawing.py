@@ -8,6 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fullbody.keypoints import PART_SLICES
 from fullbody.synthetic.config import SceneConfig
 from fullbody.synthetic.figure import (
     _ANKLE,
@@ -59,7 +60,6 @@ from fullbody.synthetic.scenes import (
     _fp,
     sample_scene,
 )
-from fullbody.keypoints import PART_SLICES
 
 
 def render_background(rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet, points_box
+from fullbody.keypoints import PART_SLICES
 from fullbody.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
 from fullbody.synthetic.figure import _FOOT, _u
 from fullbody.synthetic.scenes import BATCH, Scene, sample_scenes
-from fullbody.keypoints import PART_SLICES
 
 
 def image_id(index: int) -> int:

@@ -20,13 +20,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fullbody.annotations import PARTS
+from fullbody.errors import OutputExistsError
+from fullbody.jsonio import write_atomic
+from fullbody.manifest import DIFFERENT, FINISHED, MANIFEST, PARTIAL, UNFINISHED, JobManifest
 from fullbody.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
 from fullbody.synthetic.drawing import render
 from fullbody.synthetic.labels import _assemble, image_id, perturb_labels
 from fullbody.synthetic.scenes import BATCH, Scene, sample_scenes
-from fullbody.errors import OutputExistsError
-from fullbody.jsonio import write_atomic
-from fullbody.manifest import DIFFERENT, FINISHED, MANIFEST, PARTIAL, UNFINISHED, JobManifest
 
 IMAGES_DIR = "images"
 ANNOTATIONS = "annotations.json"
