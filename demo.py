@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     from fullbody.jobs import demo
     from fullbody.utils.cli import user_errors
 
-    with user_errors():
+    with user_errors(cfg):
         demo.run(cfg)
 
 

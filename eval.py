@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> None:
     from fullbody.jobs import evaluate
     from fullbody.utils.cli import user_errors
 
-    with user_errors():
+    with user_errors(cfg):
         evaluate.run(cfg)
 
 

@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> None:
     from fullbody.jobs import export
     from fullbody.utils.cli import user_errors
 
-    with user_errors():
+    with user_errors(cfg):
         export.run(cfg)
 
 

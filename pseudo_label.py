@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     from fullbody.jobs import pseudo_label
     from fullbody.utils.cli import user_errors
 
-    with user_errors():
+    with user_errors(cfg):
         pseudo_label.run(cfg)
 
 

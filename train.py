@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> float | None:
     from fullbody.jobs import train
     from fullbody.utils.cli import user_errors
 
-    with user_errors():
+    with user_errors(cfg):
         return train.run(cfg)
 
 

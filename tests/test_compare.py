@@ -171,3 +171,56 @@ def test_an_explicit_run_folder_is_used_as_given(tmp_path: Path) -> None:
     p.communicate(timeout=120)
     assert p.returncode == 2
     assert (run / "job.json").is_file() and not (tmp_path / "fixed_2").exists()
+
+
+def test_metrics_older_than_the_job_are_not_read(tmp_path: Path) -> None:
+    """A job that failed in a folder an earlier run left its metrics.json in: its row showed
+    the earlier run's AP."""
+    import time
+
+    job = {"status": "failed", "error": "KeyboardInterrupt",
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+    run = _run(tmp_path / "0", job, _metrics(0.5))
+    old = time.time() - 3600
+    os.utime(run / "metrics.json", (old, old))
+    row = read_run(run)
+    assert row.status == "failed" and all(v is None for v in row.ap.values())
+    assert "metrics.json is older than the job" in row.error
+    os.utime(run / "metrics.json")  # written during the job: read
+    assert read_run(run).ap["wholebody/AP"] == pytest.approx(_metrics(0.5)["wholebody/AP"])
+
+
+def _earlier_sweep(root: Path) -> None:
+    (root / "multirun.yaml").parent.mkdir(parents=True)
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+    ok = {"overrides": ["model.head=deconv"], "status": "completed"}
+    _run(root / "0", ok, _metrics(0.5))
+    (root / "0" / "last.ckpt").write_bytes(b"an earlier run's weights")
+    (root / "sweep_summary.csv").write_text("job\n0\n")
+
+
+def test_a_sweep_into_a_folder_of_an_earlier_sweep_is_refused(tmp_path: Path) -> None:
+    """It mixed two runs in one job folder (.hydra of one head, last.ckpt of another)."""
+    root = tmp_path / "sweep"
+    _earlier_sweep(root)
+    args = ["-m", f"hydra.sweep.dir={root}", "ann_file=/nonexistent.json",
+            "results_file=/x.json,/y.json"]  # fmt: skip
+    proc = _hydra("eval.py", args, tmp_path)
+    _, err = proc.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and "hydra.sweep.dir" in lines[0] and "+overwrite=true" in lines[0]
+    assert (root / "0" / "last.ckpt").is_file() and not (root / "1").exists()
+
+
+def test_overwrite_replaces_the_jobs_of_an_earlier_sweep(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    _earlier_sweep(root)
+    args = ["-m", f"hydra.sweep.dir={root}", "+overwrite=true", "ann_file=/nonexistent.json",
+            "results_file=/x.json,/y.json"]  # fmt: skip
+    _hydra("eval.py", args, tmp_path).communicate(timeout=120)
+    assert not (root / "0" / "last.ckpt").exists() and not (root / "0" / "metrics.json").exists()
+    with open(root / "sweep_summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert all(r["wholebody/AP"] == "" for r in rows)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_GT = ROOT.parent / "shared" / "data" / "coco_wholebody_sample" / "annotations"
 
 
 def _mount(path: Path, options: str) -> bool:
@@ -101,19 +100,19 @@ def test_a_full_disk_at_the_run_folder_is_one_line(full_disk: Path, tmp_path: Pa
     _one_line(done, "hydra.sweep.dir", "No space left on device")
 
 
-def test_eval_metrics_on_a_full_disk(full_disk: Path, tmp_path: Path, results: Path) -> None:
+def test_eval_metrics_on_a_full_disk(full_disk, tmp_path, results, sample_ann_file) -> None:
     """The metrics file's folder exists and is writable, but the disk is full: one line naming
     metrics_file, and no temporary file left behind."""
     out = full_disk / "metrics.json"
-    done = _entry("eval.py", f"ann_file={SAMPLE_GT / 'coco_wholebody_sample.json'}",
+    done = _entry("eval.py", f"ann_file={sample_ann_file}",
                   f"results_file={results}", f"metrics_file={out}",
                   f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     _one_line(done, f"metrics_file={out}", "No space left on device")
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
-def test_eval_metrics_file_in_a_read_only_folder(readonly_dir: Path, tmp_path, results) -> None:
-    done = _entry("eval.py", f"ann_file={SAMPLE_GT / 'coco_wholebody_sample.json'}",
+def test_eval_metrics_file_in_a_read_only_folder(readonly_dir, tmp_path, results, sample_ann_file):
+    done = _entry("eval.py", f"ann_file={sample_ann_file}",
                   f"results_file={results}", f"metrics_file={readonly_dir / 'm.json'}",
                   f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     _one_line(done, "metrics_file=", "not writable")
@@ -155,3 +154,106 @@ def test_a_corrupt_job_file_does_not_break_a_summary(tmp_path: Path) -> None:
     assert main([str(run), "--out", str(tmp_path)]) == 0
     row = (tmp_path / "sweep_summary.csv").read_text().splitlines()[1]
     assert "job.json unreadable" in row and "0.5000" in row
+
+
+# ------------------------------------------------------------------ values left unset (???)
+def _compose(name: str, overrides: list[str], hydra: bool = False):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose(name, overrides=overrides, return_hydra_config=hydra)
+
+
+def test_distill_without_its_teacher_leaves_the_teacher_unset() -> None:
+    """The model group's ``teacher_ckpt: null`` used to win over the experiment's ``???`` (a
+    merge keeps an earlier value), so ``+experiment=distill`` trained a plain student."""
+    from fullbody.utils.cli import ConfigError, check_complete
+
+    cfg = _compose("train", ["+experiment=distill"])
+    with pytest.raises(ConfigError, match=r"^model\.teacher_ckpt: not set"):
+        check_complete(cfg)
+    check_complete(_compose("train", ["+experiment=distill", "model.teacher_ckpt=t.ckpt"]))
+    check_complete(_compose("train", []))
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "keys"),
+    [("demo", [], ["input"]), ("export", [], ["ckpt_path"]),
+     ("pseudo_label", ["+teacher/wholebody=onnx", "ann_file=a.json"],
+      ["teacher.wholebody.path", "image_dir", "out_file"]),
+     ("hand_crops", ["out_dir=o"], ["ann_file", "image_dir"])],
+)  # fmt: skip
+def test_every_unset_value_is_named(name: str, overrides: list[str], keys: list[str]) -> None:
+    from fullbody.utils.cli import ConfigError, check_complete
+
+    with pytest.raises(ConfigError) as raised:
+        check_complete(_compose(name, overrides))
+    named = str(raised.value).split(": not set")[0].split(", ")
+    assert sorted(named) == sorted(keys), raised.value
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "key"),
+    [("train.py", ["+experiment=distill"], "model.teacher_ckpt"),
+     ("export.py", [], "ckpt_path"), ("pseudo_label.py", ["ann_file=a.json"], "image_dir")],
+)  # fmt: skip
+def test_an_unset_value_ends_the_entry_point_in_one_line(script, args, key, tmp_path) -> None:
+    done = _entry(script, *args, f"hydra.run.dir={tmp_path / 'run'}")
+    _one_line(done, key, "not set")
+    assert json.loads((tmp_path / "run" / "job.json").read_text())["status"] == "failed"
+
+
+# ------------------------------------------------------------------ job.json after a stop
+@pytest.mark.parametrize(
+    ("stop", "status", "error"),
+    [(KeyboardInterrupt(), "failed", "KeyboardInterrupt: interrupted"),
+     (SystemExit(1), "failed", "SystemExit: exit status 1"),  # Lightning's exit after Ctrl-C
+     (SystemExit(0), "running", None)],
+)  # fmt: skip
+def test_a_stopped_job_is_not_left_running(stop, status, error, tmp_path: Path) -> None:
+    """Hydra's end-of-job callback sees only exceptions: after Ctrl-C job.json said running."""
+    import time
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from fullbody.compare import TIME_FORMAT, write_job_file
+    from fullbody.utils.cli import user_errors
+
+    cfg = _compose("eval", [], hydra=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        write_job_file(tmp_path, {"status": "running", "started": time.strftime(TIME_FORMAT)})
+        with pytest.raises(type(stop)), user_errors():
+            raise stop
+    finally:
+        HydraConfig.instance().cfg = None
+    info = json.loads((tmp_path / "job.json").read_text())
+    assert info["status"] == status and info.get("error") == error
+
+
+# ------------------------------------------------------------------ tracebacks that are one line
+@pytest.mark.parametrize(
+    ("script", "args", "says"),
+    [("demo.py", ["onnx_path={junk}"], "junk.onnx: not a loadable ONNX model"),
+     ("demo.py", ["onnx_path={junk}", "ckpt_path={tmp}/x.ckpt"], "both given; give exactly one"),
+     ("train.py", ["+experiment=smoke", "model.head=hrnet", "paths.data_dir={tmp}/data"],
+      "model.head=hrnet: unknown head")],
+)  # fmt: skip
+def test_a_bad_model_option_ends_in_one_line(script, args, says, tmp_path: Path) -> None:
+    """Each was a traceback through Hydra's "Error in call to target" frame, exit 1."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("<html>404</html>")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"never read")
+    args = [a.format(junk=junk, tmp=tmp_path) for a in args]
+    if script == "demo.py":
+        args.append(f"input={tmp_path / 'in'}")
+    done = _entry(script, *args, f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]  # training logs its seed before
+    assert last.startswith("error: ") and says in last, last

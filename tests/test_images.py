@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from fullbody.images import (
+    ImageFolderError,
     ImageNotFoundError,
     ImageReadError,
+    image_folder,
     read_image,
     read_image_records,
 )
@@ -92,3 +94,16 @@ def test_read_errors_survive_pickling(tmp_path):
     for e in (ImageReadError("a.jpg: bad"), ImageNotFoundError("b.jpg: gone")):
         back = pickle.loads(pickle.dumps(e))
         assert type(back) is type(e) and str(back) == str(e)
+
+
+def test_an_image_folder_that_is_a_file_says_so(tmp_path):
+    """``image_dir=val2017.zip`` said "image folder not found"."""
+    archive = tmp_path / "val2017.zip"
+    archive.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ImageFolderError, match=r"val2017\.zip: is a file, not a folder of images"):
+        image_folder(archive)
+    with pytest.raises(FileNotFoundError, match="nowhere: image folder not found"):
+        image_folder(tmp_path / "nowhere")
+    assert image_folder(tmp_path) == tmp_path
+    err = ImageFolderError("x: is a file")
+    assert str(pickle.loads(pickle.dumps(err))) == "x: is a file"

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
+import lzma
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -113,3 +117,17 @@ def test_float_table_takes_chunks_at_byte_offsets():
     assert a.tolist() == [[0, 0, 0, 0], [0, 5, 6, 0]]
     empty, _ = float_table(0, 399)
     assert empty.shape == (0, 399)
+
+
+@pytest.mark.parametrize(
+    ("pack", "what"),
+    [(gzip.compress, "a gzip file, not JSON: decompress it first (gunzip)"),
+     (bz2.compress, "a bzip2 file"), (lzma.compress, "an xz file")],
+)  # fmt: skip
+def test_a_compressed_json_file_says_what_it_is(tmp_path, pack, what):
+    """It said only "malformed JSON: not UTF-8"."""
+    path = tmp_path / "person_keypoints_val2017.json.gz"
+    path.write_bytes(pack(b'{"images": []}'))
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}: (file)")) as raised:
+        read_json(path)
+    assert what in str(raised.value)

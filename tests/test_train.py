@@ -431,10 +431,34 @@ def test_a_sweeps_wandb_runs_share_a_group_named_after_it(tmp_path: Path) -> Non
     assert sweep_group("smoke") == "smoke-2026-12-05_10-00-00"
 
 
+def test_every_trainer_writes_checkpoints_atomically(tmp_path: Path) -> None:
+    """The trainer config's own plugins (SLURM's environment) are kept beside the writer."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from fullbody.jobs.train import trainer_plugins
+    from fullbody.models.checkpoint import AtomicCheckpointIO
+
+    for overrides, kinds in (([], [AtomicCheckpointIO]),
+                             (["trainer=slurm"], [SLURMEnvironment, AtomicCheckpointIO])):  # fmt: skip
+        plugins = trainer_plugins(compose_train(overrides, tmp_path / "run").trainer)
+        assert [type(p) for p in plugins] == kinds
+
+
+def test_resuming_from_a_checkpoint_of_another_architecture_is_one_error(tmp_path: Path) -> None:
+    """It was Lightning's wall of missing and unexpected keys, from inside the fit."""
+    from fullbody.models.checkpoint import CheckpointError
+
+    ckpt = _teacher_ckpt(tmp_path)  # a DUC head; the config builds an FPN head
+    cfg = compose_train([*TINY, "model.head=fpn", f"ckpt_path={ckpt}"], tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"teacher\.ckpt \(ckpt_path\): its weights do not "
+                       r"fit the PoseModule the config's model\.\* builds"):  # fmt: skip
+        train(cfg)
+
+
 @pytest.mark.parametrize("name", ["val/lefthnd/AP", "val/lefthand/ap", "val/wholebody", "loss"])
 def test_an_optimized_metric_no_run_logs_is_refused_before_training(name: str) -> None:
     from fullbody.errors import ConfigError
-    from fullbody.training import check_optimized_metric
+    from fullbody.jobs.train import check_optimized_metric
 
     with pytest.raises(ConfigError, match=f"optimized_metric={name}: not a metric"):
         check_optimized_metric(name)

@@ -11,7 +11,8 @@ the same for any folders (a sweep on SLURM, runs from different days)::
     python -m fullbody.compare RUN_A RUN_B --out cmp/ --metric wholebody  # any run folders
 
 A failed or killed job is a row that says so (``status`` failed / running, the error), never
-a crash of the summary.
+a crash of the summary, and a ``metrics.json`` older than its job's start (left by an earlier
+run in the same folder) is not read as the job's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,8 @@ from fullbody.keypoints import EVAL_PARTS
 JOB_FILE = "job.json"
 METRICS_FILE = "metrics.json"
 SUMMARY_STEM = "sweep_summary"
+#: How ``job.json`` writes the time a job started.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 #: The per-part AP columns of the summary, in :data:`EVAL_PARTS` order.
 AP_COLUMNS = tuple(f"{p}/AP" for p in EVAL_PARTS)
 COLUMNS = ("job", "overrides", "status", "wall_s", *AP_COLUMNS, "objective", "error", "folder")
@@ -95,12 +99,30 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def started_at(info: dict[str, Any]) -> float | None:
+    """The Unix time at which the job of ``job.json`` content ``info`` started (to the second),
+    or None when it does not say."""
+    try:
+        return datetime.strptime(str(info["started"]), TIME_FORMAT).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+def _stale(path: Path, started: float | None) -> bool:
+    """Whether ``path`` was last written before its job started (an earlier run's file)."""
+    try:
+        return started is not None and path.stat().st_mtime < started
+    except OSError:
+        return False
+
+
 def read_run(folder: str | os.PathLike, job: str | None = None) -> RunRow:
     """What one run folder says about its run (never raises on missing or corrupt files)."""
     folder = Path(folder)
     row = RunRow(job=job if job is not None else folder.name, folder=folder)
     info, problem = _read(folder / JOB_FILE)
     errors = [problem] if problem else []
+    started = started_at(info) if isinstance(info, dict) else None
     if isinstance(info, dict):
         row.overrides = [str(o) for o in info.get("overrides") or []]
         row.status = str(info.get("status", "unknown"))
@@ -115,6 +137,10 @@ def read_run(folder: str | os.PathLike, job: str | None = None) -> RunRow:
     metrics, problem = _read(folder / METRICS_FILE)
     if problem:
         errors.append(problem)
+    stale = metrics is not None and _stale(folder / METRICS_FILE, started)
+    if stale:
+        metrics = None
+        errors.append(f"{METRICS_FILE} is older than the job (an earlier run's), not read")
     if isinstance(metrics, dict):
         for col in AP_COLUMNS:
             v = metrics.get(col)
@@ -122,7 +148,7 @@ def read_run(folder: str | os.PathLike, job: str | None = None) -> RunRow:
             row.ap[col] = float(v) if ok else None
         if row.status == "unknown":
             row.status = "completed"
-    elif row.status == "completed":
+    elif row.status == "completed" and not stale:
         errors.append(f"no {METRICS_FILE}")
     row.error = "; ".join(_one_line(e) for e in errors if e)
     return row

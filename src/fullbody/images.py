@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fullbody.errors import UserError
+from fullbody.errors import InputNotFoundError, UserError
 from fullbody.jsonio import AnnotationError, read_json
 
 #: ImageNet statistics of RGB images scaled to [0, 1] (what timm backbones expect).
@@ -41,6 +41,24 @@ class ImageReadError(UserError, ValueError):
 
 class ImageNotFoundError(ImageReadError, FileNotFoundError):
     """An image file is missing or cannot be opened; the message names it."""
+
+
+class ImageFolderError(UserError, NotADirectoryError):
+    """An image folder option names a file (an archive, a single image); the message says so."""
+
+
+def image_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a folder of images; raises :class:`InputNotFoundError` when nothing is there
+    and :class:`ImageFolderError` when it is a file (a zip of the images, say), not "not found"."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        return folder
+    if folder.exists():
+        raise ImageFolderError(
+            f"{folder}: is a file, not a folder of images (an archive? extract it and give the "
+            "folder)"
+        )
+    raise InputNotFoundError(f"{folder}: image folder not found")
 
 
 def read_image(

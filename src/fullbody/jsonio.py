@@ -58,12 +58,27 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", *, lazy: bool = 
         return doc if lazy else plain(doc)
     except ValueError:
         pass  # json names the line of the error (and reads NaN, which simdjson rejects)
+    data = path.read_bytes()
+    for magic, what, tool in _ARCHIVES:
+        if data.startswith(magic):
+            raise AnnotationError(
+                path, "(file)", "(json)", f"{what}, not JSON: decompress it first ({tool})"
+            )
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         line = f"line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "(encoding)"
         msg = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
         raise AnnotationError(path, line, "(json)", f"malformed JSON: {msg}") from e
+
+
+#: Leading bytes of compressed files a JSON path may be given by mistake, and what they are.
+_ARCHIVES = (
+    (b"\x1f\x8b", "a gzip file", "gunzip"),
+    (b"PK\x03\x04", "a zip archive", "unzip"),
+    (b"BZh", "a bzip2 file", "bunzip2"),
+    (b"\xfd7zXZ\x00", "an xz file", "unxz"),
+)
 
 
 def plain(v: Any) -> Any:

@@ -9,7 +9,9 @@ A results file is a JSON list with one object per predicted person:
   rest, which is what the official COCO-WholeBody evaluation reads; one file uses one layout;
 * optional per-part ranking scores ``foot_score``, ``face_score``, ``lefthand_score``,
   ``righthand_score``, ``wholebody_score`` (a record without one is ranked by ``score`` for that
-  part, as the official evaluation does), and an optional ``bbox`` (xywh, used by pose NMS only).
+  part, as the official evaluation does), and an optional ``bbox`` (xywh: all records or none).
+  As in the official tools, a detection's area for the APM/APL ranges is then its box's w·h
+  (else the extent of its body points), and pose NMS takes its areas and scales from it.
 
 Anything malformed raises :class:`~fullbody.jsonio.AnnotationError` naming the file, the
 record and the field: wrong lengths, NaN or infinity, missing fields, unknown image ids, mixed
@@ -88,7 +90,9 @@ class Predictions:
     ``keypoints[..., :2]`` are image pixels, ``keypoints[..., 2]`` confidences (a part whose
     confidences are all <= 0 counts as not predicted). ``part_scores[part]`` holds per-part
     ranking scores with NaN where a record has none (it is then ranked by ``scores``); use
-    :meth:`score_for`. ``bboxes`` (xywh) are optional and only used by pose NMS.
+    :meth:`score_for`. ``bboxes`` (xywh) are optional; with them, each detection's area for
+    the metric's area ranges is its box's, as the official ``loadRes`` sets it, and pose NMS
+    uses them.
     """
 
     image_ids: np.ndarray  # (M,) int64

@@ -316,3 +316,23 @@ def test_cli_fit_show_and_shipped_default_is_reproducible(sample_dir, tmp_path, 
     assert main([*args, "--force", "--clusters", "2"]) == 0
     assert main(["show", str(out)]) == 0
     assert "atomic poses: 2" in capsys.readouterr().out
+
+
+@pytest.mark.needs_sample
+@pytest.mark.parametrize(
+    ("detections", "says"),
+    [('[{"image_id": 40083, "bbox": [1, 2, 3], "score": 1}]', "field 'bbox'"),
+     ("{not json", "malformed JSON"), (None, "not found")],
+)  # fmt: skip
+def test_cli_on_bad_detections_is_one_line(sample_dir, tmp_path, capsys, detections, says):
+    """It ended in an AnnotationError traceback."""
+    dets = tmp_path / "dets.json"
+    if detections is not None:
+        dets.write_text(detections)
+    ann = sample_dir / "annotations" / "coco_wholebody_sample.json"
+    args = ["fit", "--annotations", str(ann), "--detections", str(dets),
+            "--out", str(tmp_path / "j.json")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {dets}") and says in err[0], err
+    assert not (tmp_path / "j.json").exists()

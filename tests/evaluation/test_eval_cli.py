@@ -78,6 +78,8 @@ def test_cli_reports_bad_files(files, tmp_path):
         ("evaluation.nms=greedy", "evaluation.nms=greedy"),
         ("evaluation.oks_threshold=-0.5", "evaluation.oks_threshold=-0.5"),
         ("metrics_file=/proc/no/such/m.json", "metrics_file="),
+        # mixed modes: the files were silently ignored and the checkpoint scored on other data
+        ("ckpt_path=/runs/last.ckpt", "ckpt_path=/runs/last.ckpt and ann_file="),
     ],
 )
 def test_cli_refuses_a_bad_option_in_one_line(files, tmp_path, option, named):

@@ -58,6 +58,45 @@ def test_export_refuses_to_overwrite(tiny_ckpt, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_a_full_disk_at_export_leaves_the_previous_model_and_no_temporary(
+    tiny_ckpt, tmp_path, monkeypatch
+):
+    """A failed write left ``.m.onnx.tmp`` behind and a traceback."""
+    import errno
+
+    from fullbody import jsonio
+    from fullbody.errors import OutputError
+
+    net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
+    path = export_onnx(net, tmp_path / "m.onnx", INPUT_SIZE)
+    before = path.read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(jsonio.os, "fsync", full)
+    with pytest.raises(OutputError, match=r"m\.onnx: cannot write the ONNX model \(No space"):
+        export_onnx(net, path, INPUT_SIZE, {"dark": False}, overwrite=True)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_a_second_export_keeps_the_first_ones_report(tiny_ckpt, tmp_path):
+    """Both reports were export_report.json: the second export replaced the first's."""
+    from omegaconf import OmegaConf
+
+    from fullbody.jobs import export
+
+    reports = []
+    for name in ("a", "b"):
+        cfg = OmegaConf.create({"ckpt_path": str(tiny_ckpt), "out_file": str(tmp_path / f"{name}.onnx"),
+                                "overwrite": False, "opset": 17,
+                                "check": {"crops": 2, "batch_sizes": [2], "tolerance": 1e-3,
+                                          "seed": 0}})  # fmt: skip
+        export.run(cfg)
+        reports.append(json.loads((tmp_path / f"{name}.export_report.json").read_text()))
+    assert [r["onnx"] for r in reports] == [str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx")]
+
+
 @pytest.mark.slow
 def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     out = tmp_path / "tiny.onnx"
@@ -67,7 +106,7 @@ def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "OK" in done.stdout
-    report = json.loads((tmp_path / "export_report.json").read_text())
+    report = json.loads((tmp_path / "tiny.export_report.json").read_text())
     assert report["max_abs_diff"] < 1e-4 and report["batch_sizes"] == [1, 4]
     assert report["max_output"] > 0.1 and np.isfinite(report["mean_abs_diff"])
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
@@ -86,7 +125,7 @@ def test_a_model_that_fails_the_check_is_not_left_in_place(tiny_ckpt, tmp_path):
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 1 and "ABOVE TOLERANCE" in done.stdout
     assert not out.exists() and not list(tmp_path.glob(".tiny.onnx*"))
-    assert json.loads((tmp_path / "export_report.json").read_text())["onnx"] is None
+    assert json.loads((tmp_path / "tiny.export_report.json").read_text())["onnx"] is None
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.is_file()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE
+from torch import nn
 
 from fullbody.geometry import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.images import ImageNormalizer, ImageReadError, read_image
@@ -182,9 +183,11 @@ def test_checkpoint_and_onnx_predictors_agree_on_the_sample(tiny_ckpt, tiny_onnx
 
 
 def test_load_predictor_needs_exactly_one_model(tiny_ckpt, tiny_onnx, tmp_path):
-    with pytest.raises(ValueError, match="exactly one"):
+    from fullbody.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="neither given; give exactly one"):
         load_predictor()
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ConfigError, match="both given; give exactly one"):
         load_predictor(ckpt_path=tiny_ckpt, onnx_path=tiny_onnx)
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         load_predictor(ckpt_path=tmp_path / "missing.ckpt")
@@ -251,3 +254,52 @@ def test_pose_result_to_predictions_keeps_rows_in_order() -> None:
     np.testing.assert_array_equal(preds.scores, result.scores)
     np.testing.assert_array_equal(preds.bboxes, result.boxes)
     assert len(PoseResult.empty().to_predictions(3)) == 0
+
+
+class _MapsAndFeatures(nn.Module):
+    """Heatmaps plus a second output (an embedding, say): two outputs, yet no SimCC head."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = nn.functional.avg_pool2d(x.mean(1, keepdim=True), 4)
+        return maps.expand(-1, NUM_KEYPOINTS, -1, -1).contiguous(), x.mean((2, 3))
+
+
+def _two_output_onnx(path: Path, names: list[str], **meta: str) -> Path:
+    import onnx
+
+    torch.onnx.export(_MapsAndFeatures(), (torch.zeros(1, 3, *INPUT_SIZE),), str(path),
+                      dynamo=False, input_names=["image"], output_names=names,
+                      dynamic_axes={n: {0: "batch"} for n in ("image", *names)})  # fmt: skip
+    model = onnx.load(str(path))
+    for key, value in {"input_size": "96,64", "heatmap_size": "24,16", **meta}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_outputs_are_chosen_by_name_and_checked_against_the_metadata(tmp_path):
+    """A second output turned a heatmap model into "SimCC" (outputs were taken by position)."""
+    from fullbody.utils.onnx_session import OnnxModelError
+
+    pred = PosePredictor.from_onnx(_two_output_onnx(tmp_path / "a.onnx", ["heatmaps", "emb"]))
+    assert pred.head == "heatmap" and pred.model.output_names == ["heatmaps"]
+    crops, _ = pred.crops(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
+    assert tuple(pred.outputs(crops).shape) == (1, NUM_KEYPOINTS, *HEATMAP_SIZE)
+    with pytest.raises(OnnxModelError, match=r"b\.onnx: outputs \['out0', 'out1'\]: none is named"):
+        PosePredictor.from_onnx(_two_output_onnx(tmp_path / "b.onnx", ["out0", "out1"]))
+    said_simcc = _two_output_onnx(tmp_path / "c.onnx", ["heatmaps", "emb"], head="simcc")
+    with pytest.raises(OnnxModelError, match=r"metadata says head=simcc, but its outputs"):
+        PosePredictor.from_onnx(said_simcc)
+    other = _two_output_onnx(tmp_path / "d.onnx", ["heatmaps", "emb"], heatmap_size="48,32")
+    with pytest.raises(OnnxModelError, match=r"gives 24x16 maps, its metadata says heatmap_si"):
+        PosePredictor.from_onnx(other)
+
+
+def test_a_junk_onnx_file_is_one_user_error(tmp_path):
+    from fullbody.errors import UserError
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(UserError, match=r"junk\.onnx: not a loadable ONNX model"):
+        load_predictor(onnx_path=junk)

@@ -56,7 +56,8 @@ def test_checkpoint_loads_without_the_files_it_was_trained_from(tmp_path: Path) 
     mine, theirs = student.state_dict(), loaded.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
-    assert loaded.hparams.backbone == "test_resnet" and loaded.hparams.kd_weight == 0.5
+    assert loaded.hparams.backbone == "test_resnet" and loaded.hparams.stn is True
+    assert loaded.hparams.kd_weight == 0.0  # for use: no teacher, so no KD term (FOR_USE)
 
 
 def test_the_kd_teacher_and_parallel_sppe_use_the_same_loader(tmp_path: Path) -> None:
@@ -138,3 +139,31 @@ def test_resume_needs_a_trainer_checkpoint(tmp_path: Path) -> None:
         CheckpointError, match=r"hand\.ckpt \(ckpt_path\): not saved by the Lightning Trainer"
     ):
         read_checkpoint(path, trainer_state=True)
+
+
+def test_a_full_disk_at_checkpoint_time_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Lightning's writer staged the file in /tmp and copied it over the final name: a full
+    disk left a truncated checkpoint there. Ours leaves the previous file and no temporary."""
+    import errno
+    import os
+
+    from fullbody import jsonio
+    from fullbody.errors import OutputError
+    from fullbody.models.checkpoint import AtomicCheckpointIO
+
+    module = PoseModule(**SMALL)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        plugins=[AtomicCheckpointIO()])  # fmt: skip
+    trainer.strategy.connect(module)
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(path)
+    before = path.read_bytes()
+    assert read_checkpoint(path, trainer_state=True)["state_dict"].keys()
+
+    def full(fd: int) -> None:  # the data went out, the disk could not hold it
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(jsonio.os, "fsync", full)
+    with pytest.raises(OutputError, match=r"last\.ckpt: cannot write the checkpoint \(No space"):
+        trainer.save_checkpoint(path)
+    assert path.read_bytes() == before and os.listdir(path.parent) == ["last.ckpt"]

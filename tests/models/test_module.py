@@ -12,6 +12,7 @@ from torch import nn
 
 from fullbody.codecs import person_score
 from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.errors import ConfigError
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 from fullbody.models.schedule import lr_factor
@@ -134,13 +135,18 @@ def test_training_loss_reaches_every_parameter() -> None:
 
 
 def test_sizes_are_checked() -> None:
+    """Bad sizes are the user's to fix: a ConfigError naming the model.* key (exit 2)."""
     for bad in ((40, 30), (64, 24)):  # not a doubling; not one stride on both axes
-        with pytest.raises(ValueError, match="input_size"):
+        with pytest.raises(ConfigError, match=r"model\.heatmap_size=.* model\.input_size"):
             _module(heatmap_size=bad)
     fine = _module(head="fpn", heatmap_size=(64, 48))  # stride 2: the fpn head uses the stem
     assert fine(torch.zeros(1, 3, 128, 96)).shape == (1, K, 64, 48)
-    with pytest.raises(ValueError, match="multiples of 32"):
+    with pytest.raises(
+        ConfigError, match=r"model\.input_size=\[192, 144\] must be multiples of 32"
+    ):
         _module(input_size=(192, 144), heatmap_size=(48, 36))
+    with pytest.raises(ConfigError, match=r"model\.head=hrnet: unknown head"):
+        _module(head="hrnet")
 
 
 def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
@@ -153,6 +159,13 @@ def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
     assert out.kd is not None and math.isfinite(out.kd.item())
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         _module(teacher_ckpt=str(tmp_path / "missing.ckpt"), kd_weight=0.5)
+
+
+@pytest.mark.parametrize("teacher", [None, ""])
+def test_a_kd_weight_without_a_teacher_is_refused(teacher) -> None:
+    """It trained a plain student with a KD weight that did nothing."""
+    with pytest.raises(ConfigError, match=r"model\.kd_weight=0\.5 needs a teacher"):
+        _module(teacher_ckpt=teacher, kd_weight=0.5)
 
 
 # ---------------------------------------------------------------------------- SimCC head
@@ -193,7 +206,7 @@ def test_simcc_teacher_gives_kd_term_and_heads_must_match(tmp_path) -> None:
     out = student._loss(batch, student(batch["image"]), batch["image"])
     assert out.kd is not None and out.kd.item() > 0
     torch.testing.assert_close(out.loss, out.hard + 0.5 * out.kd)
-    with pytest.raises(ValueError, match="both be SimCC or both heatmaps"):
+    with pytest.raises(ConfigError, match="both be SimCC or both heatmaps"):
         _module(teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
 
 

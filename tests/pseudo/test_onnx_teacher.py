@@ -109,3 +109,30 @@ def test_bad_models_and_options(tmp_path):
         teacher.predict(
             blob_image([(60, 90)]), People(body, np.array([[40.0, 50, 40, 130]]), propose(body))
         )
+
+
+def test_a_fixed_input_size_that_disagrees_with_the_config_is_refused_up_front(tmp_path):
+    """It failed inside onnxruntime on every crop, in every worker."""
+    path = export(BrightnessHeatmaps(17), tmp_path / "body.onnx", (64, 48), dynamic=True)
+    with pytest.raises(
+        TeacherError, match=r"input_size=\[256, 192\], but the model takes fixed 64x48"
+    ):
+        OnnxTopDown(path, keypoints="body", input_size=[256, 192])
+    assert OnnxTopDown(path, keypoints="body", input_size=[64, 48]).input_hw == (64, 48)
+
+
+class _TwoOutputs(nn.Module):
+    def forward(self, x):
+        return x[:, :1], x.mean((2, 3))
+
+
+def test_onnx_teacher_outputs_are_chosen_by_name(tmp_path):
+    """An extra output was ignored or taken by position."""
+    x = torch.zeros(1, 3, 64, 48)
+    path = tmp_path / "two.onnx"
+    torch.onnx.export(_TwoOutputs(), x, str(path), input_names=["input"],
+                      output_names=["out0", "out1"], dynamo=False)  # fmt: skip
+    with pytest.raises(TeacherError, match=r"outputs \['out0', 'out1'\]: none is named 'heatmaps'"):
+        OnnxTopDown(path, keypoints="body")
+    with pytest.raises(TeacherError, match="needs outputs named simcc_x and simcc_y"):
+        OnnxTopDown(path, keypoints="body", output="simcc")

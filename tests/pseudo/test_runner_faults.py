@@ -151,3 +151,78 @@ def test_a_teacher_that_cannot_be_built_in_the_workers_ends_the_job(dataset, tmp
         pytest.fail("the pool job hung on a worker that could not build its teacher")
     assert done.returncode == 3, done.stderr
     assert "NoSuchTeacher" in done.stdout
+
+
+def test_a_full_disk_at_the_merge_keeps_the_shards_and_leaves_no_temporary(
+    dataset, tmp_path, monkeypatch
+):
+    """It was an OSError traceback; now one error naming out_file, the shards kept for the
+    next run, and neither a partial output nor a temporary file."""
+    import errno
+
+    from fullbody import jsonio
+    from fullbody.errors import OutputError
+
+    out = tmp_path / "out" / "pseudo.json"
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(".pseudo.json."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(jsonio.os, "fsync", full)
+    with pytest.raises(
+        OutputError, match=r"pseudo\.json: cannot write \(No space left.*shards stay"
+    ):
+        _job(dataset, out).run()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["pseudo.shards"]
+    monkeypatch.setattr(jsonio.os, "fsync", real_fsync)
+    assert len(_job(dataset, out).run()) and out.is_file()
+
+
+def test_an_image_dir_that_is_a_file_says_so(dataset, tmp_path):
+    from fullbody.images import ImageFolderError
+
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ImageFolderError, match=r"images\.zip: is a file"):
+        _job(dataset, tmp_path / "out.json", image_dir=archive).run()
+
+
+def test_a_teacher_file_that_is_not_onnx_is_one_error_before_any_worker(dataset, tmp_path):
+    """With workers >= 1 it came back from the pool as Hydra's InstantiationException, its
+    cause lost on the way (a traceback, exit 1); the shard record was written first."""
+    from fullbody.utils.onnx_session import OnnxModelError
+
+    junk = tmp_path / "teacher.onnx"
+    junk.write_bytes(b"<html>not found</html>")
+    spec = {"_target_": "fullbody.pseudo.teachers.onnx_model.OnnxTopDown", "path": str(junk)}
+    out = tmp_path / "out.json"
+    job = PseudoLabeller(dataset, dataset.parent / "images", out, {"wholebody": spec},
+                         workers=2, progress=False)  # fmt: skip
+    with pytest.raises(OnnxModelError, match=r"teacher\.onnx: not a loadable ONNX model"):
+        job.run()
+    assert not out.with_name("out.shards").exists()
+
+
+def test_fusion_without_a_wholebody_teacher_is_refused(dataset, tmp_path):
+    """fusion=max with part teachers only fused nothing, silently."""
+    from fullbody.errors import ConfigError
+
+    out = tmp_path / "out.json"
+    with pytest.raises(ConfigError, match="fusion fuses .* there is no whole-body teacher"):
+        _job(dataset, out, fusion="max").run()
+    assert not out.with_name("out.shards").exists()
+
+
+def test_an_unpicklable_user_error_from_a_worker_stays_a_user_error():
+    from fullbody.errors import UserError
+    from fullbody.pseudo.runner import _picklable
+
+    class LocalError(UserError):  # a class pickle cannot find by name
+        pass
+
+    back = _picklable(LocalError("teacher.onnx: bad"))
+    assert type(back) is UserError and str(back) == "LocalError: teacher.onnx: bad"
+    assert type(_picklable(type("Other", (Exception,), {})("x"))) is RuntimeError

@@ -149,7 +149,7 @@ def test_login_is_read_from_the_environment_without_a_prompt(tmp_path: Path) -> 
     code = ("import os; from fullbody.utils.wandb_logging import logged_in; a = logged_in(); "
             "os.environ['WANDB_API_KEY'] = 'a' * 40; print(a, logged_in())")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["False", "True"], done.stdout + done.stderr
 

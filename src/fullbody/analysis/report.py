@@ -31,6 +31,7 @@ from fullbody.analysis.part_errors import (
 from fullbody.analysis.teacher import CATEGORIES, TeacherComparison, compare_teacher
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import OCCLUSION_EDGES, Breakdown
+from fullbody.images import image_folder
 from fullbody.results import Predictions
 
 
@@ -54,8 +55,8 @@ def load_inputs(
     gt = WholeBodySet.load(gt_file)
     preds = Predictions.load(results_file, images=gt.images)
     teacher = WholeBodySet.load(pseudo_file) if pseudo_file is not None else None
-    if image_dir is not None and not Path(image_dir).is_dir():
-        raise FileNotFoundError(f"{image_dir}: image folder not found")
+    if image_dir is not None:
+        image_folder(image_dir)
     return Inputs(gt, preds, teacher, Path(image_dir) if image_dir is not None else None)
 
 

@@ -27,7 +27,6 @@ from torch.utils.data import Dataset
 from fullbody.annotations import WholeBodySet
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import half_body_box, inside, truncated_normal
-from fullbody.errors import InputNotFoundError
 from fullbody.geometry import (
     affine_matrix,
     box_to_center_scale,
@@ -38,7 +37,7 @@ from fullbody.geometry import (
     transform_points,
     warp,
 )
-from fullbody.images import ImageNormalizer, read_image
+from fullbody.images import ImageNormalizer, image_folder, read_image
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import NUM_KEYPOINTS, part_factors
 
@@ -163,8 +162,7 @@ class TopDownDataset(Dataset):
         self.source = ann.path
         self.has_conf = ann.has_conf
         src = str(ann.path or "<annotations>")
-        if not self.image_dir.is_dir():
-            raise InputNotFoundError(f"{self.image_dir}: image folder not found")
+        image_folder(self.image_dir)
         if isinstance(boxes, PersonDetections):
             dets = boxes.above(det_score_threshold)
             dets = PersonDetections(*_drop_empty(dets), path=dets.path)

@@ -6,8 +6,8 @@ ignored (a detection matched to one is ignored too) and unmatched detections out
 ignored. Buckets are half-open ``[lo, hi)``, the last one closed.
 
 * **Size** (:func:`size_breakdown`): by the person's size sqrt(area) (``by="person"``, COCO's
-  notion; a detection's size is that of its body points' extent) or by the part's own size:
-  sqrt(w·h) of its labelled points' extent (``by="part"``) or the extent's longer side
+  notion; a detection's size is that of its area for the area ranges: its box's, else its body
+  points' extent) or by the part's own size: sqrt(w·h) of its labelled points' extent (``by="part"``) or the extent's longer side
   max(w, h) (``by="part_side"``, the "hand box side", robust to thin boxes of straight
   fingers); a detection's from its confident points. So small hands can be studied either as
   hands of small people or as small hands.

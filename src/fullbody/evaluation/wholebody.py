@@ -13,8 +13,10 @@ This reproduces, number for number, what mmpose's ``CocoWholeBodyMetric`` gets f
   its part score (``face_score``, ..., ``wholebody_score``) when it has one, else by ``score``
   (the body always by ``score``). Sorting is stable: ties keep results-file order within an
   image, and image-id order across images.
-* A detection's area is the extent of its 17 **body** points (what ``loadRes`` computes from the
-  split layout's ``keypoints`` field); an unmatched detection outside an area range is ignored.
+* A detection's area is its ``bbox``'s w·h when the results carry boxes (``loadRes`` of
+  xtcocotools and pycocotools takes the box branch first), else the extent of its 17 **body**
+  points (what ``loadRes`` computes from the split layout's ``keypoints`` field, as for mmpose's
+  results, which carry no box); an unmatched detection outside an area range is ignored.
 * OKS = mean over the ground truth's labelled points of exp(-d² / (2σ)² / (area + eps) / 2) with
   the ground truth's ``area``; for a ground truth without labelled points, d is the distance
   outside its box enlarged to [x - w, x + 2w] x [y - h, y + 2h], averaged over all points.
@@ -75,7 +77,7 @@ class PartMatch:
     det_image: np.ndarray  # (D,)
     det_rank: np.ndarray  # (D,) position within its image after sorting by score
     det_score: np.ndarray  # (D,)
-    det_area: np.ndarray  # (D,) extent of the 17 body points
+    det_area: np.ndarray  # (D,) box w*h, else extent of the 17 body points (detection_areas)
     pair_det: np.ndarray  # (P,) index into the detections
     pair_gt: np.ndarray  # (P,) index into the ground truths
     pair_oks: np.ndarray  # (P,) OKS, or -1 where it is certainly below the lowest threshold
@@ -157,6 +159,15 @@ def body_extent_area(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (bx.max(1) - bx.min(1)) * (by.max(1) - by.min(1))
 
 
+def detection_areas(results: Predictions, rows: np.ndarray | None = None) -> np.ndarray:
+    """The area of each detection (of ``rows``) for the area ranges, as ``loadRes`` sets it:
+    w·h of its ``bbox`` when the predictions carry boxes, else the extent of its 17 body points."""
+    rows = np.arange(len(results)) if rows is None else rows
+    if results.bboxes is not None:
+        return results.bboxes[rows, 2] * results.bboxes[rows, 3]
+    return body_extent_area(results.keypoints[rows, :17, 0], results.keypoints[rows, :17, 1])
+
+
 def _group_starts(sorted_groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     counts = np.bincount(sorted_groups, minlength=n_groups)
     return counts, np.cumsum(counts) - counts
@@ -234,7 +245,7 @@ def prepare_part(
         det_image=d_img,
         det_rank=d_rank,
         det_score=d_score,
-        det_area=body_extent_area(dp.x[d_rows, :17], dp.y[d_rows, :17]),
+        det_area=detection_areas(results, d_rows),
         pair_det=pair_det,
         pair_gt=pair_gt,
         pair_oks=pair_oks,

@@ -11,6 +11,7 @@ reads the codec and decoding settings stored in the file's metadata (``input_siz
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,9 @@ import onnx
 import torch
 from torch import nn
 
-from fullbody.errors import OutputExistsError
+from fullbody.errors import OutputError, OutputExistsError
 from fullbody.images import ImageNormalizer
+from fullbody.jsonio import write_atomic
 from fullbody.utils.onnx_session import onnx_session
 
 INPUT_NAME = "image"
@@ -50,7 +52,9 @@ def export_onnx(
     """Write ``net`` (in eval mode, on the CPU) as ONNX with a dynamic batch axis.
 
     ``metadata`` goes into the model's ``metadata_props`` (lists as "a,b", bools as
-    "true"/"false"). The file is written next to its final name and moved into place.
+    "true"/"false"). The file is written next to its final name and moved into place
+    (:func:`fullbody.jsonio.write_atomic`): a failure (a full disk: :class:`OutputError` naming
+    the file) leaves the previous file or none, and no temporary file.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -62,7 +66,7 @@ def export_onnx(
     with torch.inference_mode():
         simcc = isinstance(net(dummy), tuple)
     outputs = SIMCC_OUTPUTS if simcc else HEATMAP_OUTPUTS
-    tmp = path.with_name(f".{path.name}.tmp")
+    graph = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript-based exporter is deprecated in favour of the dynamo one, which
         # needs onnxscript; it is still the one that needs no extra package.
@@ -70,22 +74,23 @@ def export_onnx(
         torch.onnx.export(
             net,
             (dummy,),
-            str(tmp),
+            graph,
             dynamo=False,
             input_names=[INPUT_NAME],
             output_names=list(outputs),
             dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)},
             opset_version=opset,
         )
-    model = onnx.load(str(tmp))
+    model = onnx.load_from_string(graph.getvalue())
     for key, value in (metadata or {}).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = str(key), _meta_value(value)
     model.producer_name = "fullbody"
     onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
-    return path
+    try:
+        return write_atomic(model.SerializeToString(), path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write the ONNX model ({e.strerror or e})") from None
 
 
 def checkpoint_metadata(hparams: Mapping[str, Any], checkpoint: str) -> dict[str, Any]:

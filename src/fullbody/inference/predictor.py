@@ -41,7 +41,7 @@ from fullbody.geometry import box_crop_affines, invert_affines, warp
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.results import Predictions
-from fullbody.utils.onnx_session import onnx_session
+from fullbody.utils.onnx_session import OnnxModelError, onnx_session
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -85,6 +85,9 @@ class OnnxHeatmapModel:
     """An exported heatmap network run by onnxruntime (see ``export.py``).
 
     ``metadata`` holds the codec and decoding settings that ``export.py`` stored in the file.
+    Its outputs are chosen by name, never by position: ``simcc_x``/``simcc_y`` (a SimCC head,
+    as RTMPose publishes them) or ``heatmaps`` (a single unnamed output is taken as heatmaps),
+    and they must agree with the metadata's ``head``; ``head`` is ``"simcc"`` or ``"heatmap"``.
     """
 
     def __init__(
@@ -100,10 +103,31 @@ class OnnxHeatmapModel:
         self.session = onnx_session(self.path, providers, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.head, self.output_names = self._choose_outputs()
+
+    def _choose_outputs(self) -> tuple[str, list[str]]:
+        names = [o.name for o in self.session.get_outputs()]
+        said = self.metadata.get("head")
+        if {"simcc_x", "simcc_y"} <= set(names):
+            head, chosen = "simcc", ["simcc_x", "simcc_y"]
+        elif "heatmaps" in names or len(names) == 1:
+            head, chosen = "heatmap", ["heatmaps" if "heatmaps" in names else names[0]]
+        else:
+            raise OnnxModelError(
+                f"{self.path}: outputs {names}: none is named 'heatmaps', nor 'simcc_x' and "
+                "'simcc_y' (export.py's names); which one to use is not guessed"
+            )
+        if said is not None and (said == "simcc") != (head == "simcc"):
+            raise OnnxModelError(
+                f"{self.path}: its metadata says head={said}, but its outputs {names} are "
+                f"those of a {head} model"
+            )
+        return head, chosen
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
-        out = [torch.from_numpy(o).float() for o in self.session.run(None, {self.input_name: x})]
+        run = self.session.run(self.output_names, {self.input_name: x})
+        out = [torch.from_numpy(o).float() for o in run]
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -238,8 +262,9 @@ class PosePredictor:
         model = OnnxHeatmapModel(path, providers, threads)
         meta = model.metadata
         settings: dict[str, Any] = {}
-        outputs = model.session.get_outputs()
-        if meta.get("head") == "simcc" or len(outputs) == 2:
+        by_name = {o.name: o for o in model.session.get_outputs()}
+        outputs = [by_name[n] for n in model.output_names]
+        if model.head == "simcc":
             settings["head"] = "simcc"
             if "split_ratio" in meta:
                 settings["split_ratio"] = float(meta["split_ratio"])
@@ -262,6 +287,14 @@ class PosePredictor:
                 bins_x = outputs[0].shape[-1]
                 if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
                     settings["split_ratio"] = bins_x / shape[3]
+        maps = tuple(outputs[0].shape[2:])
+        said = settings.get("heatmap_size")
+        static = all(isinstance(v, int) for v in maps)
+        if model.head == "heatmap" and said and static and maps != tuple(said):
+            raise OnnxModelError(
+                f"{model.path}: output '{model.output_names[0]}' gives {maps[0]}x{maps[1]} "
+                f"maps, its metadata says heatmap_size={list(said)}"
+            )
         return cls(model, **{**settings, **kwargs})
 
     # -------------------------------------------------------------- steps
@@ -378,7 +411,11 @@ def load_predictor(
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
     if (ckpt_path is None) == (onnx_path is None):
-        raise ConfigError("give exactly one of ckpt_path=CKPT or onnx_path=MODEL.onnx")
+        given = "both" if ckpt_path is not None else "neither"
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}, onnx_path={onnx_path}: {given} given; give exactly one of "
+            "ckpt_path=CKPT or onnx_path=MODEL.onnx"
+        )
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)

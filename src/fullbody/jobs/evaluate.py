@@ -29,9 +29,16 @@ SIGMAS = ("official", "halpe")
 
 
 def check_options(cfg: DictConfig) -> Path:
-    """Refuse unknown parts/sigmas/nms of the ``evaluation`` group, an OKS threshold outside
-    [0, 1] and a metrics file that cannot be written (ConfigError naming the option); return
-    the metrics file's path."""
+    """Refuse mixed modes (a checkpoint and files), unknown parts/sigmas/nms of the
+    ``evaluation`` group, an OKS threshold outside [0, 1] and a metrics file that cannot be
+    written (ConfigError naming the option); return the metrics file's path."""
+    files = [k for k in ("ann_file", "results_file") if cfg.get(k)]
+    if cfg.get("ckpt_path") and files:
+        given = " ".join(f"{k}={cfg[k]}" for k in files)
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} and {given}: a checkpoint is scored on the data "
+            "config's test split, a results file against ann_file; give one mode, not both"
+        )
     ev = cfg.evaluation
     parts = list(ev.parts) if ev.parts is not None else []
     unknown = [p for p in parts if p not in EVAL_PARTS]

@@ -1,5 +1,6 @@
 """The ``export.py`` command: a checkpoint to ONNX, kept only when onnxruntime agrees with
-PyTorch within ``check.tolerance``; the parity report is written either way."""
+PyTorch within ``check.tolerance``; the parity report (:func:`report_path`) is written either
+way."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from fullbody.errors import OutputExistsError
 from fullbody.inference.export import checkpoint_metadata, export_checked, random_crops
 from fullbody.jsonio import write_json_atomic
 from fullbody.models.module import load_pose_model
+
+
+def report_path(onnx_file: Path) -> Path:
+    """The parity report of ``onnx_file``: ``<stem>.export_report.json`` beside it, so that a
+    second export into the same folder does not replace the first one's report."""
+    return onnx_file.with_name(f"{onnx_file.stem}.export_report.json")
 
 
 def run(cfg: DictConfig) -> None:
@@ -35,7 +42,7 @@ def run(cfg: DictConfig) -> None:
     size_mb = final.stat().st_size / 1e6 if ok else 0.0
     report.update({"onnx": str(final) if ok else None, "checkpoint": str(ckpt),
                    "tolerance": cfg.check.tolerance})  # fmt: skip
-    report_file = final.with_name("export_report.json")
+    report_file = report_path(final)
     write_json_atomic(report, report_file)
     print(f"wrote {final} ({size_mb:.1f} MB)" if ok else f"{final}: not written (check failed)")
     print(

@@ -23,7 +23,7 @@ from fullbody.errors import ConfigError, OutputError
 from fullbody.evaluation.wholebody import STATS
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
-from fullbody.models.checkpoint import read_checkpoint
+from fullbody.models.checkpoint import AtomicCheckpointIO, check_weights_fit, read_checkpoint
 from fullbody.utils.ddp import distributed_job
 from fullbody.utils.machine import keep_freed_memory, resolve_precision
 from fullbody.utils.wandb_logging import checkpoint_callbacks, resumed_run_id, sweep_group_name
@@ -126,14 +126,23 @@ def check_run_length(trainer_cfg: DictConfig) -> None:
         )
 
 
+def trainer_plugins(trainer_cfg: DictConfig) -> list[Any]:
+    """The trainer config's ``plugins`` (e.g. SLURM's environment), plus the atomic checkpoint
+    writer (:class:`AtomicCheckpointIO`): a full disk never leaves a truncated checkpoint."""
+    plugins = instantiate(trainer_cfg.get("plugins") or [], _convert_="all")
+    return [*plugins, AtomicCheckpointIO()]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the student and test it on held-out data; return all metrics (``<stage>/...``)."""
     start = time.perf_counter()
     keep_freed_memory()
     check_optimized_metric(cfg.get("optimized_metric"))
+    resumed = None
     if cfg.get("ckpt_path"):
         # One clear error for a bad file; the W&B run of the checkpoint goes on.
-        resumed_run_id(cfg.get("logger"), read_checkpoint(cfg.ckpt_path, trainer_state=True))
+        resumed = read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)
+        resumed_run_id(cfg.get("logger"), resumed)
     if cfg.get("train", True):
         check_run_length(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -141,6 +150,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    if resumed is not None:  # a checkpoint of another architecture: one error, not a key wall
+        source = f"{Path(cfg.ckpt_path).expanduser()} (ckpt_path)"
+        check_weights_fit(model, resumed["state_dict"], source, "the config's model.* builds")
+        del resumed
     callbacks = instantiate_group(cfg.get("callbacks"))
     group = sweep_group(cfg.task_name)
     if group and "wandb" in (cfg.get("logger") or {}):
@@ -149,7 +162,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks += checkpoint_callbacks(loggers)
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=trainer_plugins(cfg.trainer),
     )
     if loggers:
         _log_config(loggers, cfg, model)

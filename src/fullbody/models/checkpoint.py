@@ -9,6 +9,7 @@ state dict, not a PyTorch file at all) raises one :class:`CheckpointError` namin
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from collections.abc import Mapping
@@ -16,15 +17,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from fullbody.errors import InputNotFoundError, UserError
+from fullbody.errors import InputNotFoundError, OutputError, UserError
+from fullbody.jsonio import write_atomic
 
 #: Hyper-parameters replaced when a checkpoint is rebuilt for use: the files the run was trained
 #: from are not needed (the state dict holds every weight) and may be absent on this machine.
 FOR_USE: dict[str, Any] = {
     "pretrained": False,
     "teacher_ckpt": None,
+    "kd_weight": 0.0,
     "parallel_sppe_ckpt": None,
     "compile": False,
 }
@@ -34,6 +38,31 @@ M = TypeVar("M", bound=nn.Module)
 
 class CheckpointError(UserError, ValueError):
     """A file is not a usable checkpoint of this project (the message names it and why)."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, atomic on a local disk: the file is written under a
+    temporary name in its own folder, fsynced and renamed (:func:`fullbody.jsonio.write_atomic`).
+    Lightning's own writer stages it in the system's temporary folder and then copies it over
+    the final name when that is another disk, so a full disk left a truncated checkpoint under
+    the final name. A failed write raises :class:`OutputError` naming the file; the previous
+    checkpoint of that name, if any, is kept. Remote paths (``s3://...``) keep Lightning's."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        if "://" in str(path) or storage_options is not None:
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        try:
+            write_atomic(buffer.getvalue(), path)
+        except OSError as e:
+            raise OutputError(
+                f"{path}: cannot write the checkpoint ({e.strerror or e}); the previous file of "
+                "that name, if any, is kept"
+            ) from None
 
 
 def read_checkpoint(
@@ -122,6 +151,17 @@ def restore(cls: type[M], path: str | os.PathLike, key: str = "ckpt_path", **ove
 def load_weights(model: nn.Module, state_dict: Mapping[str, Any], source: str) -> None:
     """Load ``state_dict`` into ``model`` strictly, or raise one :class:`CheckpointError` that
     summarises the missing, unexpected and mis-shaped weights (``source`` names the file)."""
+    check_weights_fit(model, state_dict, source, "its hyper-parameters describe")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_weights_fit(
+    model: nn.Module, state_dict: Mapping[str, Any], source: str, built_from: str
+) -> None:
+    """Raise one :class:`CheckpointError` summarising the weights of ``state_dict`` that are
+    missing from, unexpected in or of another shape than ``model``'s (``source`` names the
+    file, ``built_from`` says what ``model`` was built from): e.g. before a run resumes from a
+    checkpoint of another architecture, where Lightning would print every mismatched key."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -143,7 +183,6 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Any], source: str) -
             if names
         ]
         raise CheckpointError(
-            f"{source}: its weights do not fit the {type(model).__name__} its hyper-parameters "
-            f"describe (a checkpoint of another architecture?): {'; '.join(problems)}"
+            f"{source}: its weights do not fit the {type(model).__name__} {built_from} "
+            f"(a checkpoint of another architecture?): {'; '.join(problems)}"
         )
-    model.load_state_dict(state_dict, strict=True)

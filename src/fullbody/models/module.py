@@ -31,6 +31,7 @@ from fullbody.codecs.topdown import (
     is_channels_last,
     person_score,
 )
+from fullbody.errors import ConfigError
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.checkpoint import CheckpointError, restore
 from fullbody.models.loss import DistillationLoss, SimCCLoss
@@ -143,16 +144,22 @@ class PoseModule(L.LightningModule):
             out_stride not in HEATMAP_STRIDES
             or heatmap_size != (input_size[0] // out_stride, input_size[1] // out_stride)
         ):
-            raise ValueError(
-                f"heatmap_size {heatmap_size} must be input_size {input_size} / 4 (or / 2, 8: "
+            raise ConfigError(
+                f"model.heatmap_size={list(heatmap_size)} must be model.input_size="
+                f"{list(input_size)} / 4 (or / 2, 8: "
                 "the heads upsample by doublings to one stride on both axes)"
             )
         if kd_decay not in ("none", "linear"):
-            raise ValueError(f"kd_decay must be 'none' or 'linear', got {kd_decay!r}")
+            raise ConfigError(f"model.kd_decay={kd_decay}: must be 'none' or 'linear'")
+        if kd_weight > 0 and not teacher_ckpt:
+            raise ConfigError(
+                f"model.kd_weight={kd_weight} needs a teacher: set model.teacher_ckpt=CKPT "
+                "(+model.teacher_ckpt=CKPT outside +experiment=distill), or model.kd_weight=0"
+            )
         if parallel_sppe and not stn:
-            raise ValueError("model.parallel_sppe=true needs model.stn=true (it trains the SSTN)")
+            raise ConfigError("model.parallel_sppe=true needs model.stn=true (it trains the SSTN)")
         if stn and simcc:
-            raise ValueError("model.stn=true needs a heatmap head (it warps heatmaps back)")
+            raise ConfigError("model.stn=true needs a heatmap head (it warps heatmaps back)")
         self.net = PoseNet(
             backbone=backbone,
             head=head,
@@ -167,8 +174,8 @@ class PoseModule(L.LightningModule):
         )
         stride = self.net.backbone.feature_info.reduction()[-1]
         if input_size[0] % stride or input_size[1] % stride:
-            raise ValueError(
-                f"input_size {input_size} must be multiples of {stride}, the stride of "
+            raise ConfigError(
+                f"model.input_size={list(input_size)} must be multiples of {stride}, the stride of "
                 f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
             )
         if stn:
@@ -199,7 +206,7 @@ class PoseModule(L.LightningModule):
             else None
         )
         if teacher is not None and isinstance(getattr(teacher, "head", None), SimCCHead) != simcc:
-            raise ValueError(
+            raise ConfigError(
                 f"{teacher_ckpt}: the teacher's head and model.head={head} must both be SimCC or "
                 "both heatmaps (model.teacher_ckpt)"
             )

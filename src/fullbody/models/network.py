@@ -30,7 +30,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from torch import Tensor, nn
 
-from fullbody.errors import UserError
+from fullbody.errors import ConfigError, UserError
 from fullbody.keypoints import NUM_KEYPOINTS
 
 HEADS = ("deconv", "duc", "simcc", "fpn")
@@ -314,7 +314,7 @@ class PoseNet(nn.Module):
     ) -> None:
         super().__init__()
         if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
+            raise ConfigError(f"model.head={head}: unknown head; expected one of {list(HEADS)}")
         self.multiscale = head == "fpn"
         kwargs = dict(backbone_kwargs or {})
         # The stages to build: every one for the fpn head (or those of backbone_kwargs'

@@ -40,7 +40,7 @@ import numpy as np
 from fullbody.annotations import PARTS, WholeBodySet
 from fullbody.errors import ConfigError, InputNotFoundError, OutputExistsError
 from fullbody.geometry import UP, crop_affines, transform_points, warp_crop_antialiased
-from fullbody.images import read_image
+from fullbody.images import image_folder, read_image
 from fullbody.jsonio import AnnotationError, write_atomic
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.manifest import file_sha256
@@ -235,8 +235,7 @@ def load_or_build_crops(
     out_dir = Path(out_dir)
     if not Path(ann_file).is_file():
         raise InputNotFoundError(f"{ann_file}: annotation file not found")
-    if not Path(image_dir).is_dir():
-        raise InputNotFoundError(f"{image_dir}: image folder not found")
+    image_folder(image_dir)
     path, images = out_dir / CROPS_FILE, out_dir / IMAGES
     want = crop_settings(ann_file, image_dir, size, margin, area)
     if path.is_file():

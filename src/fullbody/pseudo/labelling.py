@@ -28,7 +28,6 @@ from fullbody.pseudo.teachers.base import (
     People,
     Prediction,
     Teacher,
-    TeacherError,
 )
 
 PART_BOX_MODES = ("proposals", "gt")
@@ -46,8 +45,8 @@ def build_teachers(specs: Mapping[str, Any]) -> dict[str, Teacher]:
             continue
         try:
             teacher = instantiate(spec) if isinstance(spec, Mapping) else spec
-        except Exception as e:  # Hydra wraps the teacher's own error: surface a TeacherError
-            if isinstance(e.__cause__, TeacherError):
+        except Exception as e:  # Hydra wraps the teacher's own error: surface that one
+            if isinstance(e.__cause__, Exception):
                 raise e.__cause__ from None
             raise
         if not isinstance(teacher, Teacher):
@@ -63,7 +62,9 @@ def assign_parts(
     for the ``fused`` parts that both label, the pair (part teacher, whole-body teacher), whose
     predictions :func:`label_image` fuses per point.
 
-    Two part teachers claiming one part is an error (the choice would be silent).
+    Two part teachers claiming one part is an error (the choice would be silent), and so is
+    fusion that would fuse nothing (no whole-body teacher, or none of the ``fused`` parts
+    labelled by both a part teacher and it): the option would be ignored.
     """
     by_part: dict[str, Teacher] = {}
     owner: dict[str, str] = {}
@@ -87,6 +88,15 @@ def assign_parts(
                 out[part] = whole
             elif part in fused:
                 out[part] = (by_part[part], whole)
+    if fused and not any(isinstance(t, tuple) for t in out.values()):
+        why = (
+            "there is no whole-body teacher (add +teacher/wholebody=...)"
+            if whole is None
+            else f"no part of fusion_parts={list(fused)} is labelled by both a part teacher "
+            "and the whole-body teacher"
+        )
+        raise ConfigError(f"fusion fuses a part teacher with the whole-body one, but {why}; or "
+                          "set fusion=null")  # fmt: skip
     return {p: out[p] for p in TEACHER_PARTS if p in out}
 
 

@@ -38,8 +38,13 @@ import numpy as np
 from tqdm import tqdm
 
 from fullbody.annotations import WholeBodySet
-from fullbody.errors import ConfigError, InputNotFoundError, OutputExistsError
-from fullbody.images import ImageReadError
+from fullbody.errors import (
+    ConfigError,
+    OutputError,
+    OutputExistsError,
+    UserError,
+)
+from fullbody.images import ImageReadError, image_folder
 from fullbody.jsonio import AnnotationError, write_json_atomic
 from fullbody.keypoints import PART_SLICES
 from fullbody.manifest import DIFFERENT, NEW, JobManifest, ManifestMismatchError, file_sha256
@@ -82,13 +87,15 @@ _WORKER: dict[str, Any] = {}
 
 
 def _picklable(e: BaseException) -> BaseException:
-    """``e`` itself when it survives a trip between processes, else a RuntimeError with its
-    message (a pool whose worker raises an unpicklable error waits forever)."""
+    """``e`` itself when it survives a trip between processes, else one with its type's name
+    and message that does (a pool whose worker raises an unpicklable error waits forever): a
+    :class:`UserError` stays one (one line, exit 2), anything else becomes a RuntimeError."""
     try:
         pickle.loads(pickle.dumps(e))
         return e
     except Exception:
-        return RuntimeError(f"{type(e).__name__}: {e}")
+        kind = UserError if isinstance(e, UserError) else RuntimeError
+        return kind(f"{type(e).__name__}: {e}")
 
 
 def _init_worker(specs, image_dir, source, part_boxes, min_conf, fusion, manifest, threads, skip):
@@ -296,8 +303,7 @@ class PseudoLabeller:
             raise OutputExistsError(
                 f"{self.out_file} exists; choose another out_file or pass overwrite=true"
             )
-        if not self.image_dir.is_dir():
-            raise InputNotFoundError(f"{self.image_dir}: image folder not found")
+        image_folder(self.image_dir)
         ws = WholeBodySet.load(self.ann_file)
         if self.report and not ws.valid[:, 1:].any():
             raise AnnotationError(
@@ -310,6 +316,13 @@ class PseudoLabeller:
                 "part_boxes=gt needs human part boxes, and this file has none",
             )  # fmt: skip
         tasks = self._tasks(ws)
+        # The teachers are built (and checked: files, input sizes, fusion) once here, before
+        # the shard folder's record is written: a teacher that cannot be built is one error
+        # from this process, not one per worker, and leaves no record of a job that never ran.
+        built = build_teachers(self.teachers)
+        assign_parts(built, self.fusion[1])
+        specs = built if self.workers == 0 else self.teachers
+        del built
         manifest = self._manifest()
         self._prepare_shard_dir(manifest)
         shard_tasks = [
@@ -322,7 +335,7 @@ class PseudoLabeller:
             total=len(ws), initial=done_people, unit="person", desc="pseudo-labelling",
             disable=not self.progress, dynamic_ncols=True,
         )  # fmt: skip
-        args = (self.teachers, str(self.image_dir), str(self.ann_file), self.part_boxes,
+        args = (specs, str(self.image_dir), str(self.ann_file), self.part_boxes,
                 self.min_conf, self.fusion, manifest, self.threads,
                 self.skip_bad_images)  # fmt: skip
         with bar:
@@ -344,10 +357,11 @@ class PseudoLabeller:
                     for _, n in pool.imap_unordered(_run_shard_across, todo):
                         bar.update(n)
         out, kept = self._merge(ws, manifest, len(shard_tasks))
-        out.save(self.out_file)
-        manifest.finish({"people": len(out), "skipped_images": len(self.skipped)})
-        if self.skipped:
-            write_json_atomic(self.skipped, self.skipped_file)
+        with self._writing(self.out_file):
+            out.save(self.out_file)
+            manifest.finish({"people": len(out), "skipped_images": len(self.skipped)})
+            if self.skipped:
+                write_json_atomic(self.skipped, self.skipped_file)
         if not self.keep_shards:
             shutil.rmtree(self.shard_dir)
         if self.report:
@@ -356,9 +370,26 @@ class PseudoLabeller:
             self.report_table = quality_report(out, kept)
             if self.skipped:
                 self.report_table["skipped_images"] = self.skipped
-            write_json_atomic(self.report_table, self.report_file)
-            save_reliability_plot(self.report_table["calibration"], self.calibration_plot)
+            with self._writing(self.report_file):
+                write_json_atomic(self.report_table, self.report_file)
+                save_reliability_plot(self.report_table["calibration"], self.calibration_plot)
         return out
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """An output that cannot be written (full disk, read-only folder) as one
+        :class:`OutputError` naming it and what is kept; the atomic writes leave the previous
+        file or none, and no temporary file."""
+        try:
+            yield
+        except OSError as e:
+            kept = (
+                f"the labelled shards stay in {self.shard_dir}: free space and run the same "
+                "command again to merge them"
+                if self.shard_dir.is_dir()
+                else f"the pseudo-labels are in {self.out_file}"
+            )
+            raise OutputError(f"{path}: cannot write ({e.strerror or e}); {kept}") from None
 
     def _merge(
         self, ws: WholeBodySet, manifest: JobManifest, n_shards: int

@@ -6,7 +6,9 @@
   with ``${now:...}`` in it) is created exclusively, and when another run started in the same
   second already took it, ``_2``, ``_3``, ... is appended. A folder named explicitly (on the
   command line, or by SLURM job id in ``trainer=slurm``, where every rank and a requeued job
-  must share it) is used as it is;
+  must share it) is used as it is — except a sweep folder that holds the jobs of an earlier
+  sweep: refused, or with ``overwrite=true`` emptied of them first, so that no job folder mixes
+  two runs' files;
 * writes ``job.json`` into each job's folder when it starts (status ``running``) and again when
   it ends (``completed`` or ``failed`` with the error; overrides, wall time, objective), so
   that a summary can tell a failed or killed job from a finished one;
@@ -23,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from fullbody.compare import TIME_FORMAT
+
 log = logging.getLogger(__name__)
 
 #: Environment variables that hold a process's rank; any > 0 is not the job's main process.
 _RANK_ENV = ("LOCAL_RANK", "RANK", "SLURM_PROCID")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def is_main_rank() -> bool:
@@ -97,20 +100,44 @@ def prepare_folder(config: DictConfig, key: str) -> Path:
     return folder
 
 
+def clear_earlier_sweep(folder: Path, overwrite: bool, option: str = "overwrite=true") -> None:
+    """Refuse an explicitly named sweep folder that holds an earlier sweep's job folders (one
+    line, exit status 2), or with ``overwrite`` remove those folders and the earlier summary,
+    so that every job of this sweep starts in an empty folder. ``option`` is how the user
+    passes ``overwrite`` to this command."""
+    from fullbody.compare import SUMMARY_STEM, is_run_folder
+
+    earlier = sorted(c for c in folder.iterdir() if c.is_dir() and is_run_folder(c))
+    if not earlier:
+        return
+    names = ", ".join(c.name for c in earlier[:5]) + (", ..." if len(earlier) > 5 else "")
+    if not overwrite:
+        print(f"error: {folder} (hydra.sweep.dir): holds the jobs of an earlier sweep "
+              f"({names}); name a new folder, or pass {option} to replace them",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    log.warning("%s: removing the jobs of an earlier sweep (%s): overwrite=true", folder, names)
+    for job in earlier:
+        shutil.rmtree(job)
+    for old in folder.glob(f"{SUMMARY_STEM}.*"):
+        old.unlink()
+
+
 def record_failure(message: str) -> None:
     """Mark the current Hydra job's ``job.json`` failed with ``message``: for a job that ends in
     ``sys.exit`` (a user error, exit status 2), which Hydra's ``on_job_end`` never sees."""
     from hydra.core.hydra_config import HydraConfig
 
-    from fullbody.compare import JOB_FILE, write_job_file
+    from fullbody.compare import JOB_FILE, started_at, write_job_file
 
     if not (HydraConfig.initialized() and is_main_rank()):
         return
     out = Path(HydraConfig.get().runtime.output_dir)
     try:
         info = json.loads((out / JOB_FILE).read_text())
-        started = datetime.strptime(info["started"], _TIME_FORMAT).timestamp()
-        info.update(status="failed", error=message, wall_s=round(time.time() - started, 3))
+        started = started_at(info)
+        wall = round(time.time() - started, 3) if started is not None else None
+        info.update(status="failed", error=message, wall_s=wall)
         write_job_file(out, info)
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.debug("job.json of %s not updated: %s", out, e)
@@ -135,6 +162,9 @@ class RunRecorder(Callback):
             return
         fresh = _is_timestamped(config, "sweep.dir")
         folder = prepare_folder(config, "sweep.dir")
+        if not fresh:
+            option = "overwrite=true" if "overwrite" in config else "+overwrite=true"
+            clear_earlier_sweep(folder, bool(config.get("overwrite")), option)
         if fresh:
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.sweep.dir = str(folder)
@@ -146,7 +176,7 @@ class RunRecorder(Callback):
         if not is_main_rank():
             return
         out = Path(config.hydra.runtime.output_dir)
-        self._started[str(out)] = (time.time(), time.strftime(_TIME_FORMAT))
+        self._started[str(out)] = (time.time(), time.strftime(TIME_FORMAT))
         self._write_job(out, config, {"status": "running", "started": self._started[str(out)][1]})
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:

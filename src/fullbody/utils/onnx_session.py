@@ -6,10 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from fullbody.errors import UserError
+
+
+class OnnxModelError(UserError, ValueError):
+    """A file given as an ONNX model is not one onnxruntime loads, or its inputs and outputs are
+    not what its use needs; the message names the file."""
+
 
 def onnx_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0):
     """An onnxruntime session of ``path`` (``providers`` default: :func:`default_providers`;
-    ``threads`` 0: onnxruntime's choice), or a ``ValueError`` naming the file."""
+    ``threads`` 0: onnxruntime's choice), or an :class:`OnnxModelError` naming the file."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -19,7 +26,8 @@ def onnx_session(path: Path, providers: Sequence[str] | None = None, threads: in
             str(path), opts, providers=list(providers or default_providers())
         )
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ValueError(f"{path}: not a loadable ONNX model ({e})") from e
+        why = " ".join(str(e).split())[:300]
+        raise OnnxModelError(f"{path}: not a loadable ONNX model ({why})") from None
 
 
 def default_providers() -> list[str]:

@@ -31,6 +31,7 @@ from fullbody.data.jitter.jitters import (
     box_offsets,
     pose_descriptor,
 )
+from fullbody.errors import UserError
 from fullbody.jsonio import write_json_atomic
 
 #: Matches a cluster needs for its own mixture; smaller clusters use the global one.
@@ -294,7 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = sub.add_parser("show", help="summarise a jitter file (default: the shipped one)")
     s.add_argument("path", nargs="?", default=None)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (UserError, FileNotFoundError, ValueError) as e:  # bad files or options: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "show":
         print(_summary(LearnedJitter(args.path).model))
         return 0

@@ -111,10 +111,17 @@ class OnnxTopDown:
             raise TeacherError(f"{self.path}: input must be (B, 3, H, W), got {inp.shape}")
         self.input_name = inp.name
         self.dynamic_batch = not isinstance(inp.shape[0], int)
-        h, w = (input_size or inp.shape[2:])[:2]
+        fixed = tuple(inp.shape[2:4])
+        if input_size and all(isinstance(v, int) for v in fixed) and tuple(input_size) != fixed:
+            raise TeacherError(
+                f"{self.path}: input_size={list(input_size)}, but the model takes fixed "
+                f"{fixed[0]}x{fixed[1]} inputs; set input_size=null (or {list(fixed)})"
+            )
+        h, w = (input_size or fixed)[:2]
         if not (isinstance(h, int) and isinstance(w, int)):
             raise TeacherError(f"{self.path}: dynamic input size {inp.shape}; set input_size")
         self.input_hw = (int(h), int(w))
+        self.output_names = self._outputs()
         self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
 
@@ -131,18 +138,25 @@ class OnnxTopDown:
         return rows, crop_affines(centre, sides, direction, (w, h))
 
     def _outputs(self) -> list[str]:
-        """Names of the outputs used: simcc_x and simcc_y (else the first two), or the first."""
+        """The outputs used, by name, never by position: ``simcc_x`` and ``simcc_y`` (as
+        RTMPose/RTMW/DWPose publish them), or the only output, else one named ``heatmaps`` /
+        ``keypoints`` (the ``output`` kind)."""
         names = [o.name for o in self.session.get_outputs()]
-        if self.output != "simcc":
-            return names[:1]
-        if {"simcc_x", "simcc_y"} <= set(names):
-            return ["simcc_x", "simcc_y"]
-        if len(names) < 2:
-            raise TeacherError(f"{self.path}: a SimCC model needs two outputs, got {names}")
-        return names[:2]
+        if self.output == "simcc":
+            if {"simcc_x", "simcc_y"} <= set(names):
+                return ["simcc_x", "simcc_y"]
+            raise TeacherError(
+                f"{self.path}: output=simcc needs outputs named simcc_x and simcc_y, got {names}"
+            )
+        if len(names) == 1 or self.output in names:
+            return [self.output if self.output in names else names[0]]
+        raise TeacherError(
+            f"{self.path}: outputs {names}: none is named '{self.output}'; which one holds the "
+            f"{self.output} is not guessed"
+        )
 
     def _infer(self, x: np.ndarray) -> list[np.ndarray]:
-        names = self._outputs()
+        names = self.output_names
         if self.dynamic_batch:
             return self.session.run(names, {self.input_name: x})
         runs = [self.session.run(names, {self.input_name: xi[None]}) for xi in x]
