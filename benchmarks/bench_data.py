@@ -55,6 +55,7 @@ from reference_venv import MMPOSE_SCRIPT, mmpose_python
 
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.dataset import (
     TopDownDataset,
     default_photometric,
@@ -78,9 +79,9 @@ from fullbody.utils.sample import (
 class ReferencePipeline:
     """The straightforward per-sample pipeline (see the module docstring)."""
 
-    def __init__(self, ds: TopDownDataset, photometric, sigma: float = 2.0) -> None:
-        self.ds, self.photometric, self.sigma = ds, photometric, sigma
-        self.codec = HeatmapCodec(ds.input_size, (ds.input_size[0] // 4, ds.input_size[1] // 4))
+    def __init__(self, ds: TopDownDataset, photometric) -> None:
+        self.ds, self.photometric, self.sigma = ds, photometric, ds.spec.sigma
+        self.codec = HeatmapCodec(ds.input_size, ds.spec.heatmap_size, self.sigma, dark=False)
         self.rng = np.random.default_rng(0)
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
@@ -91,7 +92,7 @@ class ReferencePipeline:
         kpts = ds.keypoints[i].astype(np.float64)
         weight = ds.weights[i].copy()
         box = ds.jitter(ds.boxes[i], rng, kpts) if ds.jitter is not None else ds.boxes[i]
-        center, scale = box_to_center_scale(box, ds.aspect_ratio, ds.padding)
+        center, scale = box_to_center_scale(box, ds.aspect_ratio, ds.spec.padding)
         flip = rng.random() < ds.flip_prob
         if flip:  # mirror the image, the keypoints (and swap sides) and the box centre
             image = image[:, ::-1].copy()
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         photometric = default_photometric() if args.photometric else None
         ds = TopDownDataset(
             WholeBodySet.load(ann_file), images, train=True, jitter=LearnedJitter(),
-            photometric=photometric,
+            photometric=photometric, spec=TopDownSpec.standard((256, 192)),
         )  # fmt: skip
         ref = ReferencePipeline(ds, photometric)
         codec = ref.codec  # the same 256x192 -> 64x48 codec on both sides

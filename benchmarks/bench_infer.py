@@ -9,9 +9,10 @@ and against the network alone, on the same SimCC ONNX file, images and boxes.
 * images and boxes: the shared COCO-WholeBody sample's images with the boxes of its detection
   file (score >= 0.3), or, without the sample, generated 640x480 images with 8 random boxes
   each. Images are decoded before timing (both sides); nobody detects.
-* ours: ``PosePredictor.from_onnx(..., threads=1)`` without flip test or NMS (rtmlib has
-  neither), on the RGB image: crop and normalise every person, one network call for the
-  image's people, SimCC sub-bin decoding, back to image pixels, keypoint and person scores.
+* ours: the one-call API, ``Wholebody(model=FILE, detector=None, threads=1, flip_test=False,
+  nms="none")(image, boxes)`` (rtmlib has neither flip test nor NMS), on the BGR image as cv2
+  reads it: to RGB, crop and normalise every person, one network call for the image's people,
+  SimCC sub-bin decoding, back to image pixels, keypoint and person scores.
 * rtmlib: rtmlib 0.0.16's ``RTMPose`` in its own venv (``benchmarks/rtmlib_reference.py``,
   ``benchmarks/reference_venv.py``; built on first use, ``--no-rtmlib`` skips it): one crop
   per network call, arg-max decoding, on the BGR image as its users read it; its onnxruntime
@@ -53,9 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_venv import RTMLIB_SCRIPT, rtmlib_python
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.images import read_image
 from fullbody.inference.export import export_onnx
-from fullbody.inference.predictor import PosePredictor
+from fullbody.inference.wholebody import Wholebody
 from fullbody.models.network import PoseNet
 from fullbody.utils.machine import cpu_name
 from fullbody.utils.sample import SAMPLE_ANNOTATIONS, sample_available, sample_dir
@@ -67,6 +69,8 @@ Job = tuple[Path, np.ndarray]  # an image file and its (n, 4) xywh person boxes
 def simcc_onnx(path: Path, input_size: tuple[int, int]) -> Path:
     """The default student with the SimCC head (random weights), exported to ``path``."""
     cfg = OmegaConf.load(ROOT / "conf" / "model" / "default.yaml")
+    block = {**OmegaConf.to_container(cfg.spec), "input_size": input_size, "kind": "simcc"}
+    spec = TopDownSpec.from_dict(block)
     torch.manual_seed(0)
     net = PoseNet(
         backbone=cfg.backbone,
@@ -74,11 +78,10 @@ def simcc_onnx(path: Path, input_size: tuple[int, int]) -> Path:
         head_channels=cfg.head_channels,
         final_kernel=cfg.final_kernel,
         backbone_kwargs=OmegaConf.to_container(cfg.backbone_kwargs),
-        input_size=input_size,
-        split_ratio=cfg.split_ratio,
+        input_size=spec.input_size,
+        split_ratio=spec.split_ratio,
     )
-    meta = {"head": "simcc", "split_ratio": cfg.split_ratio, "input_size": list(input_size)}
-    return export_onnx(net, path, input_size, metadata=meta)
+    return export_onnx(net, path, spec, metadata={"head": "simcc"})
 
 
 def sample_jobs(limit: int | None) -> list[Job]:
@@ -161,16 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         }))  # fmt: skip
         per_pass = sum(len(b) for _, b in jobs)
 
-        pred = PosePredictor.from_onnx(
-            model, ["CPUExecutionProvider"], threads=1, flip_test=False, nms="none",
-            batch_size=args.batch_size,
-        )  # fmt: skip
+        api = Wholebody(model=model, detector=None, device="cpu", threads=1, flip_test=False,
+                        nms="none", batch_size=args.batch_size)  # fmt: skip
+        pred = api.predictor
         session, name = pred.model.session, pred.model.input_name
-        work = [(read_image(p), b) for p, b in jobs]
-        crops = [pred.crops(image, boxes)[0] for image, boxes in work]
+        work = [(cv2.imread(str(p)), b) for p, b in jobs]  # BGR, as users and rtmlib read them
+        crops = [pred.crops(read_image(p), boxes)[0] for p, boxes in jobs]
 
         def ours() -> int:
-            return sum(len(pred(image, boxes)) for image, boxes in work)
+            return sum(len(api(image, boxes)[0]) for image, boxes in work)
 
         def network() -> int:  # the calls ours makes
             for c in crops:
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             return per_pass
 
         if ours() != per_pass:
-            raise RuntimeError(f"our predictor returned other than {per_pass} poses a pass")
+            raise RuntimeError(f"Wholebody returned other than {per_pass} poses a pass")
         runs = {
             "ours": lambda: timed(ours, args.people),
             "network": lambda: timed(network, args.people),
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = max(med["network"], med["network_b1"])
     out = {
         "figure": f"people/s per CPU core, {input_size[0]}x{input_size[1]} SimCC ONNX, "
-        "our predictor (no flip test, no NMS)",
+        "the one-call API Wholebody (no flip test, no NMS)",
         "value": round(med["ours"], 1),
         "reference": round(med["rtmlib"], 1) if "rtmlib" in med else None,
         "ratio_rtmlib": round(med["ours"] / med["rtmlib"], 3) if "rtmlib" in med else None,

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.images import read_image
 from fullbody.inference.detectors import DetectionFileDetector, packaged_detector
 from fullbody.inference.export import export_onnx, random_crops
@@ -35,7 +36,7 @@ from fullbody.inference.predictor import (
     PosePredictor,
     TorchHeatmapModel,
 )
-from fullbody.models.network import PoseNet
+from fullbody.models.network import PoseNet, head_codec
 from fullbody.utils.machine import cpu_name
 from fullbody.utils.onnx_session import default_providers
 from fullbody.utils.sample import SAMPLE_ANNOTATIONS, sample_available, sample_dir
@@ -74,15 +75,19 @@ def end_to_end(predictor: PosePredictor, detector, images, seconds: float) -> fl
     return rate(step, len(images), seconds, min_runs=1)
 
 
-def load_net(args) -> tuple[torch.nn.Module, tuple[int, int], str]:
+def load_net(args) -> tuple[torch.nn.Module, TopDownSpec, str]:
+    """The network, its spec and a name: a checkpoint's, or a random one (128x96 with
+    ``--smoke``, else 256x192; the standard values otherwise)."""
     if args.ckpt:
         from fullbody.models.module import load_pose_model
 
         module = load_pose_model(args.ckpt, "--ckpt")
-        return module.net, tuple(module.hparams.input_size), Path(args.ckpt).name
+        return module.net, module.spec, Path(args.ckpt).name
     torch.manual_seed(0)
-    net = PoseNet(backbone=args.backbone, head=args.head)
-    return net, (256, 192), f"{args.backbone}+{args.head} (random weights)"
+    spec = TopDownSpec.standard((128, 96) if args.smoke else (256, 192), head_codec(args.head))
+    net = PoseNet(backbone=args.backbone, head=args.head, input_size=spec.input_size,
+                  split_ratio=spec.split_ratio)  # fmt: skip
+    return net, spec, f"{args.backbone}+{args.head} (random weights)"
 
 
 def sample_detector():
@@ -109,15 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         args.seconds = 0.0
     if args.threads:
         torch.set_num_threads(args.threads)
-    net, input_size, model_name = load_net(args)
-    if args.smoke and not args.ckpt:
-        input_size = (128, 96)
-    heatmap_size = (input_size[0] // 4, input_size[1] // 4)
+    net, spec, model_name = load_net(args)
+    input_size = spec.input_size
     crops = random_crops(big, input_size)
     figures: dict[str, float] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_onnx(net, Path(tmp) / "pose.onnx", input_size)
+        onnx_path = export_onnx(net, Path(tmp) / "pose.onnx", spec)
         torch_cpu = TorchHeatmapModel(net, "cpu")
         ort_cpu = OnnxHeatmapModel(onnx_path, ["CPUExecutionProvider"], threads=args.threads)
         for b in (1, big):
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             images = images[:1] if args.smoke else images
             n_boxes = sum(len(detector(read_image(p), i)[0]) for p, i in images)
             for name, model in (("torch", torch_cpu), ("onnx", ort_cpu)):
-                pred = PosePredictor(model, input_size, heatmap_size, batch_size=big)
+                pred = PosePredictor(model, spec, batch_size=big)
                 figures[f"cpu_{name}_images_per_s_e2e"] = end_to_end(
                     pred, detector, images, args.seconds
                 )
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                     figures[key] = crops_per_second(model, crops, b, args.seconds, sync)
                     print(f"GPU {tag} batch {b:2d}: PyTorch {figures[key]:.1f} crops/s", flush=True)
                 if images:
-                    pred = PosePredictor(model, input_size, heatmap_size, batch_size=big)
+                    pred = PosePredictor(model, spec, batch_size=big)
                     key = f"gpu_torch_{tag}_images_per_s_e2e"
                     figures[key] = end_to_end(pred, detector, images, args.seconds)
                     print(f"GPU {tag} end to end: {figures[key]:.2f} images/s", flush=True)

@@ -15,12 +15,25 @@ images per second over the timed steps (after warm-up, synchronised with the dev
 Rounds alternate which loop runs first (bare, Lightning; then Lightning, bare; ...).
 
 Prints one line per variant, then one JSON line: the first variant's figures plus all variants.
+
+``--ab`` instead times settings of the bare loop against each other, interleaved round by round
+in this one process (on a shared machine only ratios are worth reading), each against the first:
+
+    python benchmarks/bench_train.py --device cpu --head fpn --stride 2 --out-indices 0,1,2,3 \
+        --precision 32-true --ab cl,nchw,cl+compiled,cl+b16,cl+t1,cl+noonednn
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_train.py ...
+                                                     # as a CPU without AVX-512 (no native bf16)
+
+A setting is ``+``-joined tokens: ``cl``/``nchw`` (memory format), ``compiled``
+(``torch.compile``), ``bN`` (batch N; images/s stay comparable), ``tN`` (N threads), ``HxW``
+(input size), ``noonednn`` (PyTorch's own convolutions), ``bf16``/``fp32`` (precision).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -33,9 +46,9 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fullbody.codecs import is_channels_last
+from fullbody.codecs.spec import HEATMAP_STRIDES, TopDownSpec
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule, adam
-from fullbody.models.network import HEATMAP_STRIDES
 from fullbody.utils.machine import machine_name, resolve_precision
 
 
@@ -98,12 +111,13 @@ def _module(args: argparse.Namespace, compiled: bool) -> PoseModule:
     return PoseModule(
         backbone=args.backbone,
         head=args.head,
-        input_size=(h, w),
-        heatmap_size=(h // args.stride, w // args.stride),
+        spec=TopDownSpec.standard((h, w), stride=args.stride),
+        lr=1e-3,
         lr_policy="constant",
         channels_last=args.channels_last,
         compile=compiled,
         backbone_kwargs=args.backbone_kwargs,
+        **getattr(args, "model_kwargs", {}),  # e.g. the paper model's head widths (bench_gpu)
     )
 
 
@@ -159,6 +173,57 @@ def bench_bare(args: argparse.Namespace, compiled: bool, device: torch.device) -
     return steps * args.batch / (time.perf_counter() - start)
 
 
+def _setting(args: argparse.Namespace, spec: str) -> tuple[argparse.Namespace, dict]:
+    """The arguments of one ``--ab`` setting and the global switches it needs."""
+    a = argparse.Namespace(**vars(args))
+    switches = {"threads": torch.get_num_threads(), "onednn": True, "compiled": False}
+    for token in spec.split("+"):
+        if token in ("cl", "nchw"):
+            a.channels_last = token == "cl"
+        elif token == "compiled":
+            switches["compiled"] = True
+        elif token == "noonednn":
+            switches["onednn"] = False
+        elif token in ("bf16", "fp32"):
+            a.precision = "bf16-mixed" if token == "bf16" else "32-true"
+        elif token[:1] in ("b", "t") and token[1:].isdigit():
+            if token[0] == "b":
+                a.batch = int(token[1:])
+            else:
+                switches["threads"] = int(token[1:])
+        elif "x" in token and token.replace("x", "").isdigit():
+            a.input = [int(v) for v in token.split("x")]
+        else:
+            raise SystemExit(f"--ab: unknown token {token!r} in {spec!r}")
+    return a, switches
+
+
+def bench_settings(args: argparse.Namespace, specs: list[str], device: torch.device) -> list[dict]:
+    """Bare-loop images/s of each setting, medians over interleaved rounds (the order rotates)."""
+    runs: dict[str, list[float]] = {s: [] for s in specs}
+    threads = torch.get_num_threads()
+    for r in range(args.rounds):
+        for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:
+            a, sw = _setting(args, spec)
+            torch.set_num_threads(sw["threads"])
+            torch.backends.mkldnn.enabled = sw["onednn"]
+            try:
+                runs[spec].append(bench_bare(a, sw["compiled"], device))
+                print(f"round {r + 1}, {spec}: {runs[spec][-1]:.1f} img/s", flush=True)
+            finally:
+                torch.set_num_threads(threads)
+                torch.backends.mkldnn.enabled = True
+    base = statistics.median(runs[specs[0]])
+    out = []
+    for spec in specs:
+        value = statistics.median(runs[spec])
+        out.append(
+            {"setting": spec, "images_per_s": round(value, 1), "ratio": round(value / base, 3)}
+        )
+        print(f"{spec}: {value:.1f} img/s, {value / base:.3f} x {specs[0]}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -183,6 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
         "default 1 on GPU, 3 on CPU)",
     )  # fmt: skip
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--ab", default=None,
+                    help="comma list of bare-loop settings timed against the first (see above)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true",
                     help="seconds: resnet18, 64x64, batch 2, 2 + 1 steps, 2 rounds")  # fmt: skip
     args = ap.parse_args(argv)
@@ -203,6 +270,25 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_name()
+    if args.ab:
+        specs = args.ab.split(",")
+        settings = bench_settings(args, specs, device)
+        line = {
+            "figure": f"train_images_per_s_bare_{args.backbone}_{args.input[0]}x{args.input[1]}"
+            f"_b{args.batch}_{specs[0]}",
+            "value": settings[0]["images_per_s"],
+            "device": name or device.type,
+            "precision": args.precision,
+            "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "native"),
+            "head": args.head,
+            "heatmap_stride": args.stride,
+            "out_indices": args.out_indices,
+            "rounds": args.rounds,
+            "settings": settings,
+        }
+        print(json.dumps(line))
+        return line
     results = []
     for variant in args.variants.split(","):
         compiled = variant == "compiled"
@@ -233,7 +319,6 @@ def main(argv: list[str] | None = None) -> dict:
     ok = [r for r in results if "error" not in r]
     if not ok:
         raise SystemExit("every variant failed")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_name()
     first = ok[0]
     line = {
         "figure": f"train_images_per_s_{args.backbone}_{args.input[0]}x{args.input[1]}_b{args.batch}",

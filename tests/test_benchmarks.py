@@ -20,7 +20,7 @@ BENCHMARKS = sorted((ROOT / "benchmarks").glob("bench_*.py"))
 
 def test_every_benchmark_is_listed():
     names = {p.stem for p in BENCHMARKS}
-    assert {"bench_data", "bench_eval", "bench_train", "bench_infer"} <= names
+    assert {"bench_data", "bench_eval", "bench_train", "bench_infer", "bench_gpu"} <= names
 
 
 @pytest.mark.slow

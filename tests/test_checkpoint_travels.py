@@ -82,11 +82,12 @@ def _one_line_error(done: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.slow
 def test_every_command_line_names_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    from fullbody.codecs.spec import TopDownSpec
     from fullbody.models.module import PoseModule
 
     bare = tmp_path / "bare.pth"  # a bare state dict (KeyError('pytorch-lightning_version') before)
-    torch.save(PoseModule(backbone="test_resnet", input_size=(64, 64),
-                          heatmap_size=(16, 16)).state_dict(), bare)  # fmt: skip
+    torch.save(PoseModule(backbone="test_resnet", head="duc", spec=TopDownSpec.standard((64, 64)),
+                          lr=1e-3).state_dict(), bare)  # fmt: skip
     commands = {
         "export.py": [f"ckpt_path={bare}"],
         "eval.py": [f"ckpt_path={bare}"],

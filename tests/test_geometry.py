@@ -66,19 +66,6 @@ def test_bad_sides_and_helpers():
     np.testing.assert_allclose(centre, [[5.0, 2.0]]) and np.testing.assert_allclose(side, [10.0])
 
 
-def test_person_crops_follow_the_training_crop():
-    from fullbody.geometry import person_crops
-
-    boxes = np.array([[10.0, 20.0, 30.0, 120.0], [0.0, 0.0, 0.0, 5.0], [50.0, 50.0, 80.0, 40.0]])
-    rows, a = person_crops(boxes, (256, 192))
-    assert rows.tolist() == [0, 2]
-    # a tall box: height x 1.25 fills the 256 rows; a wide box: width x 1.25 fills the 192 columns
-    top_bottom = transform_points(np.array([[[25.0, 20.0 - 15.0], [25.0, 140.0 + 15.0]]]), a[:1])
-    np.testing.assert_allclose(top_bottom[0, :, 1], [-0.5, 255.5], atol=1e-9)
-    left_right = transform_points(np.array([[[50.0 - 10.0, 70.0], [130.0 + 10.0, 70.0]]]), a[1:])
-    np.testing.assert_allclose(left_right[0, :, 0], [-0.5, 191.5], atol=1e-9)
-
-
 def test_mirrored_crops_flip_the_pixels_and_map_points_back():
     img = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     a = crop_affines(np.array([[35.0, 25.0]]), np.array([30.0]), unit(np.array([[0.3, -1.0]])), 32)

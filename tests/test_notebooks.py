@@ -129,12 +129,13 @@ def test_the_hand_notebook_runs_on_real_files_without_a_teacher(
 
 def _tiny_run(runs: Path) -> Path:
     """A run folder as `python train.py` leaves it, with an untrained small student's checkpoint."""
+    from fullbody.codecs.spec import TopDownSpec
     from fullbody.models.module import PoseModule
 
     run = runs / "2026-01-01_00-00-00"
     torch.manual_seed(0)
-    model = PoseModule(backbone="resnet18", head="deconv", head_channels=32,
-                       input_size=(128, 96), heatmap_size=(32, 24))  # fmt: skip
+    model = PoseModule(backbone="resnet18", head="deconv", spec=TopDownSpec.standard((128, 96)),
+                       lr=1e-3, head_channels=32)  # fmt: skip
     trainer_checkpoint(model, run / "checkpoints" / "last.ckpt")
     return run
 

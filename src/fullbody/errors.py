@@ -22,6 +22,11 @@ class OutputError(UserError, OSError):
     the file, and what was computed is not lost silently (it was printed, or is named)."""
 
 
+class ImageLayoutError(UserError, ValueError):
+    """An image array of the wrong shape, dtype or colour order was passed; the message says
+    what was given and what is expected."""
+
+
 class InputNotFoundError(UserError, FileNotFoundError):
     """A file or folder the user named does not exist (or holds nothing to read); the message
     names it and the option that gave it."""

@@ -33,13 +33,13 @@ from fullbody.keypoints import FLIP_INDEX
 
 
 def box_to_center_scale(
-    box: np.ndarray, aspect_ratio: float, padding: float = 1.25
+    box: np.ndarray, aspect_ratio: float, padding: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centre and size (image px) of the crop around xywh box(es), widened to ``aspect_ratio``.
 
     ``aspect_ratio`` is the crop's width / height (192 / 256 = 0.75 by default): the shorter
     side of the box grows until the box has that ratio (never shrinks, so the person stays
-    whole), then both sides grow by ``padding`` (1.25 as in SimpleBaseline/HRNet/AlphaPose).
+    whole), then both sides grow by ``padding`` (the model's ``TopDownSpec.padding``).
     Works on (4,) or (N, 4) arrays; returns arrays of shape (..., 2).
     """
     box = np.asarray(box, dtype=np.float64)
@@ -78,6 +78,20 @@ def affine_matrix(
     tx = (out_w - 1) * 0.5 - (a00 * cx + a01 * cy)
     ty = (out_h - 1) * 0.5 - (a10 * cx + a11 * cy)
     return np.array([[a00, a01, tx], [a10, a11, ty]])
+
+
+def person_affines(boxes: np.ndarray, input_size: tuple[int, int], padding: float) -> np.ndarray:
+    """Image -> input-crop affines (N, 2, 3) of (N, 4) xywh person boxes: the crop of
+    evaluation, inference and the checkpoint/ONNX teachers (the box widened to the aspect ratio
+    of the ``input_size`` (h, w) crop, times ``padding``, unrotated, unmirrored) — a model's
+    ``TopDownSpec.input_size`` and ``padding``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = input_size
+    centers, scales = box_to_center_scale(boxes, w / h, padding)
+    out = np.empty((len(boxes), 2, 3), dtype=np.float64)
+    for i, (c, s) in enumerate(zip(centers, scales)):
+        out[i] = affine_matrix(c, s, 0.0, (h, w))
+    return out
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
@@ -258,27 +272,6 @@ def box_to_square(boxes: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np
     """Centres (n, 2) and sides (n,) of squares around xywh boxes: ``scale`` x the long side."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     return b[:, :2] + b[:, 2:] / 2, scale * b[:, 2:].max(1)
-
-
-def box_crop_affines(
-    bboxes: np.ndarray, input_hw: tuple[int, int], padding: float = 1.25
-) -> np.ndarray:
-    """Image -> input affines (n, 2, 3) of the unrotated top-down crops around xywh person
-    boxes, as the training data crops (:func:`box_to_center_scale`: the box widened to the
-    input's aspect ratio, then x ``padding``)."""
-    h, w = input_hw
-    centre, sides = box_to_center_scale(
-        np.asarray(bboxes, np.float64).reshape(-1, 4), w / h, padding
-    )
-    return crop_affines(centre, sides, np.broadcast_to(UP, (len(centre), 2)), (w, h))
-
-
-def person_crops(
-    bboxes: np.ndarray, input_hw: tuple[int, int], padding: float = 1.25
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with a non-empty person box and their :func:`box_crop_affines`."""
-    rows = np.flatnonzero(np.asarray(bboxes)[:, 2:].prod(1) > 0)
-    return rows, box_crop_affines(np.asarray(bboxes)[rows], input_hw, padding)
 
 
 def rotated_extent(

@@ -13,7 +13,7 @@ from fullbody.codecs import (
 )
 from fullbody.keypoints import FLIP_INDEX
 
-CODEC = HeatmapCodec((256, 192), (64, 48), sigma=2.0)
+CODEC = HeatmapCodec((256, 192), (64, 48), sigma=2.0, dark=False)
 
 
 def _points(b: int, k: int = 133, seed: int = 0) -> torch.Tensor:
@@ -96,13 +96,13 @@ def test_crop_to_image_points():
 
 def test_bad_blur_kernel():
     with pytest.raises(ValueError, match="odd"):
-        HeatmapCodec(blur_kernel=10)
+        HeatmapCodec((256, 192), (64, 48), 2.0, dark=False, blur_kernel=10)
 
 
 def test_encode_writes_no_subnormals_and_drops_only_negligible_tails():
     """Far Gaussian tails are 0, not subnormal floats (slow CPU arithmetic downstream); what is
     dropped is below 2**-63 per factor, so the maps match exact Gaussians to ~1e-19."""
-    codec = HeatmapCodec()
+    codec = HeatmapCodec((256, 192), (64, 48), 2.0, dark=False)
     xy = torch.tensor([[[1.0, 2.0], [40.0, 60.0], [23.5, 31.2]]])
     heatmaps, _ = codec.encode(xy, torch.ones(1, 3))
     tiny = torch.finfo(torch.float32).tiny
@@ -117,7 +117,7 @@ def test_encode_writes_no_subnormals_and_drops_only_negligible_tails():
 
 
 def test_cpu_encode_reuses_its_output_memory_only_once_released():
-    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0)
+    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0, dark=False)
     xy, w = _points(2), torch.ones(2, 133)
     first, _ = codec.encode(xy, w)
     kept = first.clone()
@@ -139,7 +139,7 @@ def test_cpu_encode_reuses_its_output_memory_only_once_released():
 def test_channels_last_targets_hold_the_same_maps_in_the_networks_layout():
     """``channels_last``: the maps a channels-last network's outputs are compared with, laid
     out (B,h,w,K) in memory so the loss needs no copy; values as the standard layout's."""
-    codec = HeatmapCodec((128, 96), (64, 48), sigma=2.0)
+    codec = HeatmapCodec((128, 96), (64, 48), sigma=2.0, dark=False)
     xy, w = _points(3) * 2.0, torch.ones(3, 133)  # input-crop px
     standard, ws = codec.targets(xy, w)
     kept = standard.clone()

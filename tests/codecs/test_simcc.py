@@ -80,4 +80,4 @@ def test_default_sigma_follows_rtmpose():
     sx, sy = default_sigma((128, 96))
     assert sx == pytest.approx(3.8) and sy == pytest.approx(4.39)
     with pytest.raises(ValueError, match="split_ratio"):
-        SimCCCodec(split_ratio=0.5)
+        SimCCCodec((256, 192), split_ratio=0.5)

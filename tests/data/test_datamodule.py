@@ -15,11 +15,13 @@ from helpers.configs import compose_config
 from hydra.utils import instantiate
 
 from fullbody.annotations import WholeBodySet
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.batch import Batch
 from fullbody.data.datamodule import DataConfigError, SyntheticDataModule, WholeBodyDataModule
 from fullbody.data.sampler import ImageGroupedSampler
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
+SPEC = TopDownSpec.standard((256, 192))
 
 
 @functools.cache
@@ -44,10 +46,11 @@ def check_batch(batch: dict, size: tuple[int, int] = (256, 192)) -> None:
 
 @pytest.mark.needs_sample
 def test_sample_config(sample_dir):
-    cfg = data_config("sample", f"paths.sample_dir={sample_dir}")
+    over = ("model.spec.input_size=[256,192]", "model.spec.padding=1.5")  # the data reads them
+    cfg = data_config("sample", f"paths.sample_dir={sample_dir}", *over)
     dm = instantiate(cfg)
     assert type(dm) is WholeBodyDataModule
-    assert dm.input_size == (256, 192) and dm.heatmap_size == (64, 48)
+    assert dm.spec.input_size == (256, 192) and dm.spec.padding == 1.5
     dm.setup("fit")
     assert isinstance(dm.val_annotations, WholeBodySet) and len(dm.val_annotations) == 14
     loader = dm.train_dataloader()
@@ -84,8 +87,7 @@ def test_coco_wholebody_config_with_detections_and_workers(tiny_set, tmp_path):
         *_coco_overrides(ann_file, image_dir, f"data.val.det_file={det_file}"),
         "data.val.det_score_threshold=0.5",
         "data.num_workers=1",
-        "data.input_size=[128,96]",
-        "data.heatmap_size=[32,24]",
+        "model.spec.input_size=[128,96]",
         "data/jitter=uniform",
     )
     dm = instantiate(cfg)
@@ -119,9 +121,9 @@ def test_config_errors_name_the_key(tiny_set, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"data\.val\.det_file"):
         dm.setup("validate")
     with pytest.raises(DataConfigError, match=r"data\.train\.rotation: unknown setting"):
-        WholeBodyDataModule(train={"rotation": 3})
+        WholeBodyDataModule(train={"rotation": 3}, spec=SPEC)
     with pytest.raises(RuntimeError, match="setup"):
-        WholeBodyDataModule().val_dataloader()
+        WholeBodyDataModule(spec=SPEC).val_dataloader()
 
 
 def test_sampler_follows_the_trainers_ranks(tiny_set):
@@ -183,9 +185,9 @@ def test_synthetic_config(tmp_path):
     assert ann_file.stat().st_mtime_ns == stamp
     assert dm.train_dir != dm.val_dir and dm.train_dir.parent == dm.val_dir.parent == tmp_path
     dm.setup("fit")
-    assert (dm.input_size, dm.heatmap_size) == ((128, 96), (64, 48))  # the CPU default: stride 2
-    check_batch(next(iter(dm.train_dataloader())), dm.input_size)
-    check_batch(next(iter(dm.val_dataloader())), dm.input_size)
+    assert (dm.spec.input_size, dm.spec.heatmap_size) == ((128, 96), (64, 48))  # CPU: stride 2
+    check_batch(next(iter(dm.train_dataloader())), dm.spec.input_size)
+    check_batch(next(iter(dm.val_dataloader())), dm.spec.input_size)
     train_imgs = {im["file_name"] for im in WholeBodySet.load(ann_file).images.values()}
     assert len(train_imgs) == 3 and len(dm.val_annotations.images) == 2
     assert not dm.train_dataset.has_conf
@@ -197,9 +199,9 @@ def test_synthetic_config(tmp_path):
     w = pseudo.train_dataset.weights
     assert ((w > 0) & (w < 1)).any()  # teacher confidences, not ones
     with pytest.raises(DataConfigError, match="train_labels must be 'exact' or 'pseudo'"):
-        SyntheticDataModule(tmp_path, train_labels="teacher")
+        SyntheticDataModule(tmp_path, train_labels="teacher", spec=SPEC)
     with pytest.raises(DataConfigError, match="data.generator: .*colour"):
-        SyntheticDataModule(tmp_path / "other", generator={"colour": 1}).prepare_data()
+        SyntheticDataModule(tmp_path / "other", generator={"colour": 1}, spec=SPEC).prepare_data()
 
 
 def test_default_jitter_is_alphaposes_dpg_with_the_published_numbers():
@@ -222,7 +224,7 @@ def test_every_data_config_composes_with_every_jitter():
     for name in names:
         cfg = data_config(name)
         assert cfg.batch_size > 0 and cfg.train.jitter._target_.endswith("DPGJitter")
-        assert np.isclose(cfg.input_size[1] / cfg.input_size[0], 0.75)
+        assert np.isclose(cfg.spec.input_size[1] / cfg.spec.input_size[0], 0.75)
     kinds = {p.stem for p in (CONF / "data" / "jitter").glob("*.yaml")}
     assert kinds == {"learned", "uniform", "dpg"}
     for kind in kinds:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.heatmap import HeatmapCodec, encode_reference
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.batch import Batch
 from fullbody.data.dataset import (
     TopDownDataset,
@@ -27,6 +28,8 @@ from fullbody.images import IMAGENET_MEAN, IMAGENET_STD, ImageNormalizer, ImageR
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS, PART_SLICES
 
+#: The crop of these tests: 256x192, the standard padding.
+SPEC = TopDownSpec.standard((256, 192))
 NO_AUG = dict(
     flip_prob=0.0, half_body_prob=0.0, scale_factor=0.0, rotation_prob=0.0, photometric=None
 )
@@ -108,7 +111,7 @@ def test_normalizer_writes_into_a_batch_row_and_refuses_other_buffers():
 def test_eval_sample_targets_land_on_the_dots_and_map_back(tiny_set):
     ann_file, image_dir = tiny_set
     ann = WholeBodySet.load(ann_file)
-    ds = TopDownDataset(ann, image_dir, train=False)
+    ds = TopDownDataset(ann, image_dir, train=False, spec=SPEC)
     assert len(ds) == 4
     for i in range(len(ds)):
         s = ds[i]
@@ -134,7 +137,7 @@ def test_augmented_targets_follow_pixels_and_sides(tiny_set, seed):
     mirror, the left wrist label lies on the dot painted for the right wrist."""
     ann_file, image_dir = tiny_set
     ds = TopDownDataset(
-        WholeBodySet.load(ann_file), image_dir, train=True, photometric=None,
+        WholeBodySet.load(ann_file), image_dir, train=True, spec=SPEC, photometric=None,
         flip_prob=0.5, half_body_prob=0.5, rotation_prob=1.0, rotation_factor=40, scale_factor=0.3,
         seed=seed,
     )  # fmt: skip
@@ -162,7 +165,7 @@ def test_augmented_targets_follow_pixels_and_sides(tiny_set, seed):
 def test_half_body_crops_one_half(tiny_set):
     ann_file, image_dir = tiny_set
     ds = TopDownDataset(
-        WholeBodySet.load(ann_file), image_dir, train=True,
+        WholeBodySet.load(ann_file), image_dir, train=True, spec=SPEC,
         **{**NO_AUG, "half_body_prob": 1.0},
     )  # fmt: skip
     halves = set()
@@ -182,20 +185,30 @@ def test_jitter_moves_the_box(tiny_set):
         return box + np.array([10.0, -5.0, 0.0, 0.0])
 
     ann = WholeBodySet.load(ann_file)
-    plain = TopDownDataset(ann, image_dir, train=True, **NO_AUG)[0]
-    moved = TopDownDataset(ann, image_dir, train=True, jitter=shift, **NO_AUG)[0]
+    plain = TopDownDataset(ann, image_dir, train=True, spec=SPEC, **NO_AUG)[0]
+    moved = TopDownDataset(ann, image_dir, train=True, spec=SPEC, jitter=shift, **NO_AUG)[0]
     np.testing.assert_allclose(moved["bbox"], ann.bboxes[0] + [10, -5, 0, 0], atol=1e-4)
     np.testing.assert_allclose(
         moved["crop_to_image"][:, 2] - plain["crop_to_image"][:, 2], [10, -5]
     )
 
 
+def test_albumentations_is_its_mit_line():
+    """The photometric transforms come from albumentations' MIT releases (< 2.1, pinned in
+    pyproject.toml); AlbumentationsX, its AGPL successor, installs the same module."""
+    from importlib.metadata import packages_distributions, version
+
+    assert packages_distributions()["albumentations"] == ["albumentations"]
+    major, minor = (int(v) for v in version("albumentations").split(".")[:2])
+    assert (1, 4) <= (major, minor) < (2, 1)
+
+
 def test_photometric_changes_pixels_not_targets(tiny_set):
     ann_file, image_dir = tiny_set
     ann = WholeBodySet.load(ann_file)
-    plain = TopDownDataset(ann, image_dir, train=True, **NO_AUG)
+    plain = TopDownDataset(ann, image_dir, train=True, spec=SPEC, **NO_AUG)
     aug = TopDownDataset(
-        ann, image_dir, train=True, **{**NO_AUG, "photometric": default_photometric(1.0)}
+        ann, image_dir, train=True, spec=SPEC, **{**NO_AUG, "photometric": default_photometric(1.0)}
     )
     a, b = plain[1], aug[1]
     np.testing.assert_array_equal(a["target_xy"], b["target_xy"])
@@ -208,9 +221,9 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_set):
     ann_file, image_dir = tiny_set
     ann = WholeBodySet.load(ann_file)
     aug = {"photometric": default_photometric(1.0), "rotation_prob": 1.0}
-    ds = TopDownDataset(ann, image_dir, train=True, **aug)
-    again = TopDownDataset(ann, image_dir, train=True, **aug)
-    other = TopDownDataset(ann, image_dir, train=True, seed=1, **aug)
+    ds = TopDownDataset(ann, image_dir, train=True, spec=SPEC, **aug)
+    again = TopDownDataset(ann, image_dir, train=True, spec=SPEC, **aug)
+    other = TopDownDataset(ann, image_dir, train=True, spec=SPEC, seed=1, **aug)
     keys = [(i, e) for e in range(2) for i in range(len(ds))]
     a = [ds[k] for k in keys]
     b = [again[k] for k in reversed(keys)][::-1]
@@ -237,7 +250,7 @@ def test_targets_outside_the_crop_weigh_zero(tiny_set):
     def shrink(box, rng, keypoints):  # upper part of the box only
         return np.array([box[0], box[1], box[2], box[3] * 0.3])
 
-    s = TopDownDataset(ann, image_dir, train=True, jitter=shrink, **NO_AUG)[0]
+    s = TopDownDataset(ann, image_dir, train=True, spec=SPEC, jitter=shrink, **NO_AUG)[0]
     legs = s["target_weight"][13:17]
     assert (legs == 0).all() and s["target_weight"][0] == 1
     assert (s["target_xy"][13:17, 1] > 255.5).all()
@@ -246,7 +259,7 @@ def test_targets_outside_the_crop_weigh_zero(tiny_set):
 # ---------------------------------------------------------------------------- batches
 def test_batch_contract_and_heatmap_rendering(tiny_set):
     ann_file, image_dir = tiny_set
-    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True)
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True, spec=SPEC)
     batch = default_collate([ds[i] for i in range(len(ds))])
     assert set(batch) == set(Batch.__annotations__)
     b = len(ds)
@@ -260,7 +273,7 @@ def test_batch_contract_and_heatmap_rendering(tiny_set):
     for k, (shape, dtype) in shapes.items():
         assert tuple(batch[k].shape) == shape and batch[k].dtype == dtype, k
     # Batched rendering on the device equals the per-sample CPU reference.
-    codec = HeatmapCodec()
+    codec = HeatmapCodec((256, 192), (64, 48), 2.0, dark=False)
     heatmaps, weights = codec.targets(batch["target_xy"], batch["target_weight"])
     for i in range(b):
         ref_h, ref_w = encode_reference(
@@ -286,7 +299,9 @@ def test_detection_boxes_give_one_item_per_detection(tiny_set, tmp_path):
     det_file.write_text(json.dumps(dets))
     boxes = PersonDetections.load(det_file, images=ann.images)
     assert len(boxes) == 3
-    ds = TopDownDataset(ann, image_dir, train=False, boxes=boxes, det_score_threshold=0.1)
+    ds = TopDownDataset(
+        ann, image_dir, train=False, spec=SPEC, boxes=boxes, det_score_threshold=0.1
+    )
     assert len(ds) == 2
     batch = default_collate([ds[0], ds[1]])
     np.testing.assert_array_equal(batch["image_id"], [2, 2])
@@ -300,7 +315,7 @@ def test_detection_boxes_give_one_item_per_detection(tiny_set, tmp_path):
 def test_missing_and_corrupt_images_are_named(tiny_set):
     ann_file, image_dir = tiny_set
     ann = WholeBodySet.load(ann_file)
-    ds = TopDownDataset(ann, image_dir, train=False)
+    ds = TopDownDataset(ann, image_dir, train=False, spec=SPEC)
     (image_dir / "0000.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"0000\.png: image file not found"):
         ds[0]
@@ -317,9 +332,9 @@ def test_empty_and_bad_datasets(tmp_path):
     nobody[0] = [50, 50, 0]
     ann_file, image_dir = write_set(tmp_path, [((100, 100), [nobody])])
     with pytest.raises(ValueError, match="no samples"):
-        TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True)
+        TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True, spec=SPEC)
     with pytest.raises(FileNotFoundError, match="image folder"):
-        TopDownDataset(WholeBodySet.load(ann_file), tmp_path / "nope", train=False)
+        TopDownDataset(WholeBodySet.load(ann_file), tmp_path / "nope", train=False, spec=SPEC)
     with pytest.raises(AnnotationError, match="image_id"):
         PersonDetections.from_json(
             [{"image_id": 7, "bbox": [0, 0, 1, 1], "score": 1}], "d.json", images=[1]
@@ -333,8 +348,10 @@ def test_unlabelled_people_are_not_training_samples(tmp_path):
     empty[0] = [60, 60, 0]
     ann_file, image_dir = write_set(tmp_path, [((240, 200), [person(10, 10), empty])])
     ann = WholeBodySet.load(ann_file)
-    assert len(TopDownDataset(ann, image_dir, train=True)) == 1
-    assert len(TopDownDataset(ann, image_dir, train=False)) == 2  # evaluation keeps everyone
+    assert len(TopDownDataset(ann, image_dir, train=True, spec=SPEC)) == 1
+    assert (
+        len(TopDownDataset(ann, image_dir, train=False, spec=SPEC)) == 2
+    )  # evaluation keeps everyone
 
 
 def test_pseudo_labels_weigh_their_confidence(tmp_path):
@@ -345,7 +362,7 @@ def test_pseudo_labels_weigh_their_confidence(tmp_path):
     ann = WholeBodySet.load(ann_file)
     assert ann.has_conf
     s = TopDownDataset(
-        ann, image_dir, train=False, conf_floor=0.2, pseudo_part_weights={"foot": 0.5}
+        ann, image_dir, train=False, spec=SPEC, conf_floor=0.2, pseudo_part_weights={"foot": 0.5}
     )[0]
     assert s["target_weight"][0] == 0
     assert s["target_weight"][5] == pytest.approx(0.7)
@@ -363,8 +380,8 @@ def test_reduced_decoding_matches_full_decoding(tmp_path):
     ann_file, image_dir = write_set(tmp_path, [((1200, 1600), [kp])], ext=".jpg")
     cv2.imwrite(str(image_dir / "0000.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 95])
     ann = WholeBodySet.load(ann_file)
-    fast = TopDownDataset(ann, image_dir, train=False)
-    slow = TopDownDataset(ann, image_dir, train=False, reduced_decode=False)
+    fast = TopDownDataset(ann, image_dir, train=False, spec=SPEC)
+    slow = TopDownDataset(ann, image_dir, train=False, spec=SPEC, reduced_decode=False)
     matrix = fast.crop_params(0)[0]
     assert fast.decode_factor(matrix) == 4  # a 1025-px-tall box into a 256-px crop
     assert slow.decode_factor(matrix) == 1
@@ -377,7 +394,7 @@ def test_reduced_decoding_matches_full_decoding(tmp_path):
 
 def test_people_of_one_image_share_a_decode(tiny_set, monkeypatch):
     ann_file, image_dir = tiny_set
-    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True)
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=True, spec=SPEC)
     calls = []
     real = ds.load_image
     monkeypatch.setattr(ds, "load_image", lambda i, f=1: calls.append(i) or real(i, f))
@@ -393,11 +410,11 @@ def test_people_of_one_image_share_a_decode(tiny_set, monkeypatch):
 @pytest.mark.needs_sample
 def test_sample_people_and_detections(sample_dir: Path, sample_ann_file: Path):
     ann = WholeBodySet.load(sample_ann_file)
-    train = TopDownDataset(ann, sample_dir / "images", train=True)
+    train = TopDownDataset(ann, sample_dir / "images", train=True, spec=SPEC)
     assert len(train) == 12  # 14 people, two without any labelled point
     dets = PersonDetections.load(sample_dir / "annotations" / "person_detections.json", ann.images)
     val = TopDownDataset(
-        ann, sample_dir / "images", train=False, boxes=dets, det_score_threshold=0.5
+        ann, sample_dir / "images", train=False, spec=SPEC, boxes=dets, det_score_threshold=0.5
     )
     assert len(val) == int((dets.scores >= 0.5).sum())
     s = train[0]
@@ -408,7 +425,7 @@ def test_exif_rotated_and_truncated_jpegs(tiny_set, bad_jpegs):
     # Pixels as stored (COCO labels ignore EXIF orientation); a cut-short file is refused by
     # name at every decode size.
     ann_file, image_dir = tiny_set
-    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=False)
+    ds = TopDownDataset(WholeBodySet.load(ann_file), image_dir, train=False, spec=SPEC)
     rgb = ds.load_image(1)
     turned = bad_jpegs.exif_rotated(image_dir / "0000.png", rgb)
     np.testing.assert_array_equal(ds.load_image(1), bad_jpegs.decoded_as_stored(turned))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import WholeBodySet
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.detections import PersonDetections
 from fullbody.data.jitter import LearnedJitter
 from fullbody.data.simulated_detections import (
@@ -49,7 +50,7 @@ def test_written_file_is_named_by_its_content(tiny_set, tmp_path):
 def test_datamodule_evaluates_on_the_simulated_boxes(tmp_path):
     dm = SimulatedDetectorDataModule(
         tmp_path, train_images=2, val_images=2, det_jitter=LearnedJitter(scale=3.0),
-        num_workers=0, batch_size=2,
+        num_workers=0, batch_size=2, spec=TopDownSpec.standard((256, 192)),
     )  # fmt: skip
     dm.prepare_data()
     dm.setup("fit")
@@ -63,5 +64,8 @@ def test_datamodule_evaluates_on_the_simulated_boxes(tmp_path):
     assert np.allclose(dm.test_dataset.boxes, dets.boxes)
     with pytest.raises(ValueError, match="both set"):
         SimulatedDetectorDataModule(
-            tmp_path, det_jitter=LearnedJitter(), val={"det_file": det_file}
+            tmp_path,
+            det_jitter=LearnedJitter(),
+            val={"det_file": det_file},
+            spec=TopDownSpec.standard((256, 192)),
         )

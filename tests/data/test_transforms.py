@@ -17,6 +17,7 @@ from fullbody.geometry import (
     flip_index_points,
     flip_keypoints,
     invert_affine,
+    person_affines,
     reduced_to_full,
     transform_points,
     warp,
@@ -211,3 +212,13 @@ def test_truncated_normal_and_inside():
     assert draws.min() >= -0.5 and draws.max() <= 0.5
     pts = np.array([[-0.5, 0], [-0.51, 0], [47.49, 63.49], [47.5, 0], [0, 63.5]])
     np.testing.assert_array_equal(inside(pts, (64, 48)), [True, False, True, False, False])
+
+
+def test_person_affines_follow_the_training_crop():
+    boxes = np.array([[10.0, 20.0, 30.0, 120.0], [50.0, 50.0, 80.0, 40.0]])
+    a = person_affines(boxes, (256, 192), 1.25)
+    # a tall box: height x 1.25 fills the 256 rows; a wide box: width x 1.25 fills the 192 columns
+    top_bottom = transform_points(np.array([[[25.0, 20.0 - 15.0], [25.0, 140.0 + 15.0]]]), a[:1])
+    np.testing.assert_allclose(top_bottom[0, :, 1], [-0.5, 255.5], atol=1e-9)
+    left_right = transform_points(np.array([[[50.0 - 10.0, 70.0], [130.0 + 10.0, 70.0]]]), a[1:])
+    np.testing.assert_allclose(left_right[0, :, 0], [-0.5, 191.5], atol=1e-9)

@@ -8,11 +8,15 @@ import lightning as L
 import torch
 from torch import nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.models.module import PoseModule
 
 #: Small crops keep the tests fast; heatmaps are a quarter of them, as the heads produce.
 INPUT_SIZE = (96, 64)
 HEATMAP_SIZE = (24, 16)
+#: The spec of these models (the standard values at INPUT_SIZE), heatmaps and SimCC.
+SPEC = TopDownSpec.standard(INPUT_SIZE, "heatmap")
+SIMCC_SPEC = TopDownSpec.standard(INPUT_SIZE, "simcc")
 
 
 def tiny_module(**kwargs) -> PoseModule:
@@ -24,8 +28,8 @@ def tiny_module(**kwargs) -> PoseModule:
         backbone="test_resnet",
         head="deconv",
         head_channels=32,
-        input_size=INPUT_SIZE,
-        heatmap_size=HEATMAP_SIZE,
+        spec=TopDownSpec.standard(INPUT_SIZE),
+        lr=1e-3,
         channels_last=False,
     )
     module = PoseModule(**{**args, **kwargs})

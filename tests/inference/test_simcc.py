@@ -3,18 +3,20 @@ modules, this project's exported files and files in RTMPose's published two-outp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from helpers.checkpoints import INPUT_SIZE, save_checkpoint, tiny_module
+from helpers.checkpoints import INPUT_SIZE, SIMCC_SPEC, save_checkpoint, tiny_module
 from torch import nn
 
 from fullbody.inference.export import export_onnx, onnx_parity, random_crops
 from fullbody.inference.predictor import PosePredictor, TorchHeatmapModel
 from fullbody.keypoints import NUM_KEYPOINTS
 
-from ._models import DotNet
+from ._models import DotNet, strip_metadata
 from .test_predictor import dot_image
 
 DOTS = [(60, 50), (200, 150), (250, 40)]
@@ -32,7 +34,7 @@ def test_simcc_points_come_back_in_image_pixels(flip_test):
     """The fake network's SimCC labels at the dot decode to the dot's image position through
     the crop affine, with and without the flip test (crops are 1.2 to 2 image px a crop px)."""
     model = TorchHeatmapModel(DotNet(simcc=True), "cpu")
-    pred = PosePredictor(model, INPUT_SIZE, head="simcc", flip_test=flip_test, nms="none")
+    pred = PosePredictor(model, replace(SIMCC_SPEC, flip_test=flip_test), nms="none")
     err = _dot_errors(pred)
     assert (err < [0.1, 0.6, 0.1]).all(), err
 
@@ -47,8 +49,7 @@ def _simcc_module():
 
 def test_simcc_export_has_rtmpose_outputs_and_parity(tmp_path):
     module = _simcc_module()
-    meta = {"input_size": INPUT_SIZE, "head": "simcc", "split_ratio": 2.0, "dark": True}
-    path = export_onnx(module.net, tmp_path / "simcc.onnx", INPUT_SIZE, meta)
+    path = export_onnx(module.net, tmp_path / "simcc.onnx", module.spec)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["simcc_x", "simcc_y"]
     crops = random_crops(3, INPUT_SIZE)
@@ -57,12 +58,12 @@ def test_simcc_export_has_rtmpose_outputs_and_parity(tmp_path):
     assert x.shape == (3, NUM_KEYPOINTS, 2 * w) and y.shape == (3, NUM_KEYPOINTS, 2 * h)
     report = onnx_parity(module.net, path, crops, batch_sizes=(1, 3))
     assert report["max_output"] > 0.1 and report["max_abs_diff"] < 1e-4
-    # The predictor reads the head from the metadata and decodes as the checkpoint's does.
+    # The predictor reads the spec from the metadata and decodes as the checkpoint's does.
     onnx_pred = PosePredictor.from_onnx(path, nms="none")
     ckpt_pred = PosePredictor.from_checkpoint(
         save_checkpoint(module, tmp_path / "simcc.ckpt"), "cpu", nms="none"
     )
-    assert onnx_pred.head == ckpt_pred.head == "simcc" and onnx_pred.flip_test
+    assert onnx_pred.spec == ckpt_pred.spec == SIMCC_SPEC
     img = dot_image(DOTS, size=4)
     a, b = onnx_pred(img, BOXES), ckpt_pred(img, BOXES)
     np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
@@ -72,17 +73,16 @@ def test_a_file_in_rtmpose_layout_needs_no_metadata(tmp_path):
     """Two outputs and no metadata (as RTMPose's published files): the predictor takes SimCC,
     the input size from the input and the split ratio from the output lengths."""
     net = DotNet(simcc=True)
-    path = export_onnx(net, tmp_path / "rtm.onnx", INPUT_SIZE)
+    path = strip_metadata(export_onnx(net, tmp_path / "rtm.onnx", SIMCC_SPEC))
     pred = PosePredictor.from_onnx(path, nms="none")
-    assert pred.head == "simcc" and pred.input_size == INPUT_SIZE
+    assert pred.spec.kind == "simcc" and pred.input_size == INPUT_SIZE
     assert pred.codec.split_ratio == 2.0
     assert (_dot_errors(pred) < [0.1, 0.6, 0.1]).all()
 
 
 def test_module_and_predictor_share_the_simcc_decoding():
     module = _simcc_module().eval()
-    pred = PosePredictor(TorchHeatmapModel(module.net, "cpu"), INPUT_SIZE, head="simcc",
-                         flip_test=True, nms="none")  # fmt: skip
+    pred = PosePredictor(TorchHeatmapModel(module.net, "cpu"), module.spec, nms="none")
     img = dot_image(DOTS, size=4)
     res = pred(img, BOXES[:2], np.array([0.9, 0.6]))
     crops, to_image = pred.crops(img, BOXES[:2])
@@ -101,7 +101,7 @@ def test_module_and_predictor_share_the_simcc_decoding():
 
 
 def test_a_simcc_model_of_another_ratio_is_refused():
-    pred = PosePredictor(TorchHeatmapModel(DotNet(simcc=True), "cpu"), INPUT_SIZE, head="simcc",
-                         split_ratio=3.0)  # fmt: skip
+    spec = replace(SIMCC_SPEC, split_ratio=3.0)
+    pred = PosePredictor(TorchHeatmapModel(DotNet(simcc=True), "cpu"), spec)
     with pytest.raises(ValueError, match=r"split_ratio 3.0 do not match"):
         pred(dot_image(DOTS, size=4), BOXES)

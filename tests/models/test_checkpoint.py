@@ -13,6 +13,7 @@ import torch
 from helpers.checkpoints import trainer_checkpoint
 from torch import nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.models.checkpoint import CheckpointError, read_checkpoint
 from fullbody.models.module import PoseModule, load_pose_model
 from fullbody.models.stn import STNPoseNet
@@ -21,8 +22,8 @@ SMALL = {
     "backbone": "test_resnet",
     "head": "deconv",
     "head_channels": 16,
-    "input_size": (64, 64),
-    "heatmap_size": (16, 16),
+    "spec": TopDownSpec.standard((64, 64)),
+    "lr": 1e-3,
     "channels_last": False,
 }
 
@@ -72,7 +73,7 @@ def test_the_kd_teacher_and_parallel_sppe_use_the_same_loader(tmp_path: Path) ->
     frozen = student._teacher.state_dict()
     assert all(torch.equal(v, frozen[k]) for k, v in source.net.state_dict().items())
     assert not any(p.requires_grad for p in student._teacher.parameters())
-    other = {**SMALL, "input_size": (96, 64), "heatmap_size": (24, 16)}
+    other = {**SMALL, "spec": TopDownSpec.standard((96, 64))}
     with pytest.raises(CheckpointError, match=r"teacher\.ckpt \(model\.teacher_ckpt\): its input"):
         PoseModule(**other, teacher_ckpt=str(teacher), kd_weight=1.0)
 

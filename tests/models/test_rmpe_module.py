@@ -8,6 +8,7 @@ import pytest
 import torch
 from helpers.configs import compose_config, run_config
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 from fullbody.models.stn import STNPoseNet
@@ -17,8 +18,8 @@ SMALL = {
     "backbone": "resnet18",
     "head": "deconv",
     "head_channels": 32,
-    "input_size": (128, 96),
-    "heatmap_size": (32, 24),
+    "spec": TopDownSpec.standard((128, 96)),
+    "lr": 1e-3,
     "channels_last": False,
 }
 CONF = Path(__file__).resolve().parents[2] / "conf"

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.models.stn import (
     BoundedAffine,
     LocalisationNet,
@@ -123,7 +124,7 @@ def test_crop_and_heatmap_frames_share_one_theta():
     """Mapping a crop point, then converting to heatmap px == converting, then mapping."""
     gen = torch.Generator().manual_seed(1)
     theta = random_theta(16, gen)
-    codec = HeatmapCodec(CROP, HEATMAP)
+    codec = HeatmapCodec(CROP, HEATMAP, 2.0, dark=False)
     xy = torch.rand(16, 20, 2, generator=gen, dtype=torch.float64) * 200
     a = codec.input_to_heatmap(transform_points(xy, theta, CROP))
     b = transform_points(codec.input_to_heatmap(xy), theta, HEATMAP)
@@ -177,7 +178,7 @@ def test_identity_initialisation_leaves_predictions_unchanged():
 
 def test_heatmaps_come_back_in_the_original_frame():
     """A blob at crop point p, seen through a non-trivial transform, decodes back at p."""
-    codec = HeatmapCodec(CROP, HEATMAP)
+    codec = HeatmapCodec(CROP, HEATMAP, 2.0, dark=False)
     stn = STNPoseNet(PoolNet()).eval()
     with torch.no_grad():
         stn.localisation.out.bias.copy_(torch.tensor([0.3, -0.2, 0.4, 0.2, -0.3]))
@@ -199,7 +200,7 @@ def test_heatmaps_come_back_in_the_original_frame():
 def test_de_transformed_gaussians_decode_to_within_005_heatmap_px():
     """The cost of resampling heatmaps: codec Gaussians drawn in the transformed frame, warped
     back, decode (DARK) to the original points within 0.05 heatmap px (measured max 0.025)."""
-    codec = HeatmapCodec(CROP, HEATMAP)
+    codec = HeatmapCodec(CROP, HEATMAP, 2.0, dark=False)
     gen = torch.Generator().manual_seed(4)
     theta = random_theta(128, gen, spread=1.0).float()
     xy = torch.rand(128, 1, 2, generator=gen) * torch.tensor([28.0, 44.0]) + 10.0
@@ -288,7 +289,7 @@ def _parallel_loss(branch, stn, x, target_xy, target_weight):
 def test_parallel_branch_with_shared_weights_stays_frozen():
     torch.manual_seed(0)
     stn = STNPoseNet(TinyPoseNet()).train()
-    branch = ParallelSPPE(HeatmapCodec(CROP, HEATMAP))
+    branch = ParallelSPPE(HeatmapCodec(CROP, HEATMAP, 2.0, dark=False))
     x = torch.randn(4, 3, *CROP)
     target_xy = torch.rand(4, 5, 2) * 40
     buffers = {n: b.clone() for n, b in stn.pose_net.named_buffers()}
@@ -312,7 +313,7 @@ def test_parallel_branch_with_a_reference_network_stays_frozen():
     stn = STNPoseNet(TinyPoseNet())
     reference = TinyPoseNet()
     before = {n: t.clone() for n, t in reference.state_dict().items()}
-    branch = ParallelSPPE(HeatmapCodec((64, 48), (16, 12)), reference=reference)
+    branch = ParallelSPPE(HeatmapCodec((64, 48), (16, 12), 2.0, dark=False), reference=reference)
     holder = nn.ModuleDict({"stn": stn, "branch": branch}).train()
     assert not reference.training and not any(p.requires_grad for p in reference.parameters())
     assert all(not n.startswith("branch") for n in holder.state_dict())
@@ -334,7 +335,7 @@ def test_parallel_loss_teaches_the_transformer_to_centre_people():
     labels moves an off-centre person to the middle of the transformed crop."""
     torch.manual_seed(0)
     size, hm = (64, 48), (16, 12)
-    codec = HeatmapCodec(size, hm, sigma=2.0)
+    codec = HeatmapCodec(size, hm, sigma=2.0, dark=False)
     stn = STNPoseNet(PoolNet(k=1), loc_input_size=(32, 24), loc_channels=(8, 16), loc_hidden=32)
     branch = ParallelSPPE(codec, reference=PoolNet(k=1))
     gen = torch.Generator().manual_seed(0)
@@ -390,7 +391,7 @@ def test_stn_pose_net_exports_to_onnx_and_matches(tmp_path):
     stn = STNPoseNet(TinyPoseNet()).eval()
     with torch.no_grad():  # a non-trivial transform, so that the resampling matters
         stn.localisation.out.bias.copy_(torch.tensor([0.3, -0.2, 0.4, 0.2, -0.3]))
-    path = export_onnx(stn, tmp_path / "stn.onnx", input_size=(64, 48))
+    path = export_onnx(stn, tmp_path / "stn.onnx", TopDownSpec.standard((64, 48), "heatmap"))
     parity = onnx_parity(stn, path, random_crops(4, (64, 48)), batch_sizes=(1, 4))
     assert parity["max_abs_diff"] < 1e-4 * max(parity["max_output"], 1.0)
 

@@ -7,6 +7,7 @@ import torch
 from helpers.checkpoints import save_checkpoint, tiny_module
 from pseudo_data import skeleton
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.geometry import box_to_center_scale
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import PART_SLICES
@@ -15,12 +16,12 @@ from fullbody.pseudo.runner import PseudoLabeller
 from fullbody.pseudo.teachers.base import People, TeacherError
 from fullbody.pseudo.teachers.checkpoint import CheckpointTeacher
 
-INPUT, HEATMAP = (96, 64), (24, 16)
+INPUT = (96, 64)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    module = tiny_module(input_size=INPUT, heatmap_size=HEATMAP)
+    module = tiny_module(spec=TopDownSpec.standard(INPUT))
     return save_checkpoint(module, tmp_path_factory.mktemp("ckpt") / "student.ckpt")
 
 

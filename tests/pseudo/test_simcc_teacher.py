@@ -1,11 +1,11 @@
-"""Whole-body SimCC teachers (RTMW / DWPose layout) on a tiny SimCC ONNX the test exports, and
-fetching published files into the cache -- without the network."""
+"""Whole-body SimCC teachers (RTMW / DWPose layout) on a tiny SimCC ONNX the test exports, by
+path and by published name from the model cache -- without the network (fetching itself:
+tests/utils/test_fetch.py)."""
 
-import io
 import os
 import subprocess
 import sys
-import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,9 @@ import torch
 from pseudo_data import skeleton
 from torch import nn
 
+from fullbody.errors import UserError
 from fullbody.pseudo.proposals import propose
 from fullbody.pseudo.teachers.base import People, TeacherError
-from fullbody.pseudo.teachers.fetch import RECORD_SUFFIX, cached_name, fetch_model, file_sha256
 from fullbody.pseudo.teachers.onnx_model import OnnxTopDown
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -79,53 +79,36 @@ def test_simcc_outputs_that_do_not_fit_the_input_are_refused(tmp_path):
     with pytest.raises(ValueError, match="output"):
         OnnxTopDown(path, output="logits")
     with pytest.raises(ValueError, match="exactly one of path"):
-        OnnxTopDown(path, url="https://example.invalid/m.onnx")
+        OnnxTopDown(path, model="rtmw-x-384x288")
 
 
-def test_fetch_uses_the_cache_and_checks_the_configured_checksum(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a cached file never touches the network
-    url = "https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx"
-    cached = export_simcc(tmp_path / cached_name(url))
-    assert fetch_model(url, file_sha256(cached), tmp_path) == cached
-    with pytest.raises(TeacherError, match="does not match the expected 00ff"):
-        fetch_model(url, "00ff", tmp_path)
-    teacher = OnnxTopDown(url=url, sha256=None, cache_dir=tmp_path, output="simcc")
-    assert teacher.path == cached
-    record = cached.with_name(cached.name + RECORD_SUFFIX)
-    assert record.read_text().strip() == file_sha256(cached)  # recorded on first use
-    cached.write_bytes(cached.read_bytes() + b"x")
-    with pytest.raises(TeacherError, match=RECORD_SUFFIX):
-        fetch_model(url, None, tmp_path)
+def test_a_published_name_runs_as_a_teacher_from_the_model_cache(tmp_path, monkeypatch):
+    """``model: rtmw-x-384x288`` (what conf/teacher/wholebody/rtmw.yaml says) resolves through
+    the registry: the cached file, its input size, SimCC output and split ratio."""
+    from fullbody.inference.published import POSE_MODELS
+    from fullbody.utils.fetch import cached_name, record_path
 
-
-def test_fetch_extracts_the_onnx_from_a_zip_and_offline_or_unreachable_says_where_to_put_it(
-    tmp_path, monkeypatch
-):
-    for var in ("HF_HUB_OFFLINE", "FULLBODY_OFFLINE"):  # the suite runs offline (conftest)
-        monkeypatch.delenv(var, raising=False)
-    model = export_simcc(tmp_path / "end2end.onnx")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.write(model, "rtmw-x_sdk/end2end.onnx")
-        z.writestr("rtmw-x_sdk/pipeline.json", "{}")
-    archive = tmp_path / "served" / "rtmw-x_simcc-test.zip"
-    archive.parent.mkdir()
-    archive.write_bytes(buf.getvalue())
-    cache = tmp_path / "cache"
-    got = fetch_model(archive.as_uri(), file_sha256(model), cache)  # file:// : no network
-    assert got == cache / "rtmw-x_simcc-test.onnx" and got.read_bytes() == model.read_bytes()
-    assert [p.name for p in cache.iterdir()] == [got.name]  # no partial files left
-    url = "http://127.0.0.1:9/dw-ll_ucoco_384.onnx"  # discard port: refused at once
-    with pytest.raises(TeacherError, match=r"could not fetch http://127.0.0.1:9/.*place it at"):
-        fetch_model(url, None, cache)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(TeacherError, match=r"offline; download .* place it at .*dw-ll_ucoco"):
-        fetch_model(url, None, cache)
+    monkeypatch.setenv("FULLBODY_MODEL_DIR", str(tmp_path))
+    published = POSE_MODELS["rtmw-x-384x288"]
+    cached = tmp_path / cached_name(published.url)
+    export_simcc(cached, dynamic=False)  # a 32 x 24 stand-in: the registry says 384 x 288
+    with pytest.raises(UserError, match="384, 288"):
+        OnnxTopDown(model="rtmw-x-384x288")
+    assert not record_path(cached).exists()  # a file that does not fit is never pinned
+    cached.unlink()
+    monkeypatch.setitem(POSE_MODELS, published.name, replace(published, input_size=(H, W)))
+    export_simcc(cached, dynamic=False)
+    teacher = OnnxTopDown(model="rtmw-x-384x288", mean=[0, 0, 0], std=[1, 1, 1])
+    assert (teacher.path, teacher.output, teacher.input_hw) == (cached, "simcc", (H, W))
+    body = skeleton(1, 1.0, (20, 40))
+    pred = teacher.predict(blob_image([(75.0, 85.0)]),
+                           People(body, np.array([[40.0, 50, 60, 80]]), propose(body)))  # fmt: skip
+    assert np.linalg.norm(pred.xy[0] - [75.0, 85.0], axis=1).max() < 1.5 * 3.2
 
 
 def test_offline_wholebody_config_exits_2_with_the_url(dataset, tmp_path):
     root = Path(__file__).resolve().parents[2]
-    env = {"HF_HUB_OFFLINE": "1", "FULLBODY_TEACHER_DIR": str(tmp_path / "empty"),
+    env = {"HF_HUB_OFFLINE": "1", "FULLBODY_MODEL_DIR": str(tmp_path / "empty"),
            "PYTHONPATH": str(root / "src")}  # fmt: skip
     cmd = [sys.executable, str(root / "pseudo_label.py"), f"ann_file={dataset}",
            f"image_dir={dataset.parent / 'images'}", f"out_file={tmp_path / 'o.json'}",
@@ -135,3 +118,32 @@ def test_offline_wholebody_config_exits_2_with_the_url(dataset, tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_pseudo_label_cli_runs_the_published_rtmw_name_from_the_model_cache(dataset, tmp_path):
+    """``+teacher/wholebody=rtmw`` with a tiny stand-in in RTMW's published layout (384 x 288,
+    simcc_x/simcc_y, batch 1) under its cache name: the run labels every part with it."""
+    import json
+
+    from inference._published import export_simcc_model  # tests/ is on sys.path (conftest)
+
+    from fullbody.inference.published import POSE_MODELS
+    from fullbody.utils.fetch import cached_name
+
+    cache = tmp_path / "models"
+    cache.mkdir()
+    rtmw = POSE_MODELS["rtmw-x-384x288"]
+    export_simcc_model(cache / cached_name(rtmw.url), rtmw.input_size)
+    out = tmp_path / "o.json"
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, str(root / "pseudo_label.py"), f"ann_file={dataset}",
+           f"image_dir={dataset.parent / 'images'}", f"out_file={out}", "~teacher/hand",
+           "~teacher/face", "~teacher/foot", "+teacher/wholebody=rtmw", "workers=2",
+           "progress=false", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
+    env = {**os.environ, "FULLBODY_MODEL_DIR": str(cache), "PYTHONPATH": str(root / "src")}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    anns = json.loads(out.read_text())["annotations"]
+    assert anns and all(sum(a["face_kpts"][2::3]) > 0 for a in anns)

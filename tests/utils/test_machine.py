@@ -15,9 +15,27 @@ from fullbody.utils import machine
 def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch, amx, avx512_bf16, expected) -> None:
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert machine.resolve_precision("auto", "cpu") == expected
     assert machine.resolve_precision("auto", "auto") == expected  # no GPU: the CPU decides
+
+
+@pytest.mark.parametrize(
+    ("isa", "capability", "expected"),
+    [("", "AVX512", True), ("AVX2", "AVX512", False), ("avx512_core", "AVX512", False),
+     ("AVX512_CORE_BF16", "AVX512", True), ("", "AVX2", False)],
+)  # fmt: skip
+def test_kernels_capped_below_avx512_bf16_are_no_native_bf16(
+    monkeypatch, isa, capability, expected
+) -> None:
+    """ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 emulates a CPU without AVX-512 on one
+    that has it: ``auto`` must then pick float32, as it would there."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert machine.cpu_has_native_bf16() is expected
 
 
 def test_auto_without_the_cpu_checks_is_float32(monkeypatch) -> None:

@@ -6,9 +6,9 @@ image (flip test, decoding, crop affine) for training, evaluation and inference 
 
 from fullbody.codecs.heatmap import HeatmapCodec, encode_reference, flip_heatmaps
 from fullbody.codecs.simcc import SimCCCodec
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.codecs.topdown import (
     PoseCodec,
-    create_codec,
     crop_to_image_points,
     decode_to_image,
     flip_merge,
@@ -21,7 +21,7 @@ __all__ = [
     "HeatmapCodec",
     "PoseCodec",
     "SimCCCodec",
-    "create_codec",
+    "TopDownSpec",
     "crop_to_image_points",
     "decode_to_image",
     "encode_reference",

@@ -41,11 +41,12 @@ class HeatmapCodec:
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (256, 192),
-        heatmap_size: tuple[int, int] = (64, 48),
-        sigma: float = 2.0,
+        input_size: tuple[int, int],
+        heatmap_size: tuple[int, int],
+        sigma: float,
+        *,
+        dark: bool,
         blur_kernel: int = 11,
-        dark: bool = False,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
@@ -220,8 +221,8 @@ class HeatmapCodec:
 def encode_reference(
     target_xy: np.ndarray,
     target_weight: np.ndarray,
-    heatmap_size: tuple[int, int] = (64, 48),
-    sigma: float = 2.0,
+    heatmap_size: tuple[int, int],
+    sigma: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample CPU reference of :meth:`HeatmapCodec.encode`: (K,2), (K,) -> (K,h,w), (K,)."""
     h, w = heatmap_size

@@ -46,8 +46,8 @@ class SimCCCodec:
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (256, 192),
-        split_ratio: float = 2.0,
+        input_size: tuple[int, int],
+        split_ratio: float,
         sigma: tuple[float, float] | None = None,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))

@@ -10,15 +10,11 @@ prediction-image callback all call them, so no caller converts frames by hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
-
-from fullbody.codecs.heatmap import HeatmapCodec
-from fullbody.codecs.simcc import SimCCCodec
 
 #: A network's output: heatmaps (B,K,h,w), or SimCC vectors ``(simcc_x, simcc_y)``.
 Outputs = Tensor | tuple[Tensor, ...]
@@ -43,24 +39,6 @@ class PoseCodec(Protocol):
     def decode_outputs(self, outputs: Outputs) -> tuple[Tensor, Tensor]:
         """Outputs -> (B,K,2) input-crop px and (B,K) keypoint scores."""
         ...
-
-
-def create_codec(
-    head: str,
-    input_size: Sequence[int],
-    heatmap_size: Sequence[int] | None = None,
-    sigma: float = 2.0,
-    dark: bool = True,
-    split_ratio: float = 2.0,
-    simcc_sigma: Sequence[float] | None = None,
-) -> PoseCodec:
-    """The codec of a network head: SimCC for ``"simcc"``, heatmaps for every other head."""
-    size = (int(input_size[0]), int(input_size[1]))
-    if head == "simcc":
-        sx_sy = None if simcc_sigma is None else (float(simcc_sigma[0]), float(simcc_sigma[1]))
-        return SimCCCodec(size, split_ratio, sx_sy)
-    hm = heatmap_size if heatmap_size is not None else (size[0] // 4, size[1] // 4)
-    return HeatmapCodec(size, (int(hm[0]), int(hm[1])), sigma, dark=dark)
 
 
 def is_channels_last(outputs: Outputs) -> bool:
@@ -100,8 +78,9 @@ def decode_to_image(
     return crop_to_image_points(xy_in.double(), a), scores
 
 
-def person_score(keypoint_scores: Tensor, box_score: Tensor, threshold: float = 0.2) -> Tensor:
-    """Box score x mean of the keypoint scores above ``threshold`` (0 when none is).
+def person_score(keypoint_scores: Tensor, box_score: Tensor, threshold: float) -> Tensor:
+    """Box score x mean of the keypoint scores above ``threshold`` (0 when none is; the
+    spec's ``score_threshold``).
 
     (B,K), (B,) -> (B,). The re-scoring of mmpose/AlphaPose top-down pipelines.
     """

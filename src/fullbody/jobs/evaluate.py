@@ -1,10 +1,12 @@
-"""The ``eval.py`` command: score a results file, or a checkpoint's predictions, with the
-official COCO-WholeBody metric; print the per-part table and write the metrics files.
+"""The ``eval.py`` command: score a results file, a checkpoint's predictions or a pose model's
+predictions with the official COCO-WholeBody metric; print the per-part table and write the
+metrics files.
 
 The pass itself (NMS, metric, breakdowns, atomic writes) is :mod:`fullbody.evaluation.run`,
 shared with the training callback; this module adds what the command owns: its options, where
-the predictions come from (a results file, or :func:`predict_checkpoint` on a data config's
-test split) and what it prints.
+the predictions come from (a results file, :func:`predict_checkpoint` on a data config's test
+split, or :func:`predict_pose_model` on ``ann_file``'s images) and what it prints. Exactly one
+source is given; an option of another source is refused, never ignored.
 """
 
 from __future__ import annotations
@@ -29,16 +31,9 @@ SIGMAS = ("official", "halpe")
 
 
 def check_options(cfg: DictConfig) -> Path:
-    """Refuse mixed modes (a checkpoint and files), unknown parts/sigmas/nms of the
-    ``evaluation`` group, an OKS threshold outside [0, 1] and a metrics file that cannot be
-    written (ConfigError naming the option); return the metrics file's path."""
-    files = [k for k in ("ann_file", "results_file") if cfg.get(k)]
-    if cfg.get("ckpt_path") and files:
-        given = " ".join(f"{k}={cfg[k]}" for k in files)
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} and {given}: a checkpoint is scored on the data "
-            "config's test split, a results file against ann_file; give one mode, not both"
-        )
+    """Refuse unknown parts/sigmas/nms of the ``evaluation`` group, an OKS threshold outside
+    [0, 1] and a metrics file that cannot be written (ConfigError naming the option); return the
+    metrics file's path. Mixed sources of predictions: :func:`check_source`."""
     ev = cfg.evaluation
     parts = list(ev.parts) if ev.parts is not None else []
     unknown = [p for p in parts if p not in EVAL_PARTS]
@@ -69,7 +64,8 @@ def predict_checkpoint(
     """Predict with a ``train.py`` checkpoint on a data config's test split.
 
     The checkpoint loads with its own weights only (:func:`fullbody.models.module.load_pose_model`).
-    The data config's ``input_size``/``heatmap_size`` are set to the checkpoint's. Returns the
+    The data config crops with the checkpoint's spec (its input size and box padding, whatever
+    the data config says). Returns the
     split's ground truth (a ``WholeBodySet``) and the predictions (``Predictions``, one row per
     person box, in ``person_id`` order).
     """
@@ -85,8 +81,7 @@ def predict_checkpoint(
     model = load_pose_model(path, "ckpt_path")
     data_cfg = data_cfg.copy()
     with open_dict(data_cfg):
-        data_cfg.input_size = list(model.hparams.input_size)
-        data_cfg.heatmap_size = list(model.hparams.heatmap_size)
+        data_cfg.spec = model.spec.to_dict()
     datamodule = instantiate(data_cfg)
     kwargs = OmegaConf.to_container(trainer_cfg, resolve=True) if trainer_cfg else {}
     assert isinstance(kwargs, dict)
@@ -108,20 +103,71 @@ def predict_checkpoint(
     return gt, preds
 
 
+#: The sources of predictions, and the options only one of them reads.
+SOURCES = {"results_file": ("ann_file",), "ckpt_path": (),
+           "pose_model": ("ann_file", "image_dir", "det_file")}  # fmt: skip
+
+
+def check_source(cfg: DictConfig) -> str:
+    """The one source of predictions the options give; a ConfigError when none, several, or an
+    option another source reads (e.g. ``image_dir`` without ``pose_model``) is set."""
+    files = [k for k in ("ann_file", "results_file") if cfg.get(k)]
+    if cfg.get("ckpt_path") and files and not cfg.get("pose_model"):
+        shown = " ".join(f"{k}={cfg[k]}" for k in files)
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} and {shown}: a checkpoint is scored on the data "
+            "config's test split, a results file against ann_file; give one mode, not both"
+        )
+    given = [k for k in SOURCES if cfg.get(k)]
+    if len(given) != 1:
+        raise ConfigError(f"give exactly one of {', '.join(f'{k}=...' for k in SOURCES)}; got "
+                          f"{' and '.join(given) or 'none'}")  # fmt: skip
+    source = given[0]
+    stray = [k for k in ("ann_file", "image_dir", "det_file")
+             if cfg.get(k) and k not in SOURCES[source]]  # fmt: skip
+    if stray:
+        why = ("a checkpoint is scored on its data config's labels" if source == "ckpt_path"
+               else f"{source}=... does not read it")  # fmt: skip
+        raise ConfigError(f"{', '.join(stray)}: not read with {source}=... ({why}); remove it")
+    return source
+
+
+def predict_pose_model(cfg: DictConfig) -> tuple[WholeBodySet, Predictions]:
+    """Run ``pose_model`` over ``ann_file``'s images (:mod:`fullbody.inference.on_images`)."""
+    from fullbody.inference.detectors import DetectionFileDetector
+    from fullbody.inference.on_images import predict_annotated_images
+    from fullbody.inference.wholebody import load_pose_model
+
+    for key in ("ann_file", "image_dir"):
+        if not cfg.get(key):
+            raise ConfigError(f"{key} is not set: pose_model=... is run on ann_file's images "
+                              "in image_dir")  # fmt: skip
+    gt = WholeBodySet.load(cfg.ann_file)
+    detector = DetectionFileDetector(cfg.det_file) if cfg.get("det_file") else None
+    predictor = load_pose_model(cfg.pose_model, cfg.get("device", "auto"))
+    boxes = cfg.det_file if detector else "the ground truth's person boxes"
+    log.info("%s on %d images of %s, boxes from %s", cfg.pose_model, len(gt.images),
+             cfg.ann_file, boxes)  # fmt: skip
+    return gt, predict_annotated_images(predictor, gt, cfg.image_dir, detector)
+
+
 def run(cfg: DictConfig) -> None:
     """What ``eval.py`` does: load (or predict), validate, NMS, evaluate, print and write."""
+    kind = check_source(cfg)
     out = check_options(cfg)
     ev = cfg.evaluation
     parts = tuple(ev.parts)
-    if cfg.get("ckpt_path"):
-        gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
-        source = str(cfg.ckpt_path)
+    if kind in ("ckpt_path", "pose_model"):
+        if kind == "ckpt_path":
+            gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
+        else:
+            gt, preds = predict_pose_model(cfg)
+        source = str(cfg[kind])
         saved = preds.save(Path(cfg.paths.output_dir) / "results.json", overwrite=True)
         print(f"predictions written to {saved}")
     else:
-        for key in ("ann_file", "results_file"):
-            if not cfg.get(key):
-                raise ConfigError(f"{key} is not set: give {key}=PATH (or ckpt_path=CKPT)")
+        if not cfg.get("ann_file"):
+            raise ConfigError("ann_file is not set: give ann_file=PATH for results_file=...")
         gt = WholeBodySet.load(cfg.ann_file)
         preds = Predictions.load(cfg.results_file, images=gt.images, allow_empty=True)
         source = str(cfg.results_file)

@@ -28,12 +28,12 @@ def run(cfg: DictConfig) -> None:
     final = Path(cfg.out_file).expanduser()
     if final.exists() and not cfg.overwrite:
         raise OutputExistsError(f"{final}: exists (pass overwrite=true to replace it)")
-    hp = module.hparams
-    crops = random_crops(cfg.check.crops, hp.input_size, cfg.check.seed)
+    crops = random_crops(cfg.check.crops, module.spec.input_size, cfg.check.seed)
     report, ok = export_checked(
         module.net,
         final,
-        checkpoint_metadata(hp, ckpt.name),
+        module.spec,
+        checkpoint_metadata(module.hparams, ckpt.name),
         crops,
         tolerance=cfg.check.tolerance,
         opset=cfg.opset,

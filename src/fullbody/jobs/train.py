@@ -115,14 +115,15 @@ def _finish(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
-def check_run_length(trainer_cfg: DictConfig) -> None:
-    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit) and no ``max_steps``
-    would train forever, with a schedule that cannot be sized (ConfigError)."""
+def check_run_length(trainer_cfg: DictConfig, budget_minutes: float | None = None) -> None:
+    """Refuse a run without an end: ``max_epochs=-1`` (Lightning: no limit), no ``max_steps``
+    and no time budget (:mod:`fullbody.models.budget`) would train forever (ConfigError)."""
     epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
-    if epochs is not None and epochs < 0 and (steps is None or steps < 0):
+    if epochs is not None and epochs < 0 and (steps is None or steps < 0) and not budget_minutes:
         raise ConfigError(
             f"trainer.max_epochs={epochs} trains without end: also set trainer.max_steps=N "
-            "(the learning-rate schedule is then sized from it) or give trainer.max_epochs=N"
+            "(the learning-rate schedule is then sized from it), give trainer.max_epochs=N or "
+            "a time budget (callbacks.budget.minutes)"
         )
 
 
@@ -144,7 +145,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resumed = read_checkpoint(cfg.ckpt_path, "ckpt_path", trainer_state=True)
         resumed_run_id(cfg.get("logger"), resumed)
     if cfg.get("train", True):
-        check_run_length(cfg.trainer)
+        check_run_length(cfg.trainer, OmegaConf.select(cfg, "callbacks.budget.minutes"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))

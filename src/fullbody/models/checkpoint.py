@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,17 +127,26 @@ def _load_failure(file: Path, error: Exception) -> str:
     return f"torch.load failed: {first[:200]}"
 
 
-def restore(cls: type[M], path: str | os.PathLike, key: str = "ckpt_path", **overrides: Any) -> M:
-    """``cls`` rebuilt from the checkpoint's hyper-parameters (with :data:`FOR_USE` and
-    ``overrides``), every weight from its state dict, in eval mode on the CPU.
+def restore(
+    cls: type[M],
+    path: str | os.PathLike,
+    key: str = "ckpt_path",
+    upgrade: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> M:
+    """``cls`` rebuilt from the checkpoint's hyper-parameters (passed through ``upgrade``, which
+    reads those of older versions, then with :data:`FOR_USE` and ``overrides``), every weight
+    from its state dict, in eval mode on the CPU.
 
     Raises :class:`CheckpointError` when the hyper-parameters or the weights do not fit ``cls``.
     """
     file = Path(path).expanduser()
     ckpt = read_checkpoint(file, key)
-    hparams = {**ckpt["hyper_parameters"], **FOR_USE, **overrides}
+    hparams = dict(ckpt["hyper_parameters"])
     try:
-        model = cls(**hparams)
+        if upgrade is not None:
+            hparams = upgrade(hparams, f"{file} ({key})")
+        model = cls(**{**hparams, **FOR_USE, **overrides})
     except TypeError as e:  # unknown hyper-parameters: another LightningModule's checkpoint
         raise CheckpointError(
             f"{file} ({key}): not a checkpoint of a {cls.__name__}: {e}"

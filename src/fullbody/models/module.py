@@ -1,7 +1,7 @@
 """``PoseModule``: the student as a LightningModule (train, validate, test, predict).
 
 Training: targets are rendered from the batch's keypoints by the head's codec
-(:func:`fullbody.codecs.create_codec`: heatmaps, or SimCC vectors for ``head="simcc"``) on the
+(the model's :class:`fullbody.codecs.spec.TopDownSpec`: heatmaps, or SimCC vectors) on the
 training device; the loss is :class:`DistillationLoss` or :class:`SimCCLoss` (optionally against
 a frozen teacher). Evaluation: flip test, decoding and the inverse affine to image pixels, by
 :mod:`fullbody.codecs.topdown`; every evaluation step returns ``{"preds": {...}}`` as in
@@ -22,10 +22,10 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from fullbody.codecs.spec import TopDownSpec, spec_of
 from fullbody.codecs.topdown import (
     Outputs,
     as_float,
-    create_codec,
     decode_to_image,
     flip_merge,
     is_channels_last,
@@ -35,10 +35,10 @@ from fullbody.errors import ConfigError
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.checkpoint import CheckpointError, restore
 from fullbody.models.loss import DistillationLoss, SimCCLoss
-from fullbody.models.network import HEATMAP_STRIDES, PoseNet, SimCCHead
+from fullbody.models.network import PoseNet, head_codec
 from fullbody.models.schedule import (
+    Schedule,
     epoch_steps,
-    lr_factor,
     rng_states,
     set_rng_states,
     stepping_batches,
@@ -68,11 +68,12 @@ class PoseModule(L.LightningModule):
     Args:
         backbone, head, pretrained, head_channels, final_kernel, backbone_kwargs: the network
             (see :class:`fullbody.models.network.PoseNet`); ``pretrained`` is ``False`` or a
-            local timm checkpoint file; ``head``: ``deconv``, ``duc`` or ``simcc``.
-        input_size, heatmap_size, sigma: the codec, (height, width); heatmaps are 1/4 of input
-            (``heatmap_size`` and ``sigma`` are unused by the SimCC head).
-        split_ratio, simcc_sigma, simcc_beta: the SimCC codec (bins per pixel, label sigma (x, y)
-            in bins, null for RTMPose's) and its loss temperature (RTMPose: 10).
+            local timm checkpoint file; ``head``: one of :data:`fullbody.models.network.HEADS`.
+        spec: the top-down settings (:class:`fullbody.codecs.spec.TopDownSpec`, or the
+            ``model.spec`` config block): input crop, codec, decoding; its codec kind is the
+            head's (:data:`fullbody.models.network.HEADS`). Saved whole as the ``spec``
+            hyper-parameter.
+        simcc_beta: the SimCC loss's temperature (RTMPose: 10).
         part_weights: loss weight of each part, e.g. ``{"face": 1.0, "lefthand": 2.0}``.
         foreground_weight: heatmap pixels weigh ``1 + foreground_weight * target`` in the loss
             (0: plain MSE), to leave the all-zero plateau of training from scratch quickly.
@@ -82,7 +83,6 @@ class PoseModule(L.LightningModule):
         lr, weight_decay, betas: Adam; ``lr`` is per run, not per GPU (see docs/training.md).
         lr_policy, milestones (epochs), gamma, min_lr_factor, warmup_epochs, warmup_factor:
             the schedule (updated every optimiser step).
-        flip_test, dark, score_threshold: evaluation decoding and person re-scoring.
         stn, stn_kwargs: RMPE's symmetric spatial transformer around the network
             (:class:`fullbody.models.stn.STNPoseNet` and its bounds); heatmaps stay in the
             input crop's frame, so decoding and evaluation are unchanged (docs/rmpe.md).
@@ -95,24 +95,20 @@ class PoseModule(L.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "resnet18",
-        head: str = "duc",
+        backbone: str,
+        head: str,
+        spec: TopDownSpec | Mapping[str, Any],
+        lr: float,
         pretrained: bool | str = False,
         head_channels: int | Sequence[int] | None = None,
         final_kernel: int | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
-        input_size: Sequence[int] = (256, 192),
-        heatmap_size: Sequence[int] = (64, 48),
-        sigma: float = 2.0,
-        split_ratio: float = 2.0,
-        simcc_sigma: Sequence[float] | None = None,
         simcc_beta: float = 10.0,
         part_weights: Mapping[str, float] | None = None,
         foreground_weight: float = 0.0,
         teacher_ckpt: str | None = None,
         kd_weight: float = 0.0,
         kd_decay: str = "none",
-        lr: float = 1e-3,
         weight_decay: float = 0.0,
         betas: Sequence[float] = (0.9, 0.999),
         lr_policy: str = "step",
@@ -121,9 +117,6 @@ class PoseModule(L.LightningModule):
         min_lr_factor: float = 0.0,
         warmup_epochs: float = 0.0,
         warmup_factor: float = 0.001,
-        flip_test: bool = True,
-        dark: bool = True,
-        score_threshold: float = 0.2,
         channels_last: bool = True,
         compile: bool = False,
         compile_mode: str | None = None,
@@ -136,19 +129,13 @@ class PoseModule(L.LightningModule):
         parallel_sppe_recentre: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        input_size, heatmap_size = tuple(input_size), tuple(heatmap_size)
-        simcc = head == "simcc"
-        out_stride = input_size[0] // max(heatmap_size[0], 1)
-        if not simcc and (
-            out_stride not in HEATMAP_STRIDES
-            or heatmap_size != (input_size[0] // out_stride, input_size[1] // out_stride)
-        ):
-            raise ConfigError(
-                f"model.heatmap_size={list(heatmap_size)} must be model.input_size="
-                f"{list(input_size)} / 4 (or / 2, 8: "
-                "the heads upsample by doublings to one stride on both axes)"
-            )
+        #: The top-down settings, the codec kind resolved from the head; saved whole (plain
+        #: values) as the ``spec`` hyper-parameter, which every reader of a checkpoint uses.
+        self.spec = spec_of(spec).for_kind(head_codec(head), f"model.head={head}")
+        self.save_hyperparameters(ignore=["spec"])
+        self.hparams["spec"] = self.spec.to_dict()
+        simcc = self.spec.kind == "simcc"
+        input_size = self.spec.input_size
         if kd_decay not in ("none", "linear"):
             raise ConfigError(f"model.kd_decay={kd_decay}: must be 'none' or 'linear'")
         if kd_weight > 0 and not teacher_ckpt:
@@ -169,20 +156,19 @@ class PoseModule(L.LightningModule):
             final_kernel=final_kernel,
             backbone_kwargs=backbone_kwargs,
             input_size=input_size,
-            split_ratio=split_ratio,
-            out_stride=4 if simcc else out_stride,
+            split_ratio=self.spec.split_ratio,
+            out_stride=self.spec.stride,
         )
         stride = self.net.backbone.feature_info.reduction()[-1]
         if input_size[0] % stride or input_size[1] % stride:
             raise ConfigError(
-                f"model.input_size={list(input_size)} must be multiples of {stride}, the stride of "
+                f"model.spec.input_size={list(input_size)} must be multiples of {stride}, the "
+                f"stride of "
                 f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
             )
         if stn:
             self.net = STNPoseNet(self.net, **(stn_kwargs or {}))
-        self.codec = create_codec(
-            head, input_size, heatmap_size, sigma, dark, split_ratio, simcc_sigma
-        )
+        self.codec = self.spec.codec()
         self.parallel_sppe: ParallelSPPE | None = None
         if parallel_sppe:
             ref = None
@@ -205,11 +191,6 @@ class PoseModule(L.LightningModule):
             if teacher_ckpt and kd_weight > 0
             else None
         )
-        if teacher is not None and isinstance(getattr(teacher, "head", None), SimCCHead) != simcc:
-            raise ConfigError(
-                f"{teacher_ckpt}: the teacher's head and model.head={head} must both be SimCC or "
-                "both heatmaps (model.teacher_ckpt)"
-            )
         forward = torch.compile(self.net, mode=compile_mode) if compile else self.net
         object.__setattr__(self, "_teacher", teacher)
         object.__setattr__(self, "_forward", forward)
@@ -220,10 +201,11 @@ class PoseModule(L.LightningModule):
         """The network of a checkpoint of this project, frozen (``key``: the setting naming it);
         it must take this module's crops and give its heatmaps."""
         other = load_pose_model(path, key)
-        for name in ("input_size", "heatmap_size", "num_keypoints"):
+        outputs = "split_ratio" if self.spec.kind == "simcc" else "heatmap_size"
+        for name in ("input_size", "kind", outputs, "num_keypoints"):
             theirs, ours = (
-                tuple(v) if isinstance(v, Sequence) else v
-                for v in (other.hparams[name], self.hparams[name])
+                getattr(m.spec, name) if name != "num_keypoints" else m.hparams[name]
+                for m in (other, self)
             )
             if theirs != ours:
                 raise CheckpointError(
@@ -238,7 +220,7 @@ class PoseModule(L.LightningModule):
 
     def predict_outputs(self, image: Tensor, flip_test: bool | None = None) -> Outputs:
         """Outputs in float32, merged with those of the mirrored crop when flip testing."""
-        flip = self.hparams.flip_test if flip_test is None else flip_test
+        flip = self.spec.flip_test if flip_test is None else flip_test
         if flip:
             return flip_merge(self.codec, self(image), self(image.flip(-1)))
         return as_float(self(image))
@@ -308,7 +290,7 @@ class PoseModule(L.LightningModule):
                 "image_id": batch["image_id"],
                 "person_id": batch["person_id"],
                 "keypoints": torch.cat([xy, scores.unsqueeze(-1)], -1),
-                "score": person_score(scores, box_score, self.hparams.score_threshold),
+                "score": person_score(scores, box_score, self.spec.score_threshold),
                 "bbox": batch["bbox"],
             }
         }
@@ -325,12 +307,12 @@ class PoseModule(L.LightningModule):
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str) -> None:
         dm = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        for name in ("input_size", "heatmap_size"):
-            theirs = getattr(dm, name, None)
-            ours = tuple(self.hparams[name])
-            if theirs is not None and tuple(theirs) != ours:
-                raise ValueError(
-                    f"model.{name}={list(ours)} but the data module's {name} is {list(theirs)}"
+        theirs = getattr(dm, "spec", None)
+        for name in ("input_size", "padding"):
+            if theirs is not None and getattr(theirs, name) != getattr(self.spec, name):
+                raise ConfigError(
+                    f"model.spec.{name}={getattr(self.spec, name)} but the data module crops "
+                    f"with {name}={getattr(theirs, name)} (data.spec must be the model's)"
                 )
 
     def on_fit_start(self) -> None:
@@ -340,25 +322,24 @@ class PoseModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         optimizer = adam(self.parameters(), hp.lr, hp.weight_decay, tuple(hp.betas))
-        total = stepping_batches(self.trainer)
+        total = stepping_batches(self.trainer)  # None: the time budget fixes it later
         epochs = self.trainer.max_epochs
         per_epoch = epoch_steps(self.trainer) or (
-            total / epochs if epochs and epochs > 0 else float(total)
+            total / epochs if total and epochs and epochs > 0 else float(total or 0)
         )
-        warmup = round(hp.warmup_epochs * per_epoch)
-        milestones = [round(m * per_epoch) for m in hp.milestones]
+        #: The run's schedule; :class:`fullbody.models.budget.TimeBudget` sets its length.
+        self.lr_schedule = Schedule(
+            total,
+            round(hp.warmup_epochs * per_epoch),
+            hp.warmup_factor,
+            hp.lr_policy,
+            [round(m * per_epoch) for m in hp.milestones],
+            hp.gamma,
+            hp.min_lr_factor,
+        )
 
-        def factor(step: int) -> float:
-            return lr_factor(
-                step,
-                total,
-                warmup,
-                hp.warmup_factor,
-                hp.lr_policy,
-                milestones,
-                hp.gamma,
-                hp.min_lr_factor,
-            )
+        def factor(step: int) -> float:  # a function: LambdaLR keeps no state of it
+            return self.lr_schedule(step)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
@@ -392,7 +373,26 @@ def load_pose_model(path: str | Path, key: str = "ckpt_path", **overrides: Any) 
     parallel-SPPE checkpoints it was trained with are not read (``checkpoint.FOR_USE``).
 
     ``key`` names the setting the path came from, for the messages; ``overrides`` replace
-    hyper-parameters (e.g. ``dark=False``). Raises ``FileNotFoundError`` or
+    hyper-parameters. The model's top-down settings are ``model.spec``; a checkpoint written
+    before they were saved with it is read with the values then fixed in code (a log line
+    says which). Raises ``FileNotFoundError`` or
     :class:`fullbody.models.checkpoint.CheckpointError` naming the file.
     """
-    return restore(PoseModule, path, key, **overrides)
+    return restore(PoseModule, path, key, upgrade=_with_spec, **overrides)
+
+
+#: The hyper-parameters that checkpoints written before the spec existed hold instead of it.
+_PRE_SPEC_KEYS = (
+    "input_size", "heatmap_size", "sigma", "split_ratio", "simcc_sigma", "dark", "flip_test",
+    "score_threshold",
+)  # fmt: skip
+
+
+def _with_spec(hparams: dict[str, Any], source: str) -> dict[str, Any]:
+    """Hyper-parameters with a ``spec``: those of a checkpoint written before the spec existed
+    have theirs gathered into one, with the values then fixed in code for the rest (logged)."""
+    if "spec" in hparams or "head" not in hparams:  # current, or not a PoseModule's at all
+        return hparams
+    old = {k: hparams.pop(k) for k in _PRE_SPEC_KEYS if k in hparams}
+    kind = head_codec(str(hparams.get("head")))
+    return {**hparams, "spec": TopDownSpec.legacy(old, kind, source).to_dict()}

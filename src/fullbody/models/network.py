@@ -33,9 +33,16 @@ from torch import Tensor, nn
 from fullbody.errors import ConfigError, UserError
 from fullbody.keypoints import NUM_KEYPOINTS
 
-HEADS = ("deconv", "duc", "simcc", "fpn")
-#: Heatmap strides the heatmap heads produce (4 as in the field; 2 or 8 on both axes).
-HEATMAP_STRIDES = (2, 4, 8)
+#: The heads by name, each with the codec kind its outputs are decoded by: the one place that
+#: knows which head is which (everything else asks :func:`head_codec` or the model's spec).
+HEADS: dict[str, str] = {"deconv": "heatmap", "duc": "heatmap", "fpn": "heatmap", "simcc": "simcc"}
+
+
+def head_codec(head: str) -> str:
+    """The codec kind (``fullbody.codecs.spec.KINDS``) of ``head``'s outputs."""
+    if head not in HEADS:
+        raise ConfigError(f"model.head={head}: unknown head; expected one of {list(HEADS)}")
+    return HEADS[head]
 
 
 def _num_doublings(stride: int, out_stride: int) -> int:
@@ -313,8 +320,7 @@ class PoseNet(nn.Module):
         split_ratio: float = 2.0,
     ) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ConfigError(f"model.head={head}: unknown head; expected one of {list(HEADS)}")
+        simcc = head_codec(head) == "simcc"
         self.multiscale = head == "fpn"
         kwargs = dict(backbone_kwargs or {})
         # The stages to build: every one for the fpn head (or those of backbone_kwargs'
@@ -335,10 +341,10 @@ class PoseNet(nn.Module):
             self.first_level = strides.index(out_stride)
         head_kwargs: dict[str, Any] = {}
         if head_channels is not None:
-            head_kwargs["hidden" if head == "simcc" else "channels"] = head_channels
+            head_kwargs["hidden" if simcc else "channels"] = head_channels
         if final_kernel is not None:
             head_kwargs["final_kernel"] = final_kernel
-        if head == "simcc":
+        if simcc:
             if input_size is None:
                 raise ValueError("the simcc head needs input_size (height, width)")
             h, w = int(input_size[0]), int(input_size[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -43,6 +44,46 @@ def lr_factor(
     raise ValueError(f"unknown lr policy {policy!r}; expected 'step', 'cosine' or 'constant'")
 
 
+@dataclass
+class Schedule:
+    """:func:`lr_factor` of one run, called per optimiser step (``LambdaLR``'s function).
+
+    ``total_steps`` may stay None after the run started, until its length is fixed (the time
+    budget, :mod:`fullbody.models.budget`): the warm-up, and the ``step`` and ``constant``
+    policies altogether, do not depend on it, so the run then follows the schedule built for
+    the length it gets, from its first step.
+    """
+
+    total_steps: int | None
+    warmup_steps: int = 0
+    warmup_factor: float = 0.001
+    policy: str = "step"
+    milestones: Sequence[int] = field(default_factory=list)
+    gamma: float = 0.1
+    min_factor: float = 0.0
+
+    def free_steps(self) -> float:
+        """Steps (0 to this, inclusive) whose factor is the same whatever ``total_steps``."""
+        return self.warmup_steps if self.policy == "cosine" else math.inf
+
+    def __call__(self, step: int) -> float:
+        if self.total_steps is None and step > self.free_steps():
+            raise RuntimeError(
+                f"the learning-rate schedule reached step {step} before the run's length was "
+                "fixed (trainer.max_steps, or the time budget's measurement)"
+            )
+        return lr_factor(
+            step,
+            self.total_steps or 0,
+            self.warmup_steps,
+            self.warmup_factor,
+            self.policy,
+            self.milestones,
+            self.gamma,
+            self.min_factor,
+        )
+
+
 def epoch_steps(trainer: L.Trainer) -> int | None:
     """Optimizer steps of one training epoch, from the length of a fresh training DataLoader
     of the data module (None without a data module).
@@ -60,20 +101,16 @@ def epoch_steps(trainer: L.Trainer) -> int | None:
     return math.ceil(batches / trainer.accumulate_grad_batches)
 
 
-def stepping_batches(trainer: L.Trainer) -> int:
+def stepping_batches(trainer: L.Trainer) -> int | None:
     """Optimizer steps of the whole run, as ``trainer.estimated_stepping_batches`` counts them
     (see :func:`epoch_steps`). Without an epoch limit (``max_epochs=-1``) ``max_steps`` sizes
-    the run; with neither there is no schedule to size (ValueError)."""
+    the run; with neither, None: the time budget fixes it once the run has started."""
     per_epoch = epoch_steps(trainer)
     if per_epoch is None:
         return int(trainer.estimated_stepping_batches)
     epochs = trainer.max_epochs
     if epochs is None or epochs < 0:
-        if trainer.max_steps < 0:
-            raise ValueError(
-                "trainer.max_epochs=-1 (no limit) needs trainer.max_steps (the run's length)"
-            )
-        return trainer.max_steps
+        return trainer.max_steps if trainer.max_steps >= 0 else None
     total = per_epoch * epochs
     return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
 

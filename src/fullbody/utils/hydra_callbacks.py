@@ -10,8 +10,9 @@
   sweep: refused, or with ``overwrite=true`` emptied of them first, so that no job folder mixes
   two runs' files;
 * writes ``job.json`` into each job's folder when it starts (status ``running``) and again when
-  it ends (``completed`` or ``failed`` with the error; overrides, wall time, objective), so
-  that a summary can tell a failed or killed job from a finished one;
+  it ends (``completed`` or ``failed`` with the error; overrides, wall time, objective, and what
+  the job added, such as its time budget's ``max_steps``), so that a summary can tell a failed
+  or killed job from a finished one;
 * at the end of every job of a multirun and of the multirun itself, writes
   ``sweep_summary.csv/.md/.png`` at the sweep root (:mod:`fullbody.compare`), and once at the
   end, for a sweep that logs to W&B, the same table as one W&B run beside them
@@ -143,6 +144,18 @@ def record_failure(message: str) -> None:
         log.debug("job.json of %s not updated: %s", out, e)
 
 
+def _added_by_job(out: Path) -> dict[str, Any]:
+    """What the job itself added to its ``job.json`` while it ran (e.g. the number of steps its
+    time budget chose, :mod:`fullbody.models.budget`), kept when the record is rewritten."""
+    from fullbody.compare import JOB_FILE
+
+    try:
+        info = json.loads((out / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 class RunRecorder(Callback):
     """Unique run folders, ``job.json`` per job, ``sweep_summary.*`` per multirun."""
 
@@ -196,7 +209,7 @@ class RunRecorder(Callback):
         else:
             err = job_return._return_value
             info["error"] = f"{type(err).__name__}: {err}"
-        self._write_job(out, config, info)
+        self._write_job(out, config, {**_added_by_job(out), **info})
         if config.hydra.mode == RunMode.MULTIRUN:
             # Also after every job: a sweep that stops on a failed job still leaves its summary.
             self._summarize(config)

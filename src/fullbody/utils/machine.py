@@ -24,14 +24,29 @@ def machine_name() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
+#: ``ONEDNN_MAX_CPU_ISA`` levels without bf16 arithmetic: oneDNN then converts bf16 in software.
+_ONEDNN_ISA_WITHOUT_BF16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
+
+
 def cpu_has_native_bf16() -> bool:
-    """Whether the CPU multiplies bfloat16 in hardware (Intel AMX tiles or AVX512-BF16).
+    """Whether the CPU multiplies bfloat16 in hardware (Intel AMX tiles or AVX512-BF16), and
+    oneDNN and PyTorch's kernels may use it.
 
     Where it does, oneDNN runs bf16 convolutions about twice as fast as float32 ones; where it
-    does not, bf16 is converted in software and gains nothing over float32.
+    does not, bf16 is converted in software and is slower than float32. Kernels capped below
+    AVX-512 (``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``: how a CPU without
+    AVX-512 is emulated) count as no native bf16.
     """
     import torch  # here, so that the metric's benchmarks that only name the machine stay light
 
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa in _ONEDNN_ISA_WITHOUT_BF16:
+        return False
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")()
+    if not str(capability).upper().startswith("AVX512"):
+        return False
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
@@ -77,3 +92,15 @@ def keep_freed_memory() -> bool:
         )
     except (OSError, AttributeError):  # a C library without mallopt (musl)
         return False
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux ``/proc``), e.g. what a time budget of the whole
+    command has already spent on imports and data before training; 0 where it is unknown."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0

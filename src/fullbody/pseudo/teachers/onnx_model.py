@@ -12,15 +12,22 @@ Expected layout (export your model to match, or set the options):
   (B, K, W*r) and ``simcc_y`` (B, K, H*r) (else the first two), as RTMPose, DWPose and RTMW
   publish them, decoded by :class:`fullbody.codecs.simcc.SimCCCodec` (split ratio
   ``split_ratio``), the smaller axis maximum clipped to [0, 1] being the confidence.
-- ``path`` or ``url``: a local file, or a published one fetched once into the teacher cache and
-  checked against ``sha256`` (:func:`fullbody.pseudo.teachers.fetch.fetch_model`).
+- ``path`` or ``model``: a local file, or a published model by name (``rtmw-x-384x288``,
+  ``dwpose-l-384x288`` ...: :mod:`fullbody.inference.published`), fetched once into the model
+  cache and checked there; its input size, SimCC output and split ratio come with the name.
 - ``keypoints``: which of the 133 points the K outputs are, in order: ``"wholebody"`` (K = 133),
   a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
   hands with ``region: hands``), or a list of indices.
 - ``region``: the crop. ``person``: the person box, widened to the input's aspect ratio and
-  scaled by ``box_scale`` (1.25, as top-down whole-body models are trained). ``face``,
-  ``lefthand``, ``righthand``, ``hands``: the proposed part region, a square of ``box_scale`` x
-  its side rotated upright by the region's direction (``rotate: false`` keeps it unrotated).
+  scaled by ``box_scale``, as the predictor crops (:func:`fullbody.geometry.person_affines`).
+  ``face``, ``lefthand``, ``righthand``, ``hands``: the proposed part region, a square of
+  ``box_scale`` x its side rotated upright by the region's direction (``rotate: false`` keeps it
+  unrotated). ``box_scale`` null: the model's padding.
+- A file written by ``export.py`` carries its model's :class:`~fullbody.codecs.spec.TopDownSpec`
+  in its metadata: its input size, padding, codec (heatmaps or SimCC, split ratio, DARK) are
+  then the model's, and ``input_size``, ``output`` and ``split_ratio`` must agree with it or be
+  left unset. Other files: ``input_size`` from the model, the standard padding
+  (:data:`fullbody.codecs.spec.STANDARD`) and ``output`` / ``split_ratio`` as given.
 """
 
 from __future__ import annotations
@@ -32,14 +39,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullbody.codecs.topdown import create_codec, crop_to_image_points, decode_to_image
+from fullbody.codecs.heatmap import HeatmapCodec
+from fullbody.codecs.simcc import SimCCCodec
+from fullbody.codecs.spec import STANDARD, TopDownSpec
+from fullbody.codecs.topdown import crop_to_image_points, decode_to_image
 from fullbody.errors import ConfigError
 from fullbody.geometry import (
     UP,
     box_to_square,
     crop_affines,
     invert_affines,
-    person_crops,
+    person_affines,
     warp_crops,
 )
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
@@ -51,7 +61,6 @@ from fullbody.pseudo.teachers.base import (
     TeacherError,
     check_parts,
 )
-from fullbody.pseudo.teachers.fetch import fetch_model
 from fullbody.utils.onnx_session import onnx_session
 
 REGIONS = ("person", "face", "lefthand", "righthand", "hands")
@@ -69,6 +78,15 @@ def _indices(keypoints: str | Sequence[int]) -> np.ndarray:
     return idx
 
 
+def _same(value: object) -> object:
+    """A setting in a comparable form (sequences as tuples of floats)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence):
+        return tuple(float(v) for v in value)
+    return float(value)  # type: ignore[arg-type]
+
+
 class OnnxTopDown:
     """A top-down ONNX whole-body or part model as a teacher (layout in the module docstring)."""
 
@@ -79,29 +97,33 @@ class OnnxTopDown:
         keypoints: str | Sequence[int] = "wholebody",
         region: str = "person",
         input_size: Sequence[int] | None = None,
-        output: str = "heatmaps",
-        split_ratio: float = 2.0,
-        url: str | None = None,
-        sha256: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        box_scale: float = 1.25,
+        output: str | None = None,
+        split_ratio: float | None = None,
+        model: str | None = None,
+        box_scale: float | None = None,
         rotate: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         num_threads: int = 1,
     ):
-        if (path is None) == (url is None):
-            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and url")
-        self.path = Path(path) if path is not None else fetch_model(url, sha256, cache_dir)
+        if (path is None) == (model is None):
+            raise ConfigError("OnnxTopDown needs exactly one of path (a local file) and model (a "
+                             "published model name)")  # fmt: skip
+        if model is not None:
+            from fullbody.inference.published import published_pose_model
+
+            published = published_pose_model(model)
+            path, output = published.fetch(), "simcc"
+            input_size, split_ratio = published.input_size, published.split_ratio
+        self.path = Path(path)
         if not self.path.is_file():
             raise TeacherError(f"ONNX teacher model {self.path} not found")
         if region not in REGIONS:
             raise ConfigError(f"{self.path}: region {region!r} must be one of {REGIONS}")
-        if output not in OUTPUTS:
+        if output is not None and output not in OUTPUTS:
             raise ConfigError(f"{self.path}: output {output!r} must be one of {OUTPUTS}")
-        self.split_ratio = split_ratio
         self.parts = check_parts(list(parts), f"OnnxTopDown({self.path.name})")
-        self.region, self.output, self.box_scale, self.rotate = region, output, box_scale, rotate
+        self.region, self.rotate = region, rotate
         self.indices = _indices(keypoints)
         if region == "hands" and len(self.indices) != 21:
             raise ConfigError(f"{self.path}: region 'hands' needs a 21-point hand model")
@@ -111,6 +133,21 @@ class OnnxTopDown:
             raise TeacherError(f"{self.path}: input must be (B, 3, H, W), got {inp.shape}")
         self.input_name = inp.name
         self.dynamic_batch = not isinstance(inp.shape[0], int)
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        #: The model's spec (a file of export.py), or None (a file from elsewhere).
+        outputs = len(self.session.get_outputs())
+        self.spec = TopDownSpec.from_metadata(meta, str(self.path), outputs)
+        if self.spec is not None:
+            own = {"input_size": self.spec.input_size, "split_ratio": self.spec.split_ratio,
+                   "output": "simcc" if self.spec.kind == "simcc" else "heatmaps"}  # fmt: skip
+            given = {"input_size": input_size, "split_ratio": split_ratio, "output": output}
+            for key, value in given.items():
+                if value is not None and _same(value) != _same(own[key]):
+                    raise TeacherError(
+                        f"{self.path}: {key}={value}, but the model's spec (its metadata) says "
+                        f"{own[key]}; leave {key} unset"
+                    )
+            input_size, split_ratio, output = own["input_size"], own["split_ratio"], own["output"]
         fixed = tuple(inp.shape[2:4])
         if input_size and all(isinstance(v, int) for v in fixed) and tuple(input_size) != fixed:
             raise TeacherError(
@@ -121,6 +158,10 @@ class OnnxTopDown:
         if not (isinstance(h, int) and isinstance(w, int)):
             raise TeacherError(f"{self.path}: dynamic input size {inp.shape}; set input_size")
         self.input_hw = (int(h), int(w))
+        self.output = output or "heatmaps"
+        self.split_ratio = split_ratio or STANDARD["split_ratio"]
+        model_padding = self.spec.padding if self.spec is not None else STANDARD["padding"]
+        self.box_scale = model_padding if box_scale is None else box_scale
         self.output_names = self._outputs()
         self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
@@ -129,7 +170,8 @@ class OnnxTopDown:
         """Rows to run and their image -> input affines."""
         h, w = self.input_hw
         if part == "person":
-            return person_crops(people.bboxes, self.input_hw, self.box_scale)
+            rows = np.flatnonzero(people.bboxes[:, 2:].prod(1) > 0)
+            return rows, person_affines(people.bboxes[rows], self.input_hw, self.box_scale)
         boxes, up, ok = people.regions.part(part)
         rows = np.flatnonzero(ok)
         centre, side = box_to_square(boxes[rows], self.box_scale)
@@ -179,7 +221,7 @@ class OnnxTopDown:
         tensors = tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in outputs)
         if self.output == "simcc":
             h, w = self.input_hw
-            codec = create_codec("simcc", self.input_hw, split_ratio=self.split_ratio)
+            codec = SimCCCodec(self.input_hw, self.split_ratio)
             sx, sy = outputs
             if sx.shape[-1] != codec.bins[0] or sy.shape[-1] != codec.bins[1]:
                 raise TeacherError(
@@ -192,7 +234,15 @@ class OnnxTopDown:
                 raise TeacherError(
                     f"{self.path}: heatmap output must be (B, K, h, w), got {raw.shape}"
                 )
-            codec = create_codec("heatmap", self.input_hw, heatmap_size=raw.shape[2:], dark=False)
+            codec = (
+                self.spec.codec()
+                if self.spec is not None
+                else HeatmapCodec(self.input_hw, raw.shape[2:], STANDARD["sigma"], dark=False)
+            )
+            if tuple(raw.shape[2:]) != codec.heatmap_size:
+                raise TeacherError(
+                    f"{self.path}: heatmaps {raw.shape}, its spec says {codec.heatmap_size}"
+                )
             xy, score = decode_to_image(codec, tensors[0], a)
         return xy.numpy(), np.clip(score.double().numpy(), 0.0, 1.0)
 
