@@ -5,7 +5,7 @@ crops and 133 Gaussian heatmaps of 64x48 per person, **all on the CPU** — with
 scale/rotation/mirror/half-body augmentation, on one core (OpenCV and torch limited to one
 thread), in random order, timed in CPU seconds of the process (per-core throughput that other
 jobs on the machine do not change much), interleaved repeats. The data set is generated
-(:func:`fullbody.data.synthetic.generate`, 640x480 JPEGs, **one person per image**), so no
+(:func:`fullbody.synthetic.generate`, 640x480 JPEGs, **one person per image**), so no
 pipeline saves a decode by meeting an image twice in a row; ``--sample`` uses the shared
 COCO-WholeBody sample instead, still in plain random order.
 
@@ -62,10 +62,11 @@ from fullbody.data.dataset import (
 )
 from fullbody.data.jitter import LearnedJitter
 from fullbody.data.sampler import ImageGroupedSampler
-from fullbody.data.synthetic import SceneConfig, generate
-from fullbody.data.transforms import box_to_center_scale, half_body_box, truncated_normal
+from fullbody.data.transforms import half_body_box, truncated_normal
+from fullbody.geometry import box_to_center_scale
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
 from fullbody.keypoints import FLIP_INDEX
+from fullbody.synthetic import SceneConfig, generate
 from fullbody.utils.machine import machine_name
 from fullbody.utils.sample import (
     SAMPLE_ANNOTATIONS,

@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2
 
-from fullbody.data.synthetic import generate, generate_labels
+from fullbody.synthetic import generate, generate_labels
 from fullbody.utils.machine import machine_name
 
 REQUIRED_IMAGES_PER_S = 50.0

@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from helpers.checkpoints import trainer_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -128,8 +129,6 @@ def test_the_hand_notebook_runs_on_real_files_without_a_teacher(
 
 def _tiny_run(runs: Path) -> Path:
     """A run folder as `python train.py` leaves it, with an untrained small student's checkpoint."""
-    import lightning as L
-
     from fullbody.codecs.spec import TopDownSpec
     from fullbody.models.module import PoseModule
 
@@ -137,9 +136,7 @@ def _tiny_run(runs: Path) -> Path:
     torch.manual_seed(0)
     model = PoseModule(backbone="resnet18", head="deconv", spec=TopDownSpec.standard((128, 96)),
                        lr=1e-3, head_channels=32)  # fmt: skip
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
+    trainer_checkpoint(model, run / "checkpoints" / "last.ckpt")
     return run
 
 

@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from test_train import compose_train
 
 from fullbody.codecs.spec import TopDownSpec
-from fullbody.data.transforms import invert_affine
+from fullbody.geometry import invert_affine
 from fullbody.inference.predictor import PosePredictor
 from fullbody.jobs.train import train
 from fullbody.models.module import load_pose_model

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from helpers.checkpoints import trainer_checkpoint
+from helpers.configs import run_config
+from omegaconf import DictConfig, OmegaConf
 
 from fullbody.errors import ConfigError
 from fullbody.jobs.train import train
@@ -45,21 +44,7 @@ TINY = [
 
 def compose_train(overrides: list[str], out: Path) -> DictConfig:
     """The train config as ``train.py`` would see it, with its output folder at ``out``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                *overrides,
-                f"paths.output_dir={out}",
-                f"paths.data_dir={out.parent / 'data'}",
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return run_config("train", overrides, output_dir=out, data_dir=out.parent / "data")
 
 
 def run_train(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -137,18 +122,12 @@ def test_wandb_logger_follows_wandbs_conventions_by_default(tmp_path: Path) -> N
 
 def _teacher_ckpt(tmp_path: Path) -> Path:
     """A checkpoint of a tiny student, saved without training (the distillation teacher)."""
-    import lightning as L
-
     from fullbody.codecs.spec import TopDownSpec
     from fullbody.models.module import PoseModule
 
     teacher = PoseModule(backbone="resnet18", head="duc", spec=TopDownSpec.standard((128, 96)),
                          lr=1e-3)  # fmt: skip
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(teacher)
-    path = tmp_path / "teacher.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return trainer_checkpoint(teacher, tmp_path / "teacher.ckpt")
 
 
 @pytest.mark.slow

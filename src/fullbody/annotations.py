@@ -12,7 +12,6 @@ A plain COCO person file (body only) loads too: its other parts are unlabelled.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +23,13 @@ import numpy as np
 from fullbody.jsonio import (
     JSON_ARRAYS,
     JSON_OBJECTS,
-    NUMBER_TYPES,
     AnnotationError,
+    checked_number,
+    checked_numbers,
     float_table,
+    is_number,
     json_number,
-    number_bytes,
+    numbers_of,
     plain,
     read_json,
     write_json_atomic,
@@ -210,7 +211,7 @@ class WholeBodySet:
                     raise AnnotationError(src, rec, key, "missing")
             rec = f"image {im['id']}"
             for key in ("width", "height"):
-                if not _is_number(im[key]) or im[key] <= 0:
+                if not is_number(im[key]) or im[key] <= 0:
                     raise AnnotationError(
                         src, rec, key, f"must be a positive number, got {im[key]!r}"
                     )
@@ -386,43 +387,6 @@ def points_box(points: np.ndarray) -> np.ndarray:
 # -------------------------------------------------------------------- field parsing
 #: Points per part, in :data:`PARTS` order.
 _PART_SIZES = tuple(s.stop - s.start for s in PART_SLICES.values())
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def checked_number(v: Any, src: str, rec: str, fld: str) -> float:
-    """``v`` as a float, or an :class:`AnnotationError` naming file, record and field."""
-    if not _is_number(v) or not math.isfinite(v):
-        raise AnnotationError(src, rec, fld, f"expected a finite number, got {v!r}")
-    return float(v)
-
-
-def checked_numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
-    """``v`` as ``n`` finite float64s, or an :class:`AnnotationError` naming file, record, field."""
-    v = plain(v)
-    if not isinstance(v, list) or len(v) != n:
-        got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
-        raise AnnotationError(src, rec, fld, f"expected a list of {n} numbers, got {got}")
-    if not NUMBER_TYPES.issuperset(map(type, v)):  # exact types: one C-level pass
-        raise AnnotationError(src, rec, fld, "holds a value that is not a number")
-    arr = np.asarray(v, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise AnnotationError(
-            src, rec, fld, f"NaN or infinity at position {int(np.argmin(np.isfinite(arr)))}"
-        )
-    return arr
-
-
-def numbers_of(v: Any, n: int, src: str, rec: str, fld: str) -> memoryview:
-    """The float64 bytes of a JSON array of ``n`` numbers (:func:`~fullbody.jsonio.number_bytes`:
-    no Python object per number), or :func:`checked_numbers`' error naming file, record, field.
-    Finiteness is left to a check over all records (only Python's ``json`` reads NaN)."""
-    got = number_bytes(v, n)
-    return (
-        got if got is not None else memoryview(checked_numbers(v, n, src, rec, fld).view(np.uint8))
-    )
 
 
 def _image_sizes(images: Mapping[int, Mapping[str, Any]], image_ids: np.ndarray) -> np.ndarray:

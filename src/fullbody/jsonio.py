@@ -12,6 +12,7 @@ the record and the field, and survives pickling (it crosses worker-process bound
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -155,3 +156,42 @@ def json_number(v: float) -> int | float:
     """A JSON number: integral values as ints (flags, zeros of unlabelled points)."""
     f = float(v)
     return int(f) if f.is_integer() else f
+
+
+# ----------------------------------------------------- checked numbers of JSON records
+def is_number(v: Any) -> bool:
+    """A JSON number (int or float, not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def checked_number(v: Any, src: str, rec: str, fld: str) -> float:
+    """``v`` as a float, or an :class:`AnnotationError` naming file, record and field."""
+    if not is_number(v) or not math.isfinite(v):
+        raise AnnotationError(src, rec, fld, f"expected a finite number, got {v!r}")
+    return float(v)
+
+
+def checked_numbers(v: Any, n: int, src: str, rec: str, fld: str) -> np.ndarray:
+    """``v`` as ``n`` finite float64s, or an :class:`AnnotationError` naming file, record, field."""
+    v = plain(v)
+    if not isinstance(v, list) or len(v) != n:
+        got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
+        raise AnnotationError(src, rec, fld, f"expected a list of {n} numbers, got {got}")
+    if not NUMBER_TYPES.issuperset(map(type, v)):  # exact types: one C-level pass
+        raise AnnotationError(src, rec, fld, "holds a value that is not a number")
+    arr = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise AnnotationError(
+            src, rec, fld, f"NaN or infinity at position {int(np.argmin(np.isfinite(arr)))}"
+        )
+    return arr
+
+
+def numbers_of(v: Any, n: int, src: str, rec: str, fld: str) -> memoryview:
+    """The float64 bytes of a JSON array of ``n`` numbers (:func:`number_bytes`:
+    no Python object per number), or :func:`checked_numbers`' error naming file, record, field.
+    Finiteness is left to a check over all records (only Python's ``json`` reads NaN)."""
+    got = number_bytes(v, n)
+    return (
+        got if got is not None else memoryview(checked_numbers(v, n, src, rec, fld).view(np.uint8))
+    )

@@ -7,10 +7,13 @@ right hand 112-132. "Left" and "right" are the person's own sides, as in COCO.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
 import numpy as np
+
+from fullbody.errors import ConfigError
 
 NUM_KEYPOINTS: Final = 133
 
@@ -241,3 +244,17 @@ def part_sigmas(part: str, scheme: str = "official") -> np.ndarray:
     if scheme not in table:
         raise ValueError(f"unknown sigma scheme {scheme!r}; expected 'official' or 'halpe'")
     return table[scheme][part_indices(part)]
+
+
+def part_factors(factors: Mapping[str, float] | None, option: str) -> np.ndarray:
+    """(133,) per-keypoint factors from ``{part: factor}`` (parts of :data:`PART_SLICES`;
+    unnamed parts 1). An unknown part or a negative factor is a ConfigError naming ``option``."""
+    out = np.ones(NUM_KEYPOINTS)
+    for part, value in (factors or {}).items():
+        if part not in PART_SLICES:
+            raise ConfigError(f"{option}: unknown part {part!r}; expected one of "
+                              f"{list(PART_SLICES)}")  # fmt: skip
+        if value < 0:
+            raise ConfigError(f"{option}: the factor of {part!r} must be >= 0, got {value}")
+        out[PART_SLICES[part]] = float(value)
+    return out

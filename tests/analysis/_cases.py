@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from helpers import poses
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
 LH, RH, FACE = PART_SLICES["lefthand"], PART_SLICES["righthand"], PART_SLICES["face"]
@@ -33,26 +33,6 @@ def person(
 
 
 def ground_truth(people: list[tuple[int, np.ndarray]], **kw) -> WholeBodySet:
-    """A set of (image_id, (133, 3)) people in 1000 x 1000 images; area = body box area."""
-    ids = sorted({i for i, _ in people})
-    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": 1000, "height": 1000} for i in ids]
-    kp = np.stack([k for _, k in people])
-    lo, hi = kp[:, :23, :2].min(1), kp[:, :23, :2].max(1)
-    boxes = np.concatenate([lo, hi - lo], 1)
-    return WholeBodySet.from_arrays(images, np.array([i for i, _ in people]), kp, boxes, **kw)
-
-
-def predictions(rows: list[tuple[int, np.ndarray, float]]) -> Predictions:
-    """Predictions from (image_id, (133, 3) points, score); confidences 1 unless set."""
-    return Predictions(
-        np.array([r[0] for r in rows]),
-        np.stack([r[1] for r in rows]),
-        np.array([r[2] for r in rows], float),
-    )
-
-
-def as_pred(kp: np.ndarray, conf: float = 1.0) -> np.ndarray:
-    """A copy of ground-truth points as a prediction with confidence ``conf``."""
-    out = kp.copy()
-    out[:, 2] = conf
-    return out
+    """:func:`helpers.poses.ground_truth` in 1000 x 1000 images; boxes (and areas) from the
+    body and feet points."""
+    return poses.ground_truth(people, size=1000, box_points=slice(0, 23), **kw)

@@ -8,10 +8,10 @@ import pytest
 from fullbody.analysis.example_inputs import default_inputs, distilled_student
 from fullbody.analysis.part_errors import pair_people
 from fullbody.analysis.report import load_inputs
-from fullbody.data.synthetic import generate_labels, perturb_labels
 from fullbody.evaluation.simulate import SimulationConfig
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_SLICES
+from fullbody.synthetic import generate_labels, perturb_labels
 
 EXACT = SimulationConfig(
     miss_rate=0, noise=(0, 0), point_drop=0, part_drop=0, body_drop=0, all_drop=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, predictions
 
 from fullbody.analysis.gallery import (
     crop_box,
@@ -17,7 +18,7 @@ from fullbody.analysis.part_errors import point_errors
 from fullbody.images import ImageReadError
 from fullbody.keypoints import PART_COLORS
 
-from ._cases import LH, as_pred, ground_truth, person, predictions
+from ._cases import LH, ground_truth, person
 
 
 def test_part_links_stay_inside_the_part():
@@ -66,7 +67,7 @@ def test_crop_pair_draws_at_the_points():
 
 def test_gallery_items_read_images_and_name_missing_ones(tmp_path):
     gt = ground_truth([(1, person(100, 100))])
-    kp = as_pred(gt.keypoints[0])
+    kp = as_prediction(gt.keypoints[0])
     kp[LH, 0] += 3
     errors = point_errors(gt, predictions([(1, kp, 0.9)]), "lefthand")
     with pytest.raises(
@@ -91,7 +92,7 @@ def test_image_dir_of(tmp_path):
 
 def test_gallery_reads_images_as_stored_and_refuses_truncated_ones(tmp_path, bad_jpegs):
     gt = ground_truth([(1, person(100, 100))])
-    errors = point_errors(gt, predictions([(1, as_pred(gt.keypoints[0]), 0.9)]), "lefthand")
+    errors = point_errors(gt, predictions([(1, as_prediction(gt.keypoints[0]), 0.9)]), "lefthand")
     rgb = np.zeros((1000, 1000, 3), np.uint8)
     rgb[:500] = (200, 30, 30)  # the hand (near y = 200) lies in the red top half
     path = bad_jpegs.exif_rotated(tmp_path / "000000000001.jpg", rgb)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, predictions
 
 from fullbody.analysis.part_errors import (
     aligned_oks,
@@ -22,7 +23,7 @@ from fullbody.analysis.part_errors import (
 from fullbody.evaluation.wholebody import evaluate_part, prepare_part
 from fullbody.keypoints import PART_SLICES
 
-from ._cases import FACE, LH, RH, as_pred, ground_truth, person, predictions
+from ._cases import FACE, LH, RH, ground_truth, person
 
 
 def _swap_hands(kp: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ def _sized_scene():
 
 def test_size_buckets_hold_the_right_hands_and_perfect_predictions_score_one():
     gt = _sized_scene()
-    preds = predictions([(1, as_pred(gt.keypoints[i]), 0.9) for i in range(len(gt))])
+    preds = predictions([(1, as_prediction(gt.keypoints[i]), 0.9) for i in range(len(gt))])
     bd = ap_by_size(gt, preds, "hands")
     assert list(bd) == ["lefthand", "righthand", "hands"]
     assert list(bd["lefthand"]) == ["0-16", "16-32", "32-64", "64+"]
@@ -73,7 +74,9 @@ def test_size_buckets_hold_the_right_hands_and_perfect_predictions_score_one():
 
 def test_pooled_hands_forgive_swapped_sides():
     gt = _sized_scene()
-    preds = predictions([(1, as_pred(_swap_hands(gt.keypoints[i])), 0.9) for i in range(len(gt))])
+    preds = predictions(
+        [(1, as_prediction(_swap_hands(gt.keypoints[i])), 0.9) for i in range(len(gt))]
+    )
     bd = ap_by_size(gt, preds, "hands", edges=(0, np.inf))
     assert bd["lefthand"]["0+"]["AP"] == 0.0 and bd["righthand"]["0+"]["AP"] == 0.0
     assert bd["hands"]["0+"]["AP"] == pytest.approx(1.0)
@@ -89,7 +92,7 @@ def test_pooled_single_side_equals_that_side_when_the_other_is_unlabelled():
     rng = np.random.default_rng(0)
     rows = []
     for i in range(len(gt)):
-        kp = as_pred(gt.keypoints[i])
+        kp = as_prediction(gt.keypoints[i])
         kp[LH, :2] += rng.normal(0, 2, (21, 2))
         kp[RH] = 0  # no right hand predicted: the pool holds left hands only
         rows.append((1, kp, 0.5 + 0.1 * i))
@@ -102,7 +105,7 @@ def test_occlusion_buckets():
     gt = ground_truth([(1, person(250 * i, 100)) for i in range(3)])
     gt.keypoints[1, LH.start : LH.start + 8, 2] = 1  # 8/21 invisible
     gt.keypoints[2, LH.start : LH.start + 18, 2] = 0  # 18/21 unlabelled
-    preds = predictions([(1, as_pred(gt.keypoints[i]), 0.9) for i in range(3)])
+    preds = predictions([(1, as_prediction(gt.keypoints[i]), 0.9) for i in range(3)])
     bd = ap_by_occlusion(gt, preds, "lefthand")
     assert [s["num_gt"] for s in bd["lefthand"].values()] == [1, 1, 0, 1]
 
@@ -113,11 +116,11 @@ def test_pair_people_follows_the_official_matching():
     far = person(700, 600)
     preds = predictions(
         [
-            (1, as_pred(b), 0.4),
-            (1, as_pred(a), 0.9),
-            (1, as_pred(a), 0.8),  # duplicate: unmatched
-            (1, as_pred(far), 0.7),  # false positive
-            (2, as_pred(person(0, 0)), 0.9),  # matches a crowd: ignored, no pair
+            (1, as_prediction(b), 0.4),
+            (1, as_prediction(a), 0.9),
+            (1, as_prediction(a), 0.8),  # duplicate: unmatched
+            (1, as_prediction(far), 0.7),  # false positive
+            (2, as_prediction(person(0, 0)), 0.9),  # matches a crowd: ignored, no pair
         ]
     )
     pairs = pair_people(gt, preds)
@@ -131,10 +134,10 @@ def test_errors_are_normalised_by_the_hand_box_side():
     kp = person(0, 0, 200, left=20, right=40)
     kp[LH.start + 5, 2] = 0  # one unlabelled left-hand point
     gt = ground_truth([(1, kp), (1, person(400, 0))])
-    p0 = as_pred(kp)
+    p0 = as_prediction(kp)
     p0[LH, 0] += 2.0  # 2 px = 0.1 left-hand sides
     p0[RH, 1] -= 2.0  # 2 px = 0.05 right-hand sides
-    p1 = as_pred(gt.keypoints[1])
+    p1 = as_prediction(gt.keypoints[1])
     p1[LH, 2] = 0  # this left hand is not predicted: the metric drops it
     preds = predictions([(1, p0, 0.9), (1, p1, 0.8)])
     e = point_errors(gt, preds, "hands")
@@ -155,7 +158,7 @@ def test_errors_are_normalised_by_the_hand_box_side():
 
 def test_instance_oks_is_the_metrics_oks():
     gt = ground_truth([(1, person(0, 0))])
-    kp = as_pred(gt.keypoints[0])
+    kp = as_prediction(gt.keypoints[0])
     kp[LH, :2] += np.random.default_rng(1).normal(0, 3, (21, 2))
     preds = predictions([(1, kp, 0.9)])
     e = point_errors(gt, preds, "lefthand")
@@ -166,7 +169,7 @@ def test_instance_oks_is_the_metrics_oks():
 
 def test_fingertip_and_knuckle_summary():
     gt = ground_truth([(1, person(0, 0, left=20))])
-    kp = as_pred(gt.keypoints[0])
+    kp = as_prediction(gt.keypoints[0])
     tips = LH.start + point_groups("hands")["fingertips"]
     kp[tips, 0] += 4.0  # fingertips 0.2 hand sides off, the rest exact
     e = point_errors(gt, predictions([(1, kp, 0.9)]), "lefthand")
@@ -182,14 +185,14 @@ def test_a_swapped_hand_is_flagged():
     people = [person(0, 0), person(300, 0), person(600, 0), person(0, 500)]
     gt = ground_truth([(1, p) for p in people])
     gt.keypoints[3, RH, 2] = 0  # only one labelled hand: not checked
-    p_swapped = as_pred(_swap_hands(gt.keypoints[0]))
-    p_one = as_pred(gt.keypoints[1])
+    p_swapped = as_prediction(_swap_hands(gt.keypoints[0]))
+    p_one = as_prediction(gt.keypoints[1])
     p_one[LH] = p_one[RH]  # left hand predicted on the right hand, right hand right
     p_one[LH, 2] = 1
-    p_ok = as_pred(gt.keypoints[2])
+    p_ok = as_prediction(gt.keypoints[2])
     p_ok[RH, 2] = 0  # right hand not predicted: only the left one is checked
     preds = predictions(
-        [(1, p_swapped, 0.9), (1, p_one, 0.8), (1, p_ok, 0.7), (1, as_pred(people[3]), 0.6)]
+        [(1, p_swapped, 0.9), (1, p_one, 0.8), (1, p_ok, 0.7), (1, as_prediction(people[3]), 0.6)]
     )
     s = detect_swaps(gt, preds)
     checked = {(int(g), side): bool(w) for g, side, w in zip(s.gt_row, s.side, s.swapped)}
@@ -209,7 +212,7 @@ def test_worst_instances():
     gt = ground_truth([(1, p) for p in people])
     rows = []
     for i, shift in enumerate([1.0, 6.0, 3.0, 9.0]):
-        kp = as_pred(people[i])
+        kp = as_prediction(people[i])
         kp[LH, 0] += shift
         rows.append((1, kp, 0.9 - 0.1 * i))
     e = point_errors(gt, predictions(rows), "lefthand")
@@ -222,7 +225,7 @@ def test_worst_instances():
 
 def test_face_and_single_hand_parts():
     gt = ground_truth([(1, person(0, 0))])
-    kp = as_pred(gt.keypoints[0])
+    kp = as_prediction(gt.keypoints[0])
     kp[FACE, 0] += 4.0  # 0.1 face sides
     e = point_errors(gt, predictions([(1, kp, 0.9)]), "face")
     assert e.names[0] == "face-0" and np.allclose(e.error, 0.1)

@@ -14,7 +14,7 @@ from fullbody.analysis import plots
 from fullbody.analysis.example_inputs import distilled_student
 from fullbody.analysis.gallery import GalleryItem
 from fullbody.analysis.report import Inputs, analyse_part
-from fullbody.data.synthetic import generate_labels, perturb_labels
+from fullbody.synthetic import generate_labels, perturb_labels
 
 
 @pytest.fixture(scope="module")

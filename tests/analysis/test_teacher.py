@@ -6,12 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, predictions
 
 from fullbody.analysis.part_errors import point_errors
 from fullbody.analysis.teacher import CATEGORIES, align_by_ann_id, compare_teacher
 from fullbody.jsonio import AnnotationError
 
-from ._cases import LH, as_pred, ground_truth, person, predictions
+from ._cases import LH, ground_truth, person
 
 
 def _teacher_of(gt, keypoints, conf=None):
@@ -42,7 +43,7 @@ def test_each_category_is_recognised():
     gt = ground_truth([(1, kp)])
     h = LH.start
     teacher = gt.keypoints.copy()
-    student = as_pred(kp)
+    student = as_prediction(kp)
     # 0: both good (1 px off each)
     teacher[0, h + 0, 0] += 1.0
     student[h + 0, 1] += 1.0
@@ -82,7 +83,7 @@ def test_each_category_is_recognised():
 def test_people_without_teacher_labels_are_not_compared():
     gt = ground_truth([(1, person(0, 0)), (1, person(300, 0))])
     teacher = _teacher_of(gt.subset([1]), gt.keypoints[[1]].copy())
-    preds = predictions([(1, as_pred(gt.keypoints[i]), 0.9) for i in range(2)])
+    preds = predictions([(1, as_prediction(gt.keypoints[i]), 0.9) for i in range(2)])
     cmp = compare_teacher(point_errors(gt, preds, "hands"), gt, teacher)
     per_instance = cmp.compared.any(1)
     assert list(per_instance) == [False, True, False, True]  # rows: left 0, 1, right 0, 1

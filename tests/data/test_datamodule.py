@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.configs import compose_config
 from hydra.utils import instantiate
 
 from fullbody.annotations import WholeBodySet
@@ -24,22 +24,15 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 SPEC = TopDownSpec.standard((256, 192))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _hydra():
-    """One Hydra initialisation for the module (it is the slow part of composing)."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        yield
-
-
 @functools.cache
 def _data_key() -> str:
     """``data`` once conf/train.yaml has a data default, ``+data`` before."""
-    return "data" if "data" in compose("train") else "+data"
+    return "data" if "data" in compose_config("train") else "+data"
 
 
 def data_config(name: str, *overrides: str):
     """The composed ``data`` node of conf/train.yaml with ``data=name`` and overrides."""
-    return compose("train", overrides=[f"{_data_key()}={name}", *overrides]).data
+    return compose_config("train", [f"{_data_key()}={name}", *overrides]).data
 
 
 def check_batch(batch: dict, size: tuple[int, int] = (256, 192)) -> None:

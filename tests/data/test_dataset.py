@@ -23,6 +23,7 @@ from fullbody.data.dataset import (
 )
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
+from fullbody.errors import ConfigError
 from fullbody.images import IMAGENET_MEAN, IMAGENET_STD, ImageNormalizer, ImageReadError
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import FLIP_INDEX, NUM_KEYPOINTS, PART_SLICES
@@ -60,7 +61,9 @@ def _dots(crop: np.ndarray, ks, near: np.ndarray | None = None) -> dict[int, np.
 # ---------------------------------------------------------------------------- weights
 def test_weights_of_human_labels():
     v = np.array([[0, 1, 2, 0.5] + [0] * (NUM_KEYPOINTS - 4)])
-    w = keypoint_weights(v, np.ones_like(v), pseudo=False, conf_floor=0.9, part_weights={"body": 3})
+    w = keypoint_weights(
+        v, np.ones_like(v), pseudo=False, conf_floor=0.9, pseudo_part_weights={"body": 3}
+    )
     assert w.dtype == np.float32
     np.testing.assert_array_equal(w[0, :4], [0, 1, 1, 1])  # floor and part weights: pseudo only
     assert w.sum() == 3
@@ -72,15 +75,15 @@ def test_weights_of_pseudo_labels():
     conf = np.full(NUM_KEYPOINTS, 0.8)
     conf[1], conf[2] = 0.2, 0.3
     face = PART_SLICES["face"]
-    w = keypoint_weights(v, conf, pseudo=True, conf_floor=0.3, part_weights={"face": 0.5})
+    w = keypoint_weights(v, conf, pseudo=True, conf_floor=0.3, pseudo_part_weights={"face": 0.5})
     assert w[0] == 0  # unlabelled
     assert w[1] == 0  # below the floor
     assert w[2] == pytest.approx(0.3)  # at the floor: kept
     assert w[3] == pytest.approx(0.8)
     np.testing.assert_allclose(w[face], 0.4)
     np.testing.assert_allclose(w[PART_SLICES["righthand"]], 0.8)
-    with pytest.raises(ValueError, match="unknown part"):
-        keypoint_weights(v, conf, pseudo=True, part_weights={"hands": 1})
+    with pytest.raises(ConfigError, match="pseudo_part_weights: unknown part"):
+        keypoint_weights(v, conf, pseudo=True, pseudo_part_weights={"hands": 1})
 
 
 def test_normalizer_matches_float_arithmetic():
@@ -359,7 +362,7 @@ def test_pseudo_labels_weigh_their_confidence(tmp_path):
     ann = WholeBodySet.load(ann_file)
     assert ann.has_conf
     s = TopDownDataset(
-        ann, image_dir, train=False, spec=SPEC, conf_floor=0.2, part_weights={"foot": 0.5}
+        ann, image_dir, train=False, spec=SPEC, conf_floor=0.2, pseudo_part_weights={"foot": 0.5}
     )[0]
     assert s["target_weight"][0] == 0
     assert s["target_weight"][5] == pytest.approx(0.7)

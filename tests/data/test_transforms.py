@@ -9,21 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tinydata import person
 
-from fullbody.data.transforms import (
-    LOWER_HALF,
-    UPPER_HALF,
+from fullbody.data.transforms import LOWER_HALF, UPPER_HALF, half_body_box, inside, truncated_normal
+from fullbody.geometry import (
     affine_matrix,
     box_to_center_scale,
     compose_affine,
     flip_index_points,
     flip_keypoints,
-    half_body_box,
-    inside,
     invert_affine,
     person_affines,
     reduced_to_full,
     transform_points,
-    truncated_normal,
     warp,
 )
 from fullbody.keypoints import FLIP_INDEX, NAME_TO_INDEX, NUM_KEYPOINTS

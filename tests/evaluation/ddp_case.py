@@ -23,13 +23,11 @@ from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.callback import WholeBodyEvaluator
-from fullbody.evaluation.results import Predictions
+from fullbody.results import Predictions
 
-if __package__:  # imported by the tests
-    from ._builders import random_case
-else:  # run as a script (every DDP rank)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _builders import random_case
+if not __package__:  # run as a script (every DDP rank): the tests' builders are importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers.poses import random_case
 
 
 class DummyModule(pl.LightningModule):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, ground_truth, pose, predictions
 
 from fullbody.evaluation.breakdown import (
     format_breakdown,
@@ -15,8 +16,6 @@ from fullbody.evaluation.breakdown import (
 from fullbody.evaluation.wholebody import evaluate, evaluate_part
 from fullbody.keypoints import PART_SLICES
 
-from ._builders import as_prediction, gt_set, pose, predictions
-
 LH = PART_SLICES["lefthand"]
 
 
@@ -25,7 +24,7 @@ def _scene():
     people = [pose(0, 0, 40), pose(200, 0, 80), pose(400, 0, 120), pose(700, 0, 300)]
     people[1][LH.start : LH.start + 8, 2] = 0  # 8/21 unlabelled
     people[3][LH.start : LH.start + 18, 2] = 0  # 18/21 unlabelled
-    gt = gt_set([(1, p) for p in people])
+    gt = ground_truth([(1, p) for p in people])
     rows = [
         (1, as_prediction(p, shift=s), 0.9 - 0.1 * i)
         for i, (p, s) in enumerate(zip(people, [0, 1, 2, 0.5]))
@@ -71,7 +70,7 @@ def test_perfect_predictions_score_one_in_every_bucket():
 def test_unmatched_detections_count_where_they_overlap():
     hand_a, hand_b = pose(0, 0, 100), pose(400, 0, 100)
     hand_b[LH.start : LH.start + 12, 2] = 0  # occluded hand
-    gt = gt_set([(1, hand_a), (1, hand_b)])
+    gt = ground_truth([(1, hand_a), (1, hand_b)])
     rows = [
         (1, as_prediction(hand_a), 0.5),
         (
@@ -91,10 +90,10 @@ def test_unmatched_detections_count_where_they_overlap():
 def test_occlusion_counts_invisible_points_only_where_labels_use_v2():
     a, b = pose(0, 0, v=1.0), pose(200, 0, v=1.0)  # every labelled point v = 1 (like faces)
     b[LH.start : LH.start + 7, 2] = 0
-    gt = gt_set([(1, a), (1, b)])
+    gt = ground_truth([(1, a), (1, b)])
     assert occlusion_fraction(gt, "lefthand").tolist() == pytest.approx([0, 1 / 3])
     a[LH.start, 2] = 2  # the set now distinguishes visible (2) from occluded (1)
-    gt = gt_set([(1, a), (1, b)])
+    gt = ground_truth([(1, a), (1, b)])
     assert occlusion_fraction(gt, "lefthand").tolist() == pytest.approx([20 / 21, 1.0])
 
 
@@ -115,7 +114,7 @@ def test_part_side_buckets_by_the_longer_side_of_the_labelled_extent():
     square[LH, :2] = np.array([300.0, 0.0]) + np.random.default_rng(0).uniform(0, 20, (21, 2))
     square[LH.start, :2], square[LH.start + 1, :2] = (300, 0), (320, 20)  # 20 x 20 px
     square[LH.start + 2 :, 2] = 0  # only the two corners labelled
-    gt = gt_set([(1, thin), (1, square)])
+    gt = ground_truth([(1, thin), (1, square)])
     np.testing.assert_allclose(part_box_side(gt.keypoints, "lefthand"), [40, 20])
     preds = predictions([(1, as_prediction(k), 0.5) for k in (thin, square)])
     edges = (0, 16, 32, np.inf)

@@ -13,13 +13,14 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from helpers.configs import compose_config
+from helpers.poses import random_case
 
 from fullbody.evaluation.callback import WholeBodyEvaluator, gather_predictions
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.wholebody import STATS, evaluate
 from fullbody.keypoints import EVAL_PARTS
 
-from ._builders import random_case
 from .ddp_case import DummyData, DummyModule, as_float32_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ def test_bad_outputs_and_missing_ground_truth(case, tmp_path):
     with pytest.raises(KeyError, match=r"lacks \['person_id', 'bbox'\]"):
         preds = {"image_id": 1, "keypoints": 0, "score": 0}
         callback.on_validation_batch_end(live, None, {"preds": preds}, None, 0)
-    with pytest.raises(ValueError, match="nms must be"):
+    with pytest.raises(ValueError, match="unknown pose NMS method"):
         WholeBodyEvaluator(nms="soft")
 
     gt, preds = case
@@ -143,7 +144,6 @@ def test_two_ddp_processes_give_what_one_gives(case, tmp_path):
 
 
 def test_callback_config_instantiates(tmp_path):
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     overrides = [
@@ -152,8 +152,7 @@ def test_callback_config_instantiates(tmp_path):
         "ann_file=a",
         "results_file=b",
     ]
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("eval", overrides=[*overrides, f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("eval", overrides, output_dir=tmp_path)
     callback = instantiate(cfg.callbacks.evaluation)
     assert isinstance(callback, WholeBodyEvaluator)
     assert callback.metrics_dir == tmp_path and callback.parts == EVAL_PARTS

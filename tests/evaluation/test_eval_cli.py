@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.poses import random_case
 
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.wholebody import evaluate
-
-from ._builders import random_case
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +37,7 @@ def test_cli_prints_table_and_writes_metrics(files, tmp_path):
     out = tmp_path / "m.json"
     done = _eval(
         tmp_path, f"ann_file={tmp / 'gt.json'}", f"results_file={tmp / 'results.json'}",
-        f"metrics_file={out}", "nms=oks", "breakdown=true",
+        f"metrics_file={out}", "evaluation.nms=oks", "evaluation.breakdowns=true",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text()) == evaluate(gt, nms_per_image(preds, "oks"))
@@ -74,10 +73,10 @@ def test_cli_reports_bad_files(files, tmp_path):
 @pytest.mark.parametrize(
     ("option", "named"),
     [
-        ("parts=[body,hands]", "parts="),
-        ("sigmas=coco", "sigmas=coco"),
-        ("nms=greedy", "nms=greedy"),
-        ("oks_threshold=-0.5", "oks_threshold=-0.5"),
+        ("evaluation.parts=[body,hands]", "evaluation.parts="),
+        ("evaluation.sigmas=coco", "evaluation.sigmas=coco"),
+        ("evaluation.nms=greedy", "evaluation.nms=greedy"),
+        ("evaluation.oks_threshold=-0.5", "evaluation.oks_threshold=-0.5"),
         ("metrics_file=/proc/no/such/m.json", "metrics_file="),
         # mixed modes: the files were silently ignored and the checkpoint scored on other data
         ("ckpt_path=/runs/last.ckpt", "ckpt_path=/runs/last.ckpt and ann_file="),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, pose
 
 from fullbody.evaluation.nms import (
     BODY_PARAMS,
@@ -16,9 +17,7 @@ from fullbody.evaluation.nms import (
     pose_boxes,
     pose_similarity,
 )
-from fullbody.evaluation.results import Predictions
-
-from ._builders import as_prediction, pose
+from fullbody.results import Predictions
 
 T1 = np.tanh(1.0) ** 2
 
@@ -179,5 +178,5 @@ def test_nms_per_image():
     merged = nms_per_image(p, "parametric")
     assert merged.image_ids.tolist() == [1, 1, 2] and merged.part_scores == {}
     assert merged.scores[0] > 2.0 and merged.bboxes.shape == (3, 4)
-    with pytest.raises(ValueError, match="unknown NMS method"):
+    with pytest.raises(ValueError, match="unknown pose NMS method"):
         nms_per_image(p, "soft")

@@ -8,12 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, pose
 
-from fullbody.evaluation.results import Predictions, from_arrays
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import PART_FIELDS, PART_SLICES
-
-from ._builders import as_prediction, pose
+from fullbody.results import Predictions, from_arrays
 
 IMAGES = {1, 2}
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers.poses import random_case
 
 from fullbody.evaluation.nms import nms_per_image
 from fullbody.evaluation.run import run_evaluation
 from fullbody.evaluation.wholebody import evaluate
 from fullbody.utils.cli import OutputError
-
-from ._builders import random_case
 
 
 def test_writes_metrics_with_notes_and_breakdowns(tmp_path) -> None:

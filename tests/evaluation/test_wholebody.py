@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.poses import as_prediction, ground_truth, pose, predictions, random_case
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import SimulationConfig, fingerprint, synthetic_case
 from fullbody.evaluation.wholebody import (
     STATS,
@@ -22,8 +22,7 @@ from fullbody.evaluation.wholebody import (
 )
 from fullbody.jsonio import AnnotationError
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
-
-from ._builders import as_prediction, gt_set, pose, predictions, random_case
+from fullbody.results import Predictions
 
 GOLDEN = Path(__file__).parent / "golden"
 TOL = 1e-9
@@ -148,7 +147,7 @@ def test_random_scenes_match_pycocotools(seed):
 # ------------------------------------------------------------------ crafted rules
 def _two_images():
     a, b, c = pose(100, 100, 150), pose(400, 100, 120), pose(100, 500, 60)
-    return gt_set([(1, a), (1, b), (2, c)], images=[1, 2, 3]), [a, b, c]
+    return ground_truth([(1, a), (1, b), (2, c)], images=[1, 2, 3]), [a, b, c]
 
 
 def test_perfect_predictions_score_one():
@@ -175,7 +174,7 @@ def test_part_without_confidence_is_dropped_for_that_part_only():
 
 def test_part_scores_rank_their_part_and_fall_back_to_score():
     a = pose(100, 100, 150)
-    gt = gt_set([(1, a)])
+    gt = ground_truth([(1, a)])
     rows = [(1, as_prediction(a), 0.4), (1, as_prediction(pose(900, 900, 150)), 0.9)]
     no_part = evaluate(gt, predictions(rows))
     # the false positive ranks first: precision 1/2 at full recall
@@ -193,7 +192,7 @@ def test_crowd_and_unlabelled_ground_truths_are_ignored_not_missed():
     b_no_hand = b.copy()
     b_no_hand[PART_SLICES["lefthand"], 2] = 0
     crowd = pose(900, 100, 150)
-    gt = gt_set([(1, a), (1, b_no_hand), (1, crowd)], iscrowd=[False, False, True])
+    gt = ground_truth([(1, a), (1, b_no_hand), (1, crowd)], iscrowd=[False, False, True])
     rows = [
         (1, as_prediction(a), 0.9),
         (1, as_prediction(b), 0.8),  # its left hand matches an ignored (unlabelled) hand
@@ -213,7 +212,7 @@ def test_a_crowd_region_absorbs_any_number_of_detections():
     """A crowd ground truth stays matchable after a match (pycocotools): every detection on it
     is ignored, none becomes a false positive."""
     a, crowd = pose(100, 100, 150), pose(900, 100, 150)
-    gt = gt_set([(1, a), (1, crowd)], iscrowd=[False, True])
+    gt = ground_truth([(1, a), (1, crowd)], iscrowd=[False, True])
     on_crowd = [(1, as_prediction(crowd), score) for score in (0.97, 0.96, 0.95)]
     preds = predictions([*on_crowd, (1, as_prediction(a), 0.5)])
     m = evaluate(gt, preds)
@@ -229,7 +228,7 @@ def test_equal_oks_goes_to_the_later_ground_truth():
     second detection, 1 px off, only reaches OKS >= 0.5 against the first ground truth (whose
     area is large), so AP is 1 with the later-wins rule and lower with earlier-wins."""
     p = pose(100, 100, 150)
-    gt = gt_set([(1, p), (1, p.copy())], areas=[1e6, 10.0])
+    gt = ground_truth([(1, p), (1, p.copy())], areas=[1e6, 10.0])
     preds = predictions([(1, as_prediction(p), 0.9), (1, as_prediction(p, shift=1.0), 0.8)])
     m = evaluate(gt, preds)
     for part in EVAL_PARTS:
@@ -240,7 +239,7 @@ def test_equal_oks_goes_to_the_later_ground_truth():
 
 def test_at_most_20_detections_per_image():
     a = pose(100, 100, 150)
-    gt = gt_set([(1, a)])
+    gt = ground_truth([(1, a)])
     fps = [(1, as_prediction(pose(1000 + 20 * i, 1000, 100)), 0.9) for i in range(20)]
     m = evaluate(gt, predictions([*fps, (1, as_prediction(a), 0.5)]))
     assert m["body/AR"] == 0.0  # the true positive is the 21st
@@ -251,14 +250,14 @@ def test_at_most_20_detections_per_image():
 def test_ties_keep_file_order_within_and_image_order_across_images():
     a = pose(100, 100, 150)
     fp = as_prediction(pose(900, 900, 150))
-    gt = gt_set([(1, a)], images=[1, 2, 3])
+    gt = ground_truth([(1, a)], images=[1, 2, 3])
     tp_first = evaluate(gt, predictions([(1, as_prediction(a), 0.5), (1, fp, 0.5)]))
     fp_first = evaluate(gt, predictions([(1, fp, 0.5), (1, as_prediction(a), 0.5)]))
     assert tp_first["body/AP"] == pytest.approx(1.0)
     assert fp_first["body/AP"] == pytest.approx(0.5, abs=0.01)
     # across images, image-id order decides, whatever the file order
     before = evaluate(gt, predictions([(1, as_prediction(a), 0.5), (2, fp, 0.5)]))
-    gt0 = gt_set([(2, a)], images=[1, 2])
+    gt0 = ground_truth([(2, a)], images=[1, 2])
     after = evaluate(gt0, predictions([(2, as_prediction(a), 0.5), (1, fp, 0.5)]))
     assert before["body/AP"] == pytest.approx(1.0)
     assert after["body/AP"] == pytest.approx(0.5, abs=0.01)
@@ -266,7 +265,7 @@ def test_ties_keep_file_order_within_and_image_order_across_images():
 
 def test_detection_area_is_the_body_extent():
     a = pose(100, 100, 150)  # large person
-    gt = gt_set([(1, a)], areas=[150.0**2])
+    gt = ground_truth([(1, a)], areas=[150.0**2])
     tiny_body = as_prediction(pose(900, 900, 150))
     tiny_body[:17, :2] = [900, 900]  # all 17 body points on one spot: area 0
     tiny_body[:17, 0] += np.arange(17) * 0.1
@@ -278,14 +277,14 @@ def test_detection_area_is_the_body_extent():
 
 def test_area_ranges_follow_the_ground_truth_area():
     a = pose(100, 100, 150)
-    gt = gt_set([(1, a)], areas=[50.0**2])  # labelled as medium, whatever its extent
+    gt = ground_truth([(1, a)], areas=[50.0**2])  # labelled as medium, whatever its extent
     m = evaluate(gt, predictions([(1, as_prediction(a), 0.9)]))
     assert m["body/APM"] == pytest.approx(1.0) and m["body/APL"] == -1.0
     assert m["body/ARL"] == -1.0
 
 
 def test_no_ground_truth_gives_minus_one():
-    gt = gt_set([], images=[1])
+    gt = ground_truth([], images=[1])
     m = evaluate(gt, predictions([(1, as_prediction(pose(0, 0)), 0.9)]))
     assert set(m.values()) == {-1.0}
 
@@ -298,7 +297,7 @@ def test_no_predictions_give_zero():
 
 def test_oks_falls_with_error_and_halpe_sigmas_differ():
     a = pose(100, 100, 150)
-    gt = gt_set([(1, a)])
+    gt = ground_truth([(1, a)])
     near = evaluate(gt, predictions([(1, as_prediction(a, shift=1.0), 0.9)]))
     far = evaluate(gt, predictions([(1, as_prediction(a, shift=4.0), 0.9)]))
     assert far["face/AP"] < near["face/AP"] <= 1.0

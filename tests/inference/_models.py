@@ -1,25 +1,17 @@
-"""Models the inference tests build themselves: a tiny PoseModule, fake networks and a fake
-YOLO-style detector exported to ONNX (nothing is downloaded)."""
+"""Models the inference tests build themselves: fake networks and a fake YOLO-style detector
+exported to ONNX (nothing is downloaded; the tiny PoseModule is :mod:`helpers.checkpoints`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
+from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE
 from torch import Tensor, nn
 
-from fullbody.codecs import HeatmapCodec, SimCCCodec, TopDownSpec
+from fullbody.codecs import HeatmapCodec, SimCCCodec
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.models.module import PoseModule
-
-#: Small crops keep the tests fast; heatmaps are a quarter of them, as the heads produce.
-INPUT_SIZE = (96, 64)
-HEATMAP_SIZE = (24, 16)
-#: The spec of these models (the standard values at INPUT_SIZE), heatmaps and SimCC.
-SPEC = TopDownSpec.standard(INPUT_SIZE, "heatmap")
-SIMCC_SPEC = TopDownSpec.standard(INPUT_SIZE, "simcc")
 
 
 def strip_metadata(path: Path) -> Path:
@@ -29,39 +21,6 @@ def strip_metadata(path: Path) -> Path:
     model = onnx.load(str(path))
     del model.metadata_props[:]
     onnx.save(model, str(path))
-    return path
-
-
-def tiny_module(**kwargs) -> PoseModule:
-    """A real PoseModule with timm's smallest ResNet and a narrow deconv head, its head
-    re-drawn so that heatmaps are of order 1 (the head's small initialisation gives ~1e-9,
-    which would make any parity check pass)."""
-    torch.manual_seed(0)
-    args = dict(
-        backbone="test_resnet",
-        head="deconv",
-        head_channels=32,
-        spec=TopDownSpec.standard(INPUT_SIZE),
-        lr=1e-3,
-        channels_last=False,
-    )
-    module = PoseModule(**{**args, **kwargs})
-    for m in module.net.head.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.kaiming_normal_(m.weight)
-    return module
-
-
-def save_checkpoint(module: PoseModule, path: Path) -> Path:
-    """What Lightning's checkpoint holds for loading: weights, hyper-parameters, version."""
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": L.__version__,
-        },
-        path,
-    )
     return path
 
 

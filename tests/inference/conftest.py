@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.checkpoints import save_checkpoint, tiny_module
 
 from fullbody.models.module import PoseModule
 
-from ._models import export_box_finder, save_checkpoint, tiny_module
+from ._models import export_box_finder
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE, SPEC, tiny_module
 
 from fullbody.codecs.spec import TopDownSpec
 from fullbody.inference.export import export_onnx, onnx_parity, random_crops
@@ -19,7 +20,7 @@ from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 
-from ._models import HEATMAP_SIZE, INPUT_SIZE, SPEC, strip_metadata, tiny_module
+from ._models import strip_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,7 +155,8 @@ def test_a_heatmap_file_without_metadata_takes_its_heatmap_size_from_the_output(
     """A heatmap file written by other tools (no metadata): the input size from its input and
     the heatmap size from its output (stride 2: the fpn head on the stem), so it decodes as the
     checkpoint it came from."""
-    from ._models import save_checkpoint
+    from helpers.checkpoints import save_checkpoint
+
     from .test_predictor import dot_image
 
     hm = (INPUT_SIZE[0] // stride, INPUT_SIZE[1] // stride)

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.checkpoints import HEATMAP_SIZE, INPUT_SIZE, SPEC
 from torch import nn
 
 from fullbody.codecs.spec import TopDownSpec
-from fullbody.data.transforms import affine_matrix, box_to_center_scale, invert_affine, warp
+from fullbody.geometry import affine_matrix, box_to_center_scale, invert_affine, warp
 from fullbody.images import ImageNormalizer, ImageReadError, read_image
 from fullbody.inference.predictor import (
     OnnxHeatmapModel,
@@ -26,7 +27,7 @@ from fullbody.inference.predictor import (
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
 
-from ._models import HEATMAP_SIZE, INPUT_SIZE, SPEC, DotNet
+from ._models import DotNet
 
 
 def dot_predictor(**kwargs) -> PosePredictor:
@@ -110,7 +111,7 @@ def test_nms_removes_or_merges_duplicate_people():
     assert len(none) == 3 and none.box_index.tolist() == [0, 1, 2]
     assert sorted(oks.box_index.tolist()) == [0, 2]
     assert len(para) == 2 and sorted(para.box_index.tolist()) == [0, 2]
-    with pytest.raises(ValueError, match="unknown nms"):
+    with pytest.raises(ValueError, match="unknown pose NMS method"):
         dot_predictor(nms="soft")
 
 

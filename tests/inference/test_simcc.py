@@ -9,13 +9,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from helpers.checkpoints import INPUT_SIZE, SIMCC_SPEC, save_checkpoint, tiny_module
 from torch import nn
 
 from fullbody.inference.export import export_onnx, onnx_parity, random_crops
 from fullbody.inference.predictor import PosePredictor, TorchHeatmapModel
 from fullbody.keypoints import NUM_KEYPOINTS
 
-from ._models import INPUT_SIZE, SIMCC_SPEC, DotNet, save_checkpoint, strip_metadata, tiny_module
+from ._models import DotNet, strip_metadata
 from .test_predictor import dot_image
 
 DOTS = [(60, 50), (200, 150), (250, 40)]

@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import timm
 import torch
+from helpers.checkpoints import trainer_checkpoint
 from torch import nn
 
 from fullbody.codecs.spec import TopDownSpec
@@ -27,14 +28,6 @@ SMALL = {
 }
 
 
-def _save(module: L.LightningModule, path: Path) -> Path:
-    """A checkpoint as the Lightning Trainer writes it (what train.py saves)."""
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return path
-
-
 def _scrambled(module: nn.Module) -> nn.Module:
     """Weights unlike any initialisation, so that a load that fell back to one would show."""
     with torch.no_grad():
@@ -48,13 +41,13 @@ def test_checkpoint_loads_without_the_files_it_was_trained_from(tmp_path: Path) 
     checkpoints: once all three files are gone, its checkpoint still loads, with its weights."""
     backbone = tmp_path / "backbone.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), backbone)
-    teacher = _save(PoseModule(**SMALL), tmp_path / "teacher.ckpt")
-    sppe = _save(PoseModule(**SMALL), tmp_path / "sppe.ckpt")
+    teacher = trainer_checkpoint(PoseModule(**SMALL), tmp_path / "teacher.ckpt")
+    sppe = trainer_checkpoint(PoseModule(**SMALL), tmp_path / "sppe.ckpt")
     student = PoseModule(**SMALL, pretrained=str(backbone), teacher_ckpt=str(teacher),
                          kd_weight=0.5, stn=True, parallel_sppe=True,
                          parallel_sppe_ckpt=str(sppe))  # fmt: skip
     assert student._teacher is not None and student.parallel_sppe.reference is not None
-    ckpt = _save(_scrambled(student), tmp_path / "student.ckpt")
+    ckpt = trainer_checkpoint(_scrambled(student), tmp_path / "student.ckpt")
     for used in (backbone, teacher, sppe):
         used.unlink()
 
@@ -74,7 +67,7 @@ def test_the_kd_teacher_and_parallel_sppe_use_the_same_loader(tmp_path: Path) ->
     backbone = tmp_path / "backbone.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), backbone)
     source = _scrambled(PoseModule(**SMALL, pretrained=str(backbone)))
-    teacher = _save(source, tmp_path / "teacher.ckpt")
+    teacher = trainer_checkpoint(source, tmp_path / "teacher.ckpt")
     backbone.unlink()
     student = PoseModule(**SMALL, teacher_ckpt=str(teacher), kd_weight=1.0)
     frozen = student._teacher.state_dict()
@@ -111,11 +104,11 @@ def test_files_that_are_not_checkpoints_of_train_py_are_named(tmp_path: Path) ->
             path.write_bytes(content)
         elif content is not None:
             torch.save(content, path)
-    _save(_OtherModule(), tmp_path / "other.ckpt")
-    whole = _save(module, tmp_path / "whole.ckpt").read_bytes()
+    trainer_checkpoint(_OtherModule(), tmp_path / "other.ckpt")
+    whole = trainer_checkpoint(module, tmp_path / "whole.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])  # an interrupted copy
     # Hyper-parameters of one network, weights of another (e.g. an edited checkpoint).
-    arch = torch.load(_save(module, tmp_path / "arch.ckpt"), weights_only=True)
+    arch = torch.load(trainer_checkpoint(module, tmp_path / "arch.ckpt"), weights_only=True)
     arch["hyper_parameters"]["head_channels"] = 32
     torch.save(arch, tmp_path / "arch.ckpt")
     for name, (_, what) in cases.items():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fullbody.codecs import is_channels_last
+from fullbody.errors import ConfigError
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.models.loss import DistillationLoss, SimCCLoss, part_weight_vector
 
@@ -65,7 +66,7 @@ def test_part_weights_and_per_part_values() -> None:
 
 
 def test_part_weight_errors() -> None:
-    with pytest.raises(KeyError, match="unknown part 'hands'"):
+    with pytest.raises(ConfigError, match="model.part_weights: unknown part 'hands'"):
         part_weight_vector({"hands": 1.0})
     with pytest.raises(ValueError, match=">= 0"):
         part_weight_vector({"face": -1.0})

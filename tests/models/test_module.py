@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers.checkpoints import trainer_checkpoint
 from torch import nn
 
 from fullbody.codecs import person_score
@@ -153,12 +154,7 @@ def test_sizes_are_checked() -> None:
 
 
 def test_teacher_checkpoint_gives_kd_term(tmp_path) -> None:
-    import lightning as L
-
-    teacher = _module()
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(teacher)
-    trainer.save_checkpoint(tmp_path / "teacher.ckpt")
+    trainer_checkpoint(_module(), tmp_path / "teacher.ckpt")
     student = _module(teacher_ckpt=str(tmp_path / "teacher.ckpt"), kd_weight=0.5)
     assert student._teacher is not None and not student._teacher.training
     assert not any(k.startswith("_teacher") for k in student.state_dict())
@@ -208,11 +204,7 @@ def test_simcc_module_decodes_to_image_pixels_and_is_flip_symmetric() -> None:
 
 
 def test_simcc_teacher_gives_kd_term_and_heads_must_match(tmp_path) -> None:
-    import lightning as L
-
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(_module(head="simcc"))
-    trainer.save_checkpoint(tmp_path / "simcc.ckpt")
+    trainer_checkpoint(_module(head="simcc"), tmp_path / "simcc.ckpt")
     student = _module(head="simcc", teacher_ckpt=str(tmp_path / "simcc.ckpt"), kd_weight=0.5)
     batch = _batch()
     out = student._loss(batch, student(batch["image"]), batch["image"])

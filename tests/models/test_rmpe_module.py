@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers.configs import compose_config, run_config
 
 from fullbody.codecs.spec import TopDownSpec
 from fullbody.keypoints import NUM_KEYPOINTS
@@ -118,32 +117,13 @@ def test_parallel_sppe_reference_from_a_checkpoint_stays_frozen(tmp_path):
 @pytest.mark.slow
 def test_both_options_run_in_a_fast_dev_run_of_the_ablation(tmp_path):
     """The ablation experiment with the SSTN and the parallel SPPE, on tiny synthetic data."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
 
     from fullbody.jobs.train import train
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "+experiment=rmpe_ablation",
-                "model.stn=true",
-                "debug=fast_dev_run",
-                "data.train_images=3",
-                "data.val_images=2",
-                "data.batch_size=4",
-                "data.num_workers=0",
-                "model.head_channels=32",
-                f"paths.output_dir={tmp_path / 'run'}",
-                f"paths.data_dir={tmp_path / 'data'}",
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
+    overrides = ["+experiment=rmpe_ablation", "model.stn=true", "debug=fast_dev_run",
+                 "data.train_images=3", "data.val_images=2", "data.batch_size=4",
+                 "data.num_workers=0", "model.head_channels=32"]  # fmt: skip
+    cfg = run_config("train", overrides, output_dir=tmp_path / "run", data_dir=tmp_path / "data")
     assert cfg.model.stn and cfg.model.parallel_sppe
     metrics = train(cfg)
     assert "test/wholebody/AP" in metrics
@@ -156,17 +136,9 @@ def test_ablation_sweeps_baseline_against_rmpe(tmp_path):
     """``model.stn=false,true`` compares the plain network with SSTN + parallel SPPE."""
     from hydra.utils import instantiate
 
-    GlobalHydra.instance().clear()
     for stn in (False, True):
-        with initialize_config_dir(str(CONF), version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=[
-                    "+experiment=rmpe_ablation",
-                    f"model.stn={str(stn).lower()}",
-                    f"paths.output_dir={tmp_path}",
-                ],
-            )
+        overrides = ["+experiment=rmpe_ablation", f"model.stn={str(stn).lower()}"]
+        cfg = compose_config("train", overrides, output_dir=tmp_path)
         assert cfg.model.parallel_sppe is stn
         assert cfg.data._target_.endswith("SimulatedDetectorDataModule")
         assert cfg.data.train.jitter.scale == cfg.data.det_jitter.scale > 1

@@ -1,18 +1,16 @@
 """The project's own checkpoint as a teacher (round-2 self-distillation), on a tiny model the
 test builds and saves itself."""
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers.checkpoints import save_checkpoint, tiny_module
 from pseudo_data import skeleton
-from torch import nn
 
 from fullbody.codecs.spec import TopDownSpec
-from fullbody.data.transforms import box_to_center_scale
+from fullbody.geometry import box_to_center_scale
 from fullbody.inference.predictor import PosePredictor
 from fullbody.keypoints import PART_SLICES
-from fullbody.models.module import PoseModule
 from fullbody.pseudo.proposals import propose
 from fullbody.pseudo.runner import PseudoLabeller
 from fullbody.pseudo.teachers.base import People, TeacherError
@@ -23,16 +21,8 @@ INPUT = (96, 64)
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    module = PoseModule(backbone="test_resnet", head="deconv", spec=TopDownSpec.standard(INPUT),
-                        lr=1e-3, head_channels=32, channels_last=False)  # fmt: skip
-    for m in module.net.head.modules():  # heatmaps of order 1, not the head's ~1e-9
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.kaiming_normal_(m.weight)
-    path = tmp_path_factory.mktemp("ckpt") / "student.ckpt"
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-                "pytorch-lightning_version": L.__version__}, path)  # fmt: skip
-    return path
+    module = tiny_module(spec=TopDownSpec.standard(INPUT))
+    return save_checkpoint(module, tmp_path_factory.mktemp("ckpt") / "student.ckpt")
 
 
 def test_checkpoint_teacher_matches_the_predictor_and_maps_into_each_box(ckpt):

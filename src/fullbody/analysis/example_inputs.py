@@ -22,11 +22,11 @@ import numpy as np
 
 from fullbody.analysis.teacher import align_by_ann_id
 from fullbody.annotations import WholeBodySet
-from fullbody.data.synthetic import ANNOTATIONS, IMAGES_DIR, PSEUDO_ANNOTATIONS, generate
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import SimulationConfig, simulate_predictions
 from fullbody.inference.predictor import load_predictor
 from fullbody.keypoints import PART_SLICES
+from fullbody.results import Predictions
+from fullbody.synthetic import ANNOTATIONS, IMAGES_DIR, PSEUDO_ANNOTATIONS, generate
 
 #: Scenes of the real-student analysis: a seed no default run trains or validates on.
 RUN_SEED = 1000

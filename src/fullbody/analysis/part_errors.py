@@ -31,9 +31,9 @@ from fullbody.evaluation.breakdown import (
     part_box_side,
     size_breakdown,
 )
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import IOU_THRESHOLDS, MAX_DETS, match, prepare_part
 from fullbody.keypoints import KEYPOINT_NAMES, PART_SLICES, part_sigmas
+from fullbody.results import Predictions
 
 #: Parts the analysis accepts: the five parts and "hands" (left and right together).
 ANALYSIS_PARTS = ("lefthand", "righthand", "hands", "face", "foot", "body")

@@ -31,8 +31,8 @@ from fullbody.analysis.part_errors import (
 from fullbody.analysis.teacher import CATEGORIES, TeacherComparison, compare_teacher
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import OCCLUSION_EDGES, Breakdown
-from fullbody.evaluation.results import Predictions
 from fullbody.images import image_folder
+from fullbody.results import Predictions
 
 
 @dataclass

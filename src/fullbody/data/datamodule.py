@@ -31,7 +31,7 @@ from fullbody.errors import InputNotFoundError, UserError
 TRAIN_KEYS = frozenset(
     {
         "jitter", "flip_prob", "half_body_prob", "half_body_padding", "scale_factor",
-        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "part_weights",
+        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "pseudo_part_weights",
         "min_keypoints",
     }
 )  # fmt: skip
@@ -50,7 +50,7 @@ class WholeBodyDataModule(L.LightningDataModule):
             one image in a row, sharing a decode; 1 = plain shuffling) and augmentation/weight
             settings of :class:`TopDownDataset` (``jitter``, ``flip_prob``, ``half_body_prob``,
             ``scale_factor``, ``rotation_factor``, ``rotation_prob``, ``photometric``,
-            ``conf_floor``, ``part_weights``, ...).
+            ``conf_floor``, ``pseudo_part_weights``, ...).
         val: ``ann_file``, ``image_dir`` and optionally ``det_file`` (COCO person results) with
             ``det_score_threshold``; without ``det_file`` the labels' boxes are used.
         test: like ``val``; ``None`` means the validation set.
@@ -222,10 +222,10 @@ class SyntheticDataModule(WholeBodyDataModule):
     """:class:`WholeBodyDataModule` over generated scenes, made on first use.
 
     ``prepare_data`` (rank 0 only) generates a training set and a separate validation set
-    (other seed, other folder) under ``root`` with :func:`fullbody.data.synthetic.generate`;
+    (other seed, other folder) under ``root`` with :func:`fullbody.synthetic.generate`;
     a second run finds them and returns at once. ``train_labels``: ``exact`` trains on the
     generator's exact labels, ``pseudo`` on its simulated pseudo-labels (with confidences).
-    ``generator``: fields of :class:`fullbody.data.synthetic.SceneConfig` (image size, people
+    ``generator``: fields of :class:`fullbody.synthetic.SceneConfig` (image size, people
     per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
     """
 
@@ -281,7 +281,7 @@ class SyntheticDataModule(WholeBodyDataModule):
 
     def prepare_data(self) -> None:
         """Generate the training and validation scenes unless they are there already."""
-        from fullbody.data.synthetic import SceneConfig, generate
+        from fullbody.synthetic import SceneConfig, generate
 
         try:
             config = SceneConfig(**self.generator)

@@ -27,23 +27,21 @@ from torch.utils.data import Dataset
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.spec import TopDownSpec
 from fullbody.data.detections import PersonDetections
-from fullbody.data.transforms import (
+from fullbody.data.transforms import half_body_box, inside, truncated_normal
+from fullbody.geometry import (
     affine_matrix,
     box_to_center_scale,
     compose_affine,
     flip_index_points,
-    half_body_box,
-    inside,
     invert_affine,
     person_affines,
     reduced_to_full,
     transform_points,
-    truncated_normal,
     warp,
 )
 from fullbody.images import ImageNormalizer, image_folder, read_image
 from fullbody.jsonio import AnnotationError
-from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+from fullbody.keypoints import NUM_KEYPOINTS, part_factors
 
 # albumentations checks PyPI for a newer version when imported; a training run makes no such
 # network calls (set NO_ALBUMENTATIONS_UPDATE=0 to have it back).
@@ -71,12 +69,12 @@ def keypoint_weights(
     *,
     pseudo: bool,
     conf_floor: float = 0.0,
-    part_weights: Mapping[str, float] | None = None,
+    pseudo_part_weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """Per-keypoint loss weights (..., 133) float32.
 
     Unlabelled points (v == 0) weigh 0. Human labels weigh 1. Pseudo-labels weigh the teacher's
-    confidence, 0 below ``conf_floor``, times their part's factor in ``part_weights`` (keys from
+    confidence, 0 below ``conf_floor``, times their part's factor in ``pseudo_part_weights`` (keys from
     :data:`fullbody.keypoints.PART_SLICES`; missing parts weigh 1).
     """
     labelled = np.asarray(visibility) > 0
@@ -84,15 +82,8 @@ def keypoint_weights(
         return labelled.astype(np.float32)
     conf = np.asarray(conf, dtype=np.float64)
     w = np.where(labelled & (conf >= conf_floor), conf, 0.0)
-    if part_weights:
-        unknown = set(part_weights) - set(PART_SLICES)
-        if unknown:
-            raise ValueError(f"part_weights: unknown part(s) {sorted(unknown)}; "
-                             f"expected {list(PART_SLICES)}")  # fmt: skip
-        factor = np.ones(NUM_KEYPOINTS)
-        for part, f in part_weights.items():
-            factor[PART_SLICES[part]] = float(f)
-        w = w * factor
+    if pseudo_part_weights:
+        w = w * part_factors(pseudo_part_weights, "data.train.pseudo_part_weights")
     return w.astype(np.float32)
 
 
@@ -114,7 +105,7 @@ class TopDownDataset(Dataset):
         rotation_factor, rotation_prob: rotation in degrees, N(0, factor²) clipped to ±2 factor,
             applied with ``rotation_prob``.
         photometric: an albumentations transform applied to the uint8 RGB crop, or ``None``.
-        conf_floor, part_weights: pseudo-label weight rules (:func:`keypoint_weights`).
+        conf_floor, pseudo_part_weights: pseudo-label weight rules (:func:`keypoint_weights`).
         min_keypoints: training people need at least this many points of positive weight.
         reduced_decode: decode large images at 1/2-1/8 size when the crop cannot show more.
         seed: with the epoch and the index, the seed of an item's augmentation.
@@ -143,7 +134,7 @@ class TopDownDataset(Dataset):
         rotation_prob: float = 0.6,
         photometric: Callable[..., Mapping[str, Any]] | None = None,
         conf_floor: float = 0.0,
-        part_weights: Mapping[str, float] | None = None,
+        pseudo_part_weights: Mapping[str, float] | None = None,
         min_keypoints: int = 1,
         reduced_decode: bool = True,
         seed: int = 0,
@@ -167,7 +158,7 @@ class TopDownDataset(Dataset):
             ann.conf,
             pseudo=ann.has_conf,
             conf_floor=conf_floor,
-            part_weights=part_weights,
+            pseudo_part_weights=pseudo_part_weights,
         )
         self.source = ann.path
         self.has_conf = ann.has_conf

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.wholebody import (
     MAX_DETS,
     PartMatch,
@@ -36,6 +35,7 @@ from fullbody.evaluation.wholebody import (
     prepare_part,
 )
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES_WITH_WHOLE
+from fullbody.results import Predictions
 
 #: Default size buckets, sqrt(area) in pixels.
 SIZE_EDGES = (0.0, 32.0, 64.0, 96.0, 128.0, np.inf)

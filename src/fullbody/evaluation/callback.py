@@ -34,12 +34,12 @@ import torch
 import torch.distributed as dist
 
 from fullbody.annotations import WholeBodySet
-from fullbody.errors import ConfigError
-from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.nms import NMSMethod, check_nms_method
 from fullbody.evaluation.run import run_evaluation
 from fullbody.evaluation.wholebody import format_table
 from fullbody.jsonio import write_atomic
 from fullbody.keypoints import EVAL_PARTS, NUM_KEYPOINTS
+from fullbody.results import Predictions
 
 _FIELDS = ("image_id", "person_id", "keypoints", "score", "bbox")
 _GT_ATTR = {"val": "val_annotations", "test": "test_annotations"}
@@ -89,7 +89,7 @@ class WholeBodyEvaluator(pl.Callback):
         self,
         parts: Sequence[str] = EVAL_PARTS,
         sigmas: str = "official",
-        nms: str = "none",
+        nms: NMSMethod = "none",
         oks_threshold: float = 0.9,
         metrics_dir: str | os.PathLike | None = None,
         breakdowns: bool = False,
@@ -97,11 +97,9 @@ class WholeBodyEvaluator(pl.Callback):
         history_file: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
-        if nms not in ("none", "oks", "parametric"):
-            raise ConfigError(f"nms must be 'none', 'oks' or 'parametric', got {nms!r}")
         self.parts = tuple(parts)
         self.sigmas = sigmas
-        self.nms = nms
+        self.nms = check_nms_method(nms)
         self.oks_threshold = oks_threshold
         self.metrics_dir = Path(metrics_dir) if metrics_dir is not None else None
         self.want_breakdowns = breakdowns

@@ -2,7 +2,8 @@
 
 Both work on the poses of one image: ``keypoints`` (N, K, 3) with (x, y, confidence) in image
 pixels. Pairwise quantities are computed for all pairs at once; only the greedy selection is a
-(short) loop. :func:`nms_per_image` applies either to every image of a :class:`Predictions`.
+(short) loop. :func:`pose_nms` is the one per-image dispatcher over the methods (the predictor's and
+:func:`nms_per_image`'s, which applies it to every image of a :class:`Predictions`).
 
 **OKS-NMS** (as in mmpose): take the highest-scoring pose, remove every other whose OKS with it
 exceeds ``threshold`` (OKS over the points both poses are confident about, with the mean of the
@@ -39,8 +40,8 @@ from typing import Literal
 import numpy as np
 
 from fullbody.errors import ConfigError
-from fullbody.evaluation.results import Predictions
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, SIGMAS
+from fullbody.results import Predictions
 
 _EPS = np.spacing(1)
 
@@ -289,8 +290,44 @@ def parametric_pose_nms(
     )
 
 
-# ------------------------------------------------------------------------ on Predictions
+# ------------------------------------------------------------------------ one dispatcher
 NMSMethod = Literal["none", "oks", "parametric"]
+NMS_METHODS: tuple[str, ...] = ("none", "oks", "parametric")
+
+
+def check_nms_method(method: str, option: str = "nms") -> NMSMethod:
+    """``method`` when it names a pose NMS, else a ConfigError naming ``option``."""
+    if method not in NMS_METHODS:
+        raise ConfigError(
+            f"{option}={method}: unknown pose NMS method; expected one of {list(NMS_METHODS)}"
+        )
+    return method  # type: ignore[return-value]
+
+
+def pose_nms(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    box_scores: np.ndarray,
+    method: NMSMethod,
+    *,
+    oks_threshold: float = 0.9,
+    params: PoseNMSParams | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The poses of one image that ``method`` keeps: (rows kept, their keypoints, their scores).
+
+    "none" keeps every pose, best score first; "oks" keeps a subset (areas from ``boxes``,
+    scores unchanged); "parametric" merges poses and re-scores them from ``box_scores``.
+    """
+    method = check_nms_method(method)
+    if method == "parametric":
+        res = parametric_pose_nms(keypoints, boxes, box_scores, params)
+        return res.keep, res.keypoints, res.scores
+    if method == "oks":
+        keep = oks_nms(keypoints, scores, boxes[:, 2] * boxes[:, 3], oks_threshold)
+    else:
+        keep = np.argsort(-scores, kind="stable")
+    return keep, keypoints[keep], scores[keep]
 
 
 def nms_per_image(
@@ -300,41 +337,32 @@ def nms_per_image(
     oks_threshold: float = 0.9,
     params: PoseNMSParams | None = None,
 ) -> Predictions:
-    """Apply pose NMS to the predictions of every image.
+    """Apply :func:`pose_nms` to the predictions of every image.
 
-    "oks" keeps a subset (scores unchanged; areas from ``bboxes`` when present, else from the
-    confident points' extent). "parametric" merges poses and re-scores them (``score`` becomes
-    the parametric score, with the prediction's ``score`` as box score; per-part scores are
-    dropped, so every part is ranked by the new score); boxes default to the points' extent.
+    "oks" keeps a subset in the original order (areas from ``bboxes`` when present, else from
+    the confident points' extent). "parametric" uses the prediction's ``score`` as box score and
+    the parametric score as the new ``score`` (per-part scores are dropped, so every part is
+    ranked by the new score); boxes default to the points' extent. "none" changes nothing.
     """
-    if method == "none":
+    if check_nms_method(method) == "none":
         return preds
-    if method not in ("oks", "parametric"):
-        raise ConfigError(f"unknown NMS method {method!r}; expected 'none', 'oks' or 'parametric'")
     order = np.argsort(preds.image_ids, kind="stable")
     ids, starts = np.unique(preds.image_ids[order], return_index=True)
     groups = np.split(order, starts[1:]) if len(order) else []
     boxes = preds.bboxes if preds.bboxes is not None else pose_boxes(preds.keypoints)
+    kept = [
+        pose_nms(preds.keypoints[rows], preds.scores[rows], boxes[rows], preds.scores[rows],
+                 method, oks_threshold=oks_threshold, params=params)
+        for rows in groups
+    ]  # fmt: skip
     if method == "oks":
-        areas = boxes[:, 2] * boxes[:, 3]
-        keep = [
-            rows[oks_nms(preds.keypoints[rows], preds.scores[rows], areas[rows], oks_threshold)]
-            for rows in groups
-        ]
-        rows = np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
-        return preds.subset(rows)
-    kps, scores, img, bbs = [], [], [], []
-    for image_id, rows in zip(ids, groups):
-        res = parametric_pose_nms(preds.keypoints[rows], boxes[rows], preds.scores[rows], params)
-        kps.append(res.keypoints)
-        scores.append(res.scores)
-        img.append(np.full(len(res.keep), image_id, np.int64))
-        bbs.append(boxes[rows][res.keep])
-    if not kps:
+        keep = [rows[k] for rows, (k, _, _) in zip(groups, kept)]
+        return preds.subset(np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64))
+    if not kept:
         return Predictions(np.zeros(0, np.int64), np.zeros((0, NUM_KEYPOINTS, 3)), np.zeros(0))
     return Predictions(
-        image_ids=np.concatenate(img),
-        keypoints=np.concatenate(kps),
-        scores=np.concatenate(scores),
-        bboxes=np.concatenate(bbs),
+        image_ids=np.concatenate([np.full(len(k), i, np.int64) for i, (k, _, _) in zip(ids, kept)]),
+        keypoints=np.concatenate([kp for _, kp, _ in kept]),
+        scores=np.concatenate([sc for _, _, sc in kept]),
+        bboxes=np.concatenate([boxes[rows][k] for rows, (k, _, _) in zip(groups, kept)]),
     )

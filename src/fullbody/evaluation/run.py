@@ -14,11 +14,11 @@ from typing import Any
 
 from fullbody.annotations import WholeBodySet
 from fullbody.evaluation.breakdown import OCCLUSION_PARTS, occlusion_breakdown, size_breakdown
-from fullbody.evaluation.nms import nms_per_image
-from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.nms import NMSMethod, nms_per_image
 from fullbody.evaluation.wholebody import evaluate
 from fullbody.jsonio import write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.results import Predictions
 from fullbody.utils.cli import OutputError
 
 
@@ -39,7 +39,7 @@ def run_evaluation(
     *,
     parts: Sequence[str] = EVAL_PARTS,
     sigmas: str = "official",
-    nms: str = "none",
+    nms: NMSMethod = "none",
     oks_threshold: float = 0.9,
     breakdowns: bool = False,
     metrics_file: str | os.PathLike | None = None,
@@ -53,7 +53,7 @@ def run_evaluation(
     atomically by :func:`write_evaluation`; ``None`` writes nothing.
     """
     parts = tuple(parts)
-    preds = nms_per_image(preds, nms, oks_threshold=oks_threshold)  # type: ignore[arg-type]
+    preds = nms_per_image(preds, nms, oks_threshold=oks_threshold)
     metrics = evaluate(gt, preds, parts, sigmas)
     extra: dict[str, Any] = {}
     if breakdowns:

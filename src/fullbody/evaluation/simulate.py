@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import SCORE_FIELDS, Predictions
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, SIGMAS
+from fullbody.results import SCORE_FIELDS, Predictions
 
 _PART_OF_POINT = np.concatenate(
     [np.full(s.stop - s.start, i) for i, s in enumerate(PART_SLICES.values())]
@@ -157,7 +157,7 @@ def synthetic_case(
     ``crowd_rate`` of the people become crowd annotations (half of them without any labelled
     point, as COCO's crowds), so that the case exercises every ground-truth rule.
     """
-    from fullbody.data.synthetic import generate_labels
+    from fullbody.synthetic import generate_labels
 
     gt = generate_labels(num_images, seed=gt_seed)
     rng = np.random.default_rng([gt_seed, pred_seed])

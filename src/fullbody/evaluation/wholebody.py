@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.keypoints import EVAL_PARTS, PART_SLICES_WITH_WHOLE, part_sigmas
+from fullbody.results import Predictions
 
 #: The ten summary numbers of COCO keypoint evaluation, in COCO's order.
 STATS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")

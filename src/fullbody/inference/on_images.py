@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.images import read_image
 from fullbody.inference.detectors import PersonDetector
 from fullbody.inference.predictor import PosePredictor
+from fullbody.results import Predictions
 
 
 def predict_annotated_images(

@@ -1,8 +1,8 @@
 """Top-down whole-body prediction: an RGB image and person boxes in, 133-point poses out.
 
 :class:`PosePredictor` crops every box with the training geometry
-(:func:`fullbody.data.transforms.person_affines`: aspect-fixed box, the model's padding, one
-affine warp), normalises
+(:func:`fullbody.geometry.person_affines`: aspect-fixed box, the model's padding, one affine
+warp), normalises
 the crops as the training data is (:class:`fullbody.images.ImageNormalizer`), runs the
 network in batches over people (PyTorch module or ONNX file, CPU or GPU), then, as training's
 evaluation does (:mod:`fullbody.codecs.topdown`), merges the mirrored crops' outputs (flip
@@ -28,7 +28,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,15 +42,13 @@ from fullbody.codecs.topdown import (
     flip_merge,
     person_score,
 )
-from fullbody.data.transforms import invert_affine, person_affines, warp
 from fullbody.errors import ConfigError, InputNotFoundError
-from fullbody.evaluation.nms import PoseNMSParams, oks_nms, parametric_pose_nms
-from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.nms import NMSMethod, PoseNMSParams, check_nms_method, pose_nms
+from fullbody.geometry import invert_affines, person_affines, warp
 from fullbody.images import ImageNormalizer, read_image
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.results import Predictions
 from fullbody.utils.onnx_session import OnnxModelError, onnx_session
-
-NMSMethod = Literal["none", "oks", "parametric"]
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +207,6 @@ class PosePredictor:
         nms_params: PoseNMSParams | None = None,
         min_box_size: float = 1.0,
     ) -> None:
-        if nms not in ("none", "oks", "parametric"):
-            raise ConfigError(f"unknown nms {nms!r}; expected 'none', 'oks' or 'parametric'")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
@@ -218,7 +214,7 @@ class PosePredictor:
         self.codec = spec.codec()
         self.input_size = spec.input_size
         self.batch_size = batch_size
-        self.nms = nms
+        self.nms = check_nms_method(nms)
         self.oks_threshold = oks_threshold
         self.nms_params = nms_params
         self.min_box_size = min_box_size
@@ -265,12 +261,10 @@ class PosePredictor:
         h, w = self.input_size
         to_crop = person_affines(boxes, self.input_size, self.spec.padding)
         crops = np.empty((len(to_crop), 3, h, w), dtype=np.float32)
-        to_image = np.empty((len(to_crop), 2, 3), dtype=np.float64)
         pixels = np.empty((h, w, image.shape[2]), dtype=image.dtype)  # one warp buffer for all
         for i, m in enumerate(to_crop):
             self.normalize(warp(image, m, (h, w), out=pixels), out=crops[i])
-            to_image[i] = invert_affine(m)
-        return crops, to_image
+        return crops, invert_affines(to_crop)
 
     def outputs(self, crops: np.ndarray) -> Outputs:
         """Network outputs of normalised crops, in batches, flip-merged when ``flip_test``."""
@@ -346,25 +340,11 @@ class PosePredictor:
         bs = torch.as_tensor(box_scores[rows], device=kscores.device)
         scores = person_score(kscores, bs, self.spec.score_threshold)
         kpts = torch.cat([xy, kscores.double().unsqueeze(-1)], -1).cpu().numpy()
-        return self._nms(kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], rows)
-
-    def _nms(
-        self,
-        kpts: np.ndarray,
-        scores: np.ndarray,
-        boxes: np.ndarray,
-        box_scores: np.ndarray,
-        rows: np.ndarray,
-    ) -> PoseResult:
-        if self.nms == "parametric":
-            res = parametric_pose_nms(kpts, boxes, box_scores, self.nms_params)
-            keep = res.keep
-            return PoseResult(res.keypoints, res.scores, boxes[keep], box_scores[keep], rows[keep])
-        if self.nms == "oks":
-            keep = oks_nms(kpts, scores, boxes[:, 2] * boxes[:, 3], self.oks_threshold)
-        else:
-            keep = np.argsort(-scores, kind="stable")
-        return PoseResult(kpts[keep], scores[keep], boxes[keep], box_scores[keep], rows[keep])
+        keep, kpts, scores = pose_nms(
+            kpts, scores.double().cpu().numpy(), boxes[rows], box_scores[rows], self.nms,
+            oks_threshold=self.oks_threshold, params=self.nms_params,
+        )  # fmt: skip
+        return PoseResult(kpts, scores, boxes[rows][keep], box_scores[rows][keep], rows[keep])
 
 
 #: The spec's decoding settings a caller may override (demo, teachers): None keeps the model's.

@@ -31,11 +31,11 @@ from tqdm import tqdm
 
 from fullbody.draw import draw_wholebody
 from fullbody.errors import InputNotFoundError, OutputError, OutputExistsError
-from fullbody.evaluation.results import Predictions
 from fullbody.images import ImageReadError, read_image, read_image_records
 from fullbody.inference.detectors import PersonDetector
 from fullbody.inference.predictor import PosePredictor, PoseResult
 from fullbody.jsonio import write_json_atomic
+from fullbody.results import Predictions
 
 log = logging.getLogger(__name__)
 

@@ -20,30 +20,32 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from fullbody.annotations import WholeBodySet
 from fullbody.errors import ConfigError
 from fullbody.evaluation.breakdown import format_breakdown
-from fullbody.evaluation.results import Predictions
+from fullbody.evaluation.nms import check_nms_method
 from fullbody.evaluation.run import run_evaluation, write_evaluation
 from fullbody.evaluation.wholebody import format_table, scope_note
 from fullbody.keypoints import EVAL_PARTS
+from fullbody.results import Predictions
 
 log = logging.getLogger(__name__)
-CHOICES = {"sigmas": ("official", "halpe"), "nms": ("none", "oks", "parametric")}
+SIGMAS = ("official", "halpe")
 
 
 def check_options(cfg: DictConfig) -> Path:
-    """Refuse unknown parts/sigmas/nms, an OKS threshold outside [0, 1] and a metrics file that
-    cannot be written (ConfigError naming the option); return the metrics file's path. Mixed
-    sources of predictions: :func:`check_source`."""
-    parts = list(cfg.parts) if cfg.parts is not None else []
+    """Refuse unknown parts/sigmas/nms of the ``evaluation`` group, an OKS threshold outside
+    [0, 1] and a metrics file that cannot be written (ConfigError naming the option); return the
+    metrics file's path. Mixed sources of predictions: :func:`check_source`."""
+    ev = cfg.evaluation
+    parts = list(ev.parts) if ev.parts is not None else []
     unknown = [p for p in parts if p not in EVAL_PARTS]
     if not parts or unknown:
-        raise ConfigError(f"parts={parts}: unknown {unknown or 'none given'}; choose from "
-                          f"{list(EVAL_PARTS)}")  # fmt: skip
-    for key, choices in CHOICES.items():
-        if cfg[key] not in choices:
-            raise ConfigError(f"{key}={cfg[key]}: unknown; expected one of {list(choices)}")
-    t = cfg.oks_threshold
+        raise ConfigError(f"evaluation.parts={parts}: unknown {unknown or 'none given'}; choose "
+                          f"from {list(EVAL_PARTS)}")  # fmt: skip
+    if ev.sigmas not in SIGMAS:
+        raise ConfigError(f"evaluation.sigmas={ev.sigmas}: unknown; expected one of {list(SIGMAS)}")
+    check_nms_method(ev.nms, "evaluation.nms")
+    t = ev.oks_threshold
     if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
-        raise ConfigError(f"oks_threshold={t}: must be a number in [0, 1]")
+        raise ConfigError(f"evaluation.oks_threshold={t}: must be a number in [0, 1]")
     out = Path(cfg.metrics_file).expanduser()
     if out.is_dir():
         raise ConfigError(f"metrics_file={out}: is a folder; give a file name")
@@ -153,7 +155,8 @@ def run(cfg: DictConfig) -> None:
     """What ``eval.py`` does: load (or predict), validate, NMS, evaluate, print and write."""
     kind = check_source(cfg)
     out = check_options(cfg)
-    parts = tuple(cfg.parts)
+    ev = cfg.evaluation
+    parts = tuple(ev.parts)
     if kind in ("ckpt_path", "pose_model"):
         if kind == "ckpt_path":
             gt, preds = predict_checkpoint(cfg.ckpt_path, cfg.data, cfg.trainer)
@@ -174,13 +177,13 @@ def run(cfg: DictConfig) -> None:
         gt,
         preds,
         parts=parts,
-        sigmas=cfg.sigmas,
-        nms=cfg.nms,
-        oks_threshold=cfg.oks_threshold,
-        breakdowns=cfg.breakdown,
+        sigmas=ev.sigmas,
+        nms=ev.nms,
+        oks_threshold=ev.oks_threshold,
+        breakdowns=ev.breakdowns,
     )  # fmt: skip  (written below, once printed, with the scope note)
     print(f"{source}: {len(run.predictions)} predictions on {len(gt.images)} images "
-          f"({cfg.sigmas} sigmas)")  # fmt: skip
+          f"({ev.sigmas} sigmas)")  # fmt: skip
     print(format_table(run.metrics, parts))
     note = scope_note(gt, parts)
     if note:

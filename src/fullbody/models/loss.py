@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fullbody.codecs.topdown import is_channels_last
-from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_factors
 
 Pair = tuple[Tensor, Tensor]
 
@@ -50,14 +50,12 @@ Pair = tuple[Tensor, Tensor]
 def part_weight_vector(
     part_weights: Mapping[str, float] | None, num_keypoints: int = NUM_KEYPOINTS
 ) -> Tensor:
-    """(K,) per-keypoint weights from ``{part: weight}`` (unnamed parts weigh 1)."""
+    """(K,) per-keypoint loss weights from ``{part: weight}`` (``model.part_weights``; unnamed
+    parts weigh 1; the data side's ``pseudo_part_weights`` scale pseudo-label targets instead)."""
+    factors = torch.from_numpy(part_factors(part_weights, "model.part_weights")).float()
     w = torch.ones(num_keypoints)
-    for part, value in (part_weights or {}).items():
-        if part not in PART_SLICES:
-            raise KeyError(f"unknown part {part!r} in part_weights; expected {tuple(PART_SLICES)}")
-        if value < 0:
-            raise ValueError(f"part weight of {part!r} must be >= 0, got {value}")
-        w[PART_SLICES[part]] = float(value)
+    n = min(num_keypoints, NUM_KEYPOINTS)
+    w[:n] = factors[:n]
     return w
 
 

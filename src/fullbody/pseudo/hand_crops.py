@@ -10,7 +10,7 @@ human hand labels (COCO-WholeBody val, or any hand set converted to that format)
   ``size`` px: the crop image is ``round(margin * size)`` px square and the scale
   ``s = size / long side`` (exactly, whatever the rounding: the crop side in the source is
   ``round(margin * size) / s``). Enlarging is bilinear; shrinking first reduces the image by
-  area averaging (:func:`fullbody.pseudo.crops.warp_crop_antialiased`), as a resize to 32 px
+  area averaging (:func:`fullbody.geometry.warp_crop_antialiased`), as a resize to 32 px
   would. Pixel centres at integers (OpenCV), so the human points map by the same affine.
 * **The set.** One crop per image, one "person" per crop: no body points, the hand's 21 points
   (and its box) in its own side's slot, everything else unlabelled. ``area="person"`` (default)
@@ -38,13 +38,12 @@ import cv2
 import numpy as np
 
 from fullbody.annotations import PARTS, WholeBodySet
-from fullbody.data.transforms import transform_points
 from fullbody.errors import ConfigError, InputNotFoundError, OutputExistsError
+from fullbody.geometry import UP, crop_affines, transform_points, warp_crop_antialiased
 from fullbody.images import image_folder, read_image
 from fullbody.jsonio import AnnotationError, write_atomic
 from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 from fullbody.manifest import file_sha256
-from fullbody.pseudo.crops import UP, crop_affines, warp_crop_antialiased
 
 #: The two hand parts (their boxes are columns 1 and 2 of ``WholeBodySet.part_boxes``).
 HAND_PARTS = ("lefthand", "righthand")

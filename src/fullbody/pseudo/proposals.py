@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fullbody.annotations import PARTS, WholeBodySet, points_box
+from fullbody.geometry import UP, unit
 from fullbody.keypoints import NAME_TO_INDEX as K
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.crops import UP, unit
 
 #: The proposed regions, in this order along axis 1 of :class:`Regions` arrays.
 REGION_PARTS = ("face", "lefthand", "righthand", "leftfoot", "rightfoot")

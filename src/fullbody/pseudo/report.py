@@ -43,7 +43,7 @@ OKS_TOLERANCE = 0.5
 
 def as_predictions(labels: WholeBodySet) -> Any:
     """The pseudo-labels as the metric's predictions (crowd regions left out)."""
-    from fullbody.evaluation.results import Predictions
+    from fullbody.results import Predictions
 
     rows = np.flatnonzero(~labels.iscrowd)
     kpts = labels.keypoints[rows].copy()

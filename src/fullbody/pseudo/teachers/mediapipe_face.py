@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
+from fullbody.geometry import box_to_square, rotated_extent, unit
 from fullbody.keypoints import PART_SLICES
-from fullbody.pseudo.crops import box_to_square, rotated_extent, unit
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,

@@ -30,8 +30,8 @@ import os
 import numpy as np
 
 from fullbody.errors import ConfigError
+from fullbody.geometry import box_to_square, rotated_extent, unit
 from fullbody.keypoints import NAME_TO_INDEX, PART_SLICES
-from fullbody.pseudo.crops import box_to_square, rotated_extent, unit
 from fullbody.pseudo.teachers.base import (
     People,
     Prediction,

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from fullbody.errors import ConfigError
+from fullbody.geometry import UP, unit
 from fullbody.keypoints import NAME_TO_INDEX as K
-from fullbody.pseudo.crops import UP, unit
 from fullbody.pseudo.foot_model import FOOT_POINTS, small_toes
 from fullbody.pseudo.teachers.base import (
     People,

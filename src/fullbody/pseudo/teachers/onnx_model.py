@@ -19,7 +19,7 @@ Expected layout (export your model to match, or set the options):
   a part name (``"face"``, ``"lefthand"``, ``"foot"`` ...), ``"hand"`` (21 points used for both
   hands with ``region: hands``), or a list of indices.
 - ``region``: the crop. ``person``: the person box, widened to the input's aspect ratio and
-  scaled by ``box_scale``, as the predictor crops (:func:`fullbody.data.transforms.person_affines`).
+  scaled by ``box_scale``, as the predictor crops (:func:`fullbody.geometry.person_affines`).
   ``face``, ``lefthand``, ``righthand``, ``hands``: the proposed part region, a square of
   ``box_scale`` x its side rotated upright by the region's direction (``rotate: false`` keeps it
   unrotated). ``box_scale`` null: the model's padding.
@@ -43,17 +43,17 @@ from fullbody.codecs.heatmap import HeatmapCodec
 from fullbody.codecs.simcc import SimCCCodec
 from fullbody.codecs.spec import STANDARD, TopDownSpec
 from fullbody.codecs.topdown import crop_to_image_points, decode_to_image
-from fullbody.data.transforms import person_affines
 from fullbody.errors import ConfigError
-from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
-from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
-from fullbody.pseudo.crops import (
+from fullbody.geometry import (
     UP,
     box_to_square,
     crop_affines,
     invert_affines,
+    person_affines,
     warp_crops,
 )
+from fullbody.images import IMAGENET_MEAN, IMAGENET_STD
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES, part_indices
 from fullbody.pseudo.teachers.base import (
     TEACHER_PARTS,
     People,

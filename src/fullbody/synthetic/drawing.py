@@ -8,8 +8,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fullbody.data.synthetic.config import SceneConfig
-from fullbody.data.synthetic.figure import (
+from fullbody.keypoints import PART_SLICES
+from fullbody.synthetic.config import SceneConfig
+from fullbody.synthetic.figure import (
     _ANKLE,
     _CAP_FINGERS,
     _EAR,
@@ -49,7 +50,7 @@ from fullbody.data.synthetic.figure import (
     TORSO,
     People,
 )
-from fullbody.data.synthetic.scenes import (
+from fullbody.synthetic.scenes import (
     _AA,
     _ONE,
     _SHIFT,
@@ -59,7 +60,6 @@ from fullbody.data.synthetic.scenes import (
     _fp,
     sample_scene,
 )
-from fullbody.keypoints import PART_SLICES
 
 
 def render_background(rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:

@@ -20,13 +20,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fullbody.annotations import PARTS
-from fullbody.data.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
-from fullbody.data.synthetic.drawing import render
-from fullbody.data.synthetic.labels import _assemble, image_id, perturb_labels
-from fullbody.data.synthetic.scenes import BATCH, Scene, sample_scenes
 from fullbody.errors import OutputExistsError
 from fullbody.jsonio import write_atomic
 from fullbody.manifest import DIFFERENT, FINISHED, MANIFEST, PARTIAL, UNFINISHED, JobManifest
+from fullbody.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
+from fullbody.synthetic.drawing import render
+from fullbody.synthetic.labels import _assemble, image_id, perturb_labels
+from fullbody.synthetic.scenes import BATCH, Scene, sample_scenes
 
 IMAGES_DIR = "images"
 ANNOTATIONS = "annotations.json"
@@ -101,7 +101,7 @@ def _clear_own(out: Path, manifest: JobManifest) -> None:
 
 def _job(out: Path, params: dict[str, Any]) -> JobManifest:
     """The manifest of a data set: ``params`` under ``"params"``, the generator's name first."""
-    return JobManifest(out, params, key="params", header={"generator": "fullbody.data.synthetic"})
+    return JobManifest(out, params, key="params", header={"generator": "fullbody.synthetic"})
 
 
 def _prepare(out: Path, job: JobManifest, overwrite: bool) -> bool:
@@ -215,9 +215,9 @@ def generate(
 
 # ------------------------------------------------------------------------------ command line
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fullbody.data.synthetic``: write a synthetic data set."""
+    """``python -m fullbody.synthetic``: write a synthetic data set."""
     ap = argparse.ArgumentParser(
-        prog="python -m fullbody.data.synthetic",
+        prog="python -m fullbody.synthetic",
         description="Write synthetic multi-person whole-body scenes with exact COCO-WholeBody "
         "labels: OUT/images/*.jpg, OUT/annotations.json, OUT/manifest.json.",
     )

@@ -28,15 +28,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fullbody.annotations import checked_number, checked_numbers, numbers_of
 from fullbody.errors import OutputExistsError
 from fullbody.jsonio import (
     JSON_ARRAYS,
     JSON_OBJECTS,
     AnnotationError,
+    checked_number,
+    checked_numbers,
     float_table,
     json_number,
     number_bytes,
+    numbers_of,
     read_json,
     write_json_atomic,
 )

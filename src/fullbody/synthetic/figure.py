@@ -8,8 +8,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fullbody.data.synthetic.config import SceneConfig
 from fullbody.keypoints import NAME_TO_INDEX, NUM_KEYPOINTS, PART_SLICES
+from fullbody.synthetic.config import SceneConfig
 
 _K = NAME_TO_INDEX
 _SIDES = ("left", "right")

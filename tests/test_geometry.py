@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from fullbody.data.transforms import transform_points
-from fullbody.pseudo.crops import (
+from fullbody.geometry import (
     box_to_square,
     crop_affines,
     invert_affines,
     mirror_affines,
     rotated_extent,
+    transform_points,
     unit,
     warp_crops,
 )
@@ -79,7 +79,7 @@ def test_mirrored_crops_flip_the_pixels_and_map_points_back():
 
 
 def test_antialiased_warp_keeps_the_affine_and_averages_what_it_shrinks():
-    from fullbody.pseudo.crops import UP, warp_crop_antialiased
+    from fullbody.geometry import UP, warp_crop_antialiased
 
     # a linear ramp survives area averaging and bilinear sampling exactly: where the crop lands
     # in the image is the affine's, not shifted by the reduction

@@ -4,7 +4,7 @@ import inspect
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers.configs import compose_config
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
@@ -19,8 +19,7 @@ def test_teacher_configs_bind_to_their_classes(slot, choice):
     prefix = "+" if slot == "wholebody" else ""
     overrides = ["ann_file=a.json", "image_dir=imgs", "out_file=o.json",
                  f"{prefix}teacher/{slot}={choice}"]  # fmt: skip
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("pseudo_label", overrides=overrides)
+    cfg = compose_config("pseudo_label", overrides)
     spec = OmegaConf.to_container(cfg.teacher[slot], resolve=False)
     cls = get_class(spec.pop("_target_"))
     inspect.signature(cls.__init__).bind(None, **spec)  # every key is a constructor argument

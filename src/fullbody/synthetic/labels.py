@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet, points_box
-from fullbody.data.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
-from fullbody.data.synthetic.figure import _FOOT, _u
-from fullbody.data.synthetic.scenes import BATCH, Scene, sample_scenes
 from fullbody.keypoints import PART_SLICES
+from fullbody.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
+from fullbody.synthetic.figure import _FOOT, _u
+from fullbody.synthetic.scenes import BATCH, Scene, sample_scenes
 
 
 def image_id(index: int) -> int:
@@ -40,7 +40,7 @@ def _assemble(scenes: list[Scene], cfg: SceneConfig, seed: int) -> WholeBodySet:
     )
     gt.header["info"] = {
         "description": "fullbody synthetic whole-body scenes (exact labels)",
-        "generator": f"fullbody.data.synthetic v{GENERATOR_VERSION}",
+        "generator": f"fullbody.synthetic v{GENERATOR_VERSION}",
         "seed": seed,
     }
     return gt

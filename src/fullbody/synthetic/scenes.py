@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 
 from fullbody.annotations import BOX_PARTS, PARTS, points_box
-from fullbody.data.synthetic.config import SceneConfig
-from fullbody.data.synthetic.figure import (
+from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
+from fullbody.synthetic.config import SceneConfig
+from fullbody.synthetic.figure import (
     _CAP_LAYER,
     _EYE,
     _FACE0,
@@ -27,7 +28,6 @@ from fullbody.data.synthetic.figure import (
     _hsv_to_bgr,
     _pad,
 )
-from fullbody.keypoints import NUM_KEYPOINTS, PART_SLICES
 
 
 class Scene(NamedTuple):

@@ -31,14 +31,14 @@ public face.
 
 Command line::
 
-    python -m fullbody.data.synthetic --out data/synthetic --images 2000 --seed 0 --pseudo
+    python -m fullbody.synthetic --out data/synthetic --images 2000 --seed 0 --pseudo
 """
 
-from fullbody.data.synthetic.config import GENERATOR_VERSION, SceneConfig
-from fullbody.data.synthetic.drawing import render, render_background, render_image
-from fullbody.data.synthetic.labels import PseudoConfig, generate_labels, image_id, perturb_labels
-from fullbody.data.synthetic.scenes import BATCH, Scene, sample_scene, sample_scenes
-from fullbody.data.synthetic.store import (
+from fullbody.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fullbody.synthetic.drawing import render, render_background, render_image
+from fullbody.synthetic.labels import PseudoConfig, generate_labels, image_id, perturb_labels
+from fullbody.synthetic.scenes import BATCH, Scene, sample_scene, sample_scenes
+from fullbody.synthetic.store import (
     ANNOTATIONS,
     IMAGES_DIR,
     PSEUDO_ANNOTATIONS,

@@ -1,13 +1,15 @@
-"""Small hand-made ground truths and predictions for the evaluation tests."""
+"""People, ground truth and predictions built by hand (or drawn at random) for the tests."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from fullbody.annotations import WholeBodySet
-from fullbody.evaluation.results import Predictions
 from fullbody.evaluation.simulate import simulate_predictions
 from fullbody.keypoints import NUM_KEYPOINTS
+from fullbody.results import Predictions
 
 _UNIT = np.random.default_rng(12345).uniform(0.05, 0.95, (NUM_KEYPOINTS, 2))
 
@@ -20,24 +22,28 @@ def pose(x: float, y: float, size: float = 100.0, v: float = 2.0) -> np.ndarray:
     return kp
 
 
-def gt_set(
+def ground_truth(
     people: list[tuple[int, np.ndarray]],
     images: list[int] | None = None,
-    iscrowd: list[bool] | None = None,
-    areas: list[float] | None = None,
+    *,
+    size: int = 2000,
+    box_points: slice = slice(None),
+    iscrowd: Sequence[bool] | np.ndarray | None = None,
+    areas: Sequence[float] | None = None,
     boxes: np.ndarray | None = None,
 ) -> WholeBodySet:
-    """Ground truth from (image_id, (133, 3) keypoints) pairs; boxes from the points' extent."""
+    """Ground truth from (image_id, (133, 3) keypoints) pairs in ``size`` x ``size`` images
+    (plus the empty ``images``); boxes from the extent of the labelled ``box_points``."""
     ids = sorted({i for i, _ in people} | set(images or []))
-    imgs = [{"id": i, "file_name": f"{i}.jpg", "width": 2000, "height": 2000} for i in ids]
+    imgs = [{"id": i, "file_name": f"{i:012d}.jpg", "width": size, "height": size} for i in ids]
     if not people:
         return WholeBodySet.from_json({"images": imgs, "annotations": []})
     kp = np.stack([k for _, k in people])
-    lab = kp[..., 2] > 0
-    xy = np.where(lab[..., None], kp[..., :2], np.nan)
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.nanmin(xy, 1), np.nanmax(xy, 1)
     if boxes is None:
+        part = kp[:, box_points]
+        xy = np.where((part[..., 2] > 0)[..., None], part[..., :2], np.nan)
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.nanmin(xy, 1), np.nanmax(xy, 1)
         boxes = np.concatenate([lo, hi - lo], 1)
     return WholeBodySet.from_arrays(
         imgs,

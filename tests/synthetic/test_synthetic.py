@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import BOX_PARTS, PARTS, WholeBodySet
-from fullbody.data.synthetic import (
+from fullbody.keypoints import FLIP_INDEX, NAME_TO_INDEX, PART_SLICES
+from fullbody.synthetic import (
     SceneConfig,
     drawing,
     figure,
@@ -21,7 +22,6 @@ from fullbody.data.synthetic import (
     scenes,
     store,
 )
-from fullbody.keypoints import FLIP_INDEX, NAME_TO_INDEX, PART_SLICES
 
 N_LABELS = 160  # images in the shared label set (about 0.6 s to make)
 
