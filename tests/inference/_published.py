@@ -18,14 +18,13 @@ import io
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from fullbody.inference.published import DETECTORS, POSE_MODELS
 from fullbody.utils.fetch import cached_name
 
-from ._models import DotNet
+from ._models import DotNet, rectangle_image
 
 
 class EndToEndBoxFinder(nn.Module):
@@ -96,7 +95,4 @@ def fill_cache(cache: Path, pose: tuple[str, ...] = ("rtmw-x-384x288",),
 
 def rectangle(h: int = 240, w: int = 320, box=(100, 40, 60, 150), rgb=(255, 255, 255)):
     """Black RGB image with one filled rectangle (x, y, w, h); its centre is the answer."""
-    img = np.zeros((h, w, 3), np.uint8)
-    x, y, bw, bh = box
-    img[y : y + bh, x : x + bw] = rgb
-    return img
+    return rectangle_image(h, w, box, rgb)
