@@ -102,8 +102,8 @@ def loader_rates(args: argparse.Namespace, data_root: Path) -> dict[int, float]:
         h, w = args.input
         cfg = compose([
             f"data.root={data_root / 'synthetic'}", f"data.train_images={args.train_images}",
-            f"data.val_images={args.val_images}", f"data.input_size=[{h},{w}]",
-            f"data.heatmap_size=[{h // 4},{w // 4}]", f"data.batch_size={args.batch}",
+            f"data.val_images={args.val_images}", f"model.spec.input_size=[{h},{w}]",
+            "model.spec.stride=4", f"data.batch_size={args.batch}",
             f"data.num_workers={workers}", f"data.persistent_workers={workers > 0}",
         ])  # fmt: skip
         dm = instantiate(cfg.data)
