@@ -59,6 +59,23 @@ class DotNet(nn.Module):
         return heatmaps
 
 
+def bright_box(x: Tensor, threshold: float, channel: int | None = None) -> tuple[Tensor, ...]:
+    """x0, y0, x1, y1 of the pixels of image 0 of ``x`` (B, C, H, W) above ``threshold`` (the
+    channel mean, or ``channel``), as continuous coordinates in which pixel i spans [i, i + 1),
+    and whether any pixel is above it (1.0 or 0.0); traceable for the ONNX export."""
+    _, _, h, w = x.shape
+    v = x.mean(1)[0] if channel is None else x[0, channel]
+    m = (v > threshold).to(x.dtype)  # (h, w)
+    xs = torch.arange(w, dtype=x.dtype)[None, :] * torch.ones(h, 1)
+    ys = torch.arange(h, dtype=x.dtype)[:, None] * torch.ones(1, w)
+    big = 1e6
+    x0 = (xs * m + big * (1 - m)).amin()
+    x1 = (xs * m - big * (1 - m)).amax() + 1
+    y0 = (ys * m + big * (1 - m)).amin()
+    y1 = (ys * m - big * (1 - m)).amax() + 1
+    return x0, y0, x1, y1, (m.sum() > 0).to(x.dtype)
+
+
 class BoxFinder(nn.Module):
     """A fake YOLO detector: one box around the pixels above ``threshold`` (channel mean) with
     person score 0.9, a decoy box of another class and empty rows (score 0) up to N = 8; the
@@ -72,17 +89,7 @@ class BoxFinder(nn.Module):
         self.channel = channel
 
     def forward(self, x: Tensor) -> Tensor:
-        _, _, h, w = x.shape
-        v = x.mean(1)[0] if self.channel is None else x[0, self.channel]
-        m = (v > self.threshold).to(x.dtype)  # (h, w)
-        xs = torch.arange(w, dtype=x.dtype)[None, :] * torch.ones(h, 1)
-        ys = torch.arange(h, dtype=x.dtype)[:, None] * torch.ones(1, w)
-        big = 1e6
-        # YOLO boxes are continuous coordinates in which pixel i spans [i, i + 1).
-        x0 = (xs * m + big * (1 - m)).amin()
-        x1 = (xs * m - big * (1 - m)).amax() + 1
-        y0 = (ys * m + big * (1 - m)).amin()
-        y1 = (ys * m - big * (1 - m)).amax() + 1
+        x0, y0, x1, y1, _ = bright_box(x, self.threshold, self.channel)
         one = torch.ones((), dtype=x.dtype)
         zero = torch.zeros((), dtype=x.dtype)
         person = torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from fullbody.inference.published import DETECTORS, POSE_MODELS
 from fullbody.utils.fetch import cached_name
 
-from ._models import DotNet, rectangle_image
+from ._models import DotNet, bright_box, rectangle_image
 
 
 class EndToEndBoxFinder(nn.Module):
@@ -35,17 +35,7 @@ class EndToEndBoxFinder(nn.Module):
         self.channel, self.threshold = channel, threshold
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        _, _, h, w = x.shape
-        v = x.mean(1)[0] if self.channel is None else x[0, self.channel]
-        m = (v > self.threshold).to(x.dtype)
-        xs = torch.arange(w, dtype=x.dtype)[None, :] * torch.ones(h, 1)
-        ys = torch.arange(h, dtype=x.dtype)[:, None] * torch.ones(1, w)
-        big = 1e6
-        x0 = (xs * m + big * (1 - m)).amin()
-        x1 = (xs * m - big * (1 - m)).amax() + 1
-        y0 = (ys * m + big * (1 - m)).amin()
-        y1 = (ys * m - big * (1 - m)).amax() + 1
-        found = (m.sum() > 0).to(x.dtype)
+        x0, y0, x1, y1, found = bright_box(x, self.threshold, self.channel)
         person = torch.stack([x0, y0, x1, y1, 0.9 * found])
         decoy = torch.tensor([5.0, 5.0, 30.0, 40.0, 0.8], dtype=x.dtype)
         return torch.stack([person, decoy])[None], torch.tensor([[0, 1]], dtype=torch.int64)
