@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fullbody.jsonio import write_atomic, write_json_atomic
+from fullbody.jsonio import write_atomic, write_figure, write_json_atomic
 from fullbody.keypoints import EVAL_PARTS
 
 JOB_FILE = "job.json"
@@ -272,15 +272,7 @@ def write_summary(
     paths = []
     for suffix, text in ((".csv", to_csv(rows)), (".md", to_markdown(rows, metric))):
         paths.append(write_atomic(text, out / f"{SUMMARY_STEM}{suffix}"))
-    import matplotlib.pyplot as plt
-
-    fig = plot(rows, metric, title)
-    png = io.BytesIO()
-    try:
-        fig.savefig(png, format="png")
-    finally:
-        plt.close(fig)
-    return [*paths, write_atomic(png.getvalue(), out / f"{SUMMARY_STEM}.png")]
+    return [*paths, write_figure(plot(rows, metric, title), out / f"{SUMMARY_STEM}.png")]
 
 
 def metric_part(optimized_metric: str | None) -> str:

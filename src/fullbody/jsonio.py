@@ -11,6 +11,7 @@ the record and the field, and survives pickling (it crosses worker-process bound
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -144,6 +145,19 @@ def write_atomic(data: str | bytes, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Render a Matplotlib figure to PNG and write it to ``path`` atomically (as
+    :func:`write_atomic`); the figure is closed either way, so loops free its memory."""
+    import matplotlib.pyplot as plt
+
+    png = io.BytesIO()
+    try:
+        fig.savefig(png, format="png")
+    finally:
+        plt.close(fig)
+    return write_atomic(png.getvalue(), path)
 
 
 def _umask() -> int:

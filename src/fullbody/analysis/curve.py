@@ -10,7 +10,6 @@ run folder after every validation and logs it to W&B; for any run folder:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import sys
@@ -18,11 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from fullbody.analysis.plots import figure
-from fullbody.jsonio import write_atomic
+from fullbody.jsonio import write_figure
 from fullbody.keypoints import EVAL_PARTS
 from fullbody.utils.wandb_logging import log_learning_curve
 
@@ -80,13 +78,7 @@ def plot_learning_curve(
 
 def write_learning_curve(rows: Sequence[dict], out: str | Path, title: str = "") -> Path:
     """Draw :func:`plot_learning_curve` of ``rows`` into the PNG ``out`` (atomically)."""
-    fig = plot_learning_curve(rows, title=title)
-    png = io.BytesIO()
-    try:
-        fig.savefig(png, format="png")
-    finally:
-        plt.close(fig)
-    return write_atomic(png.getvalue(), out)
+    return write_figure(plot_learning_curve(rows, title=title), out)
 
 
 class LearningCurve(L.Callback):

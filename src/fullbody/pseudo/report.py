@@ -21,7 +21,6 @@ both the pseudo-labels and the humans label; :func:`save_reliability_plot` draws
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from fullbody.annotations import PARTS, WholeBodySet
-from fullbody.jsonio import AnnotationError, write_atomic
+from fullbody.jsonio import AnnotationError, write_figure
 from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
 from fullbody.pseudo.proposals import proposal_quality, propose
 
@@ -209,12 +208,7 @@ def save_reliability_plot(table: Mapping[str, Mapping[str, Any]], path: str | os
                ylabel="mean error / sqrt(area)", title="Error by confidence")  # fmt: skip
     ax_err.set_ylim(bottom=0)
     ax_in.legend(fontsize=8)
-    png = io.BytesIO()
-    try:
-        fig.savefig(png, format="png")
-    finally:
-        plt.close(fig)
-    return write_atomic(png.getvalue(), path)
+    return write_figure(fig, path)
 
 
 def quality_report(
