@@ -42,8 +42,10 @@ from fullbody.synthetic.store import (
     ANNOTATIONS,
     IMAGES_DIR,
     PSEUDO_ANNOTATIONS,
+    derive_pseudo_labels,
     generate,
     main,
+    pseudo_labels_name,
 )
 
 __all__ = [
@@ -55,11 +57,13 @@ __all__ = [
     "PseudoConfig",
     "Scene",
     "SceneConfig",
+    "derive_pseudo_labels",
     "generate",
     "generate_labels",
     "image_id",
     "main",
     "perturb_labels",
+    "pseudo_labels_name",
     "render",
     "render_background",
     "render_image",

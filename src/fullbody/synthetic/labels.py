@@ -4,7 +4,8 @@ teacher-like pseudo-labels made from them (:func:`perturb_labels`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -85,9 +86,75 @@ class PseudoConfig:
     p_hand_displaced: float = 0.03
     #: Chance a person's left and right hand predictions are exchanged.
     p_hands_swapped: float = 0.02
+    #: Point error of single parts (``foot``, ``face``, ``lefthand``, ``righthand``) in place
+    #: of ``noise``, e.g. to match measured teachers (:mod:`fullbody.pseudo.noise_fit`).
+    part_noise: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("; ".join(f"PseudoConfig.{p}" for p in problems))
+        self.part_noise = {str(k): float(v) for k, v in self.part_noise.items()}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], name: str) -> PseudoConfig:
+        """The config of a mapping of field values (from YAML); every unknown field or bad
+        value is a ValueError naming it as ``<name>.<field>``."""
+        known = {f.name for f in fields(cls)}
+        unknown = [f"{name}.{k}: unknown field; expected one of {sorted(known)}"
+                   for k in options if k not in known]  # fmt: skip
+        if unknown:
+            raise ValueError("; ".join(unknown))
+        try:
+            return cls(**{k: _plain(v) for k, v in options.items()})
+        except (TypeError, ValueError) as e:
+            raise ValueError(str(e).replace("PseudoConfig.", f"{name}.")) from None
+
+    def noise_of(self, part: str) -> float:
+        """The point error of ``part``: its ``part_noise`` or the global ``noise``."""
+        return self.part_noise.get(part, self.noise)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as plain JSON values (key order fixed: digests depend on it)."""
+        d = asdict(self)
+        d["part_noise"] = dict(sorted(self.part_noise.items()))
+        return d
 
 
 _PSEUDO_PARTS = ("foot", "face", "lefthand", "righthand")
+_PROBABILITIES = ("p_drop", "p_small_toe_missing", "p_missing_part", "p_outlier",
+                  "p_hand_displaced", "p_hands_swapped")  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """YAML/OmegaConf containers as plain dicts (``part_noise``)."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
+def _problems(cfg: PseudoConfig) -> list[str]:
+    out = []
+    for name in ("noise", *_PROBABILITIES, "occluded_factor", "instance_spread", "conf_noise"):
+        v = getattr(cfg, name)
+        if not _number(v):
+            out.append(f"{name}: must be a number, got {v!r}")
+        elif name in _PROBABILITIES and not 0 <= v <= 1:
+            out.append(f"{name}: must lie in [0, 1], got {v!r}")
+        elif name == "noise" and v <= 0:
+            out.append(f"{name}: must be > 0, got {v!r}")
+        elif v < 0:
+            out.append(f"{name}: must be >= 0, got {v!r}")
+    if not isinstance(cfg.part_noise, Mapping):
+        return [*out, f"part_noise: must be a mapping of part to noise, got {cfg.part_noise!r}"]
+    for part, v in cfg.part_noise.items():
+        if part not in _PSEUDO_PARTS:
+            out.append(f"part_noise.{part}: unknown part; expected one of {list(_PSEUDO_PARTS)}")
+        elif not (_number(v) and v > 0):
+            out.append(f"part_noise.{part}: must be > 0, got {v!r}")
+    return out
 
 
 def perturb_labels(
@@ -117,10 +184,11 @@ def perturb_labels(
             box = gt.part_boxes[:, BOX_PARTS.index(p)]
             size = np.where(box[:, 2:].max(1) > 0, box[:, 2:].max(1), scale)
         inst = np.exp(rng.normal(0, cfg.instance_spread, n))[:, None]
-        sigma = cfg.noise * size[:, None] * inst * np.where(occ[:, sl], cfg.occluded_factor, 1)
+        noise = cfg.noise_of(p)
+        sigma = noise * size[:, None] * inst * np.where(occ[:, sl], cfg.occluded_factor, 1)
         err = rng.normal(0, 1, (n, k, 2)) * sigma[..., None]
         # Confidence from the error the teacher believes it made: imperfectly correlated.
-        z = np.hypot(err[..., 0], err[..., 1]) / (cfg.noise * size[:, None])
+        z = np.hypot(err[..., 0], err[..., 1]) / (noise * size[:, None])
         z_seen = z * np.exp(rng.normal(0, cfg.conf_noise, (n, k)))
         c = 1 / (1 + np.exp(1.3 * (z_seen - 2.0)))
         outlier = rng.random((n, k)) < cfg.p_outlier

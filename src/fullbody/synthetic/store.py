@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -19,20 +20,26 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from fullbody.annotations import PARTS
-from fullbody.errors import OutputExistsError
+from fullbody.annotations import PARTS, WholeBodySet
+from fullbody.errors import InputNotFoundError, OutputExistsError
 from fullbody.jsonio import write_atomic
 from fullbody.manifest import DIFFERENT, FINISHED, MANIFEST, PARTIAL, UNFINISHED, JobManifest
 from fullbody.synthetic.config import GENERATOR_VERSION, SceneConfig, check_args
 from fullbody.synthetic.drawing import render
-from fullbody.synthetic.labels import _assemble, image_id, perturb_labels
+from fullbody.synthetic.labels import PseudoConfig, _assemble, image_id, perturb_labels
 from fullbody.synthetic.scenes import BATCH, Scene, sample_scenes
 
 IMAGES_DIR = "images"
 ANNOTATIONS = "annotations.json"
 PSEUDO_ANNOTATIONS = "pseudo_annotations.json"
 _IMAGE_NAME = re.compile(r"^\d{12}\.jpg$")
+#: Pseudo-labels of another :class:`PseudoConfig` (:func:`derive_pseudo_labels`).
+_DERIVED_NAME = re.compile(r"^pseudo_annotations_[0-9a-f]{12}\.json$")
 _OWN_FILES = {IMAGES_DIR, ANNOTATIONS, PSEUDO_ANNOTATIONS, MANIFEST, PARTIAL}
+
+
+def _own(name: str) -> bool:
+    return name in _OWN_FILES or bool(_DERIVED_NAME.match(name))
 
 
 # ------------------------------------------------------------------------------ writing
@@ -66,7 +73,7 @@ def _params(num_images: int, seed: int, pseudo: bool, cfg: SceneConfig) -> dict[
 
 def _foreign(out: Path) -> list[str]:
     """Entries of ``out`` this generator would not have written."""
-    bad = [e.name for e in out.iterdir() if e.name not in _OWN_FILES and not _is_tmp(e.name)]
+    bad = [e.name for e in out.iterdir() if not (_own(e.name) or _is_tmp(e.name))]
     images = out / IMAGES_DIR
     if images.exists() and not images.is_dir():
         bad.append(IMAGES_DIR)
@@ -90,7 +97,7 @@ def _clear_own(out: Path, manifest: JobManifest) -> None:
         if (out / name).is_file():
             (out / name).unlink()
     for e in out.iterdir():
-        if e.is_file() and _is_tmp(e.name):
+        if e.is_file() and (_is_tmp(e.name) or _DERIVED_NAME.match(e.name)):
             e.unlink()
     images = out / IMAGES_DIR
     if images.is_dir():
@@ -211,6 +218,29 @@ def generate(
         files["pseudo_annotations"] = PSEUDO_ANNOTATIONS
     job.finish({"counts": counts, "files": files})
     return out
+
+
+def pseudo_labels_name(config: PseudoConfig) -> str:
+    """File name of the pseudo-labels of ``config``: a digest of its fields, so each config
+    has its own file and a changed config never reuses another's labels."""
+    text = json.dumps(config.to_json(), sort_keys=True)
+    return f"pseudo_annotations_{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+
+
+def derive_pseudo_labels(out_dir: str | os.PathLike, config: PseudoConfig) -> Path:
+    """Pseudo-labels of ``config`` for the finished data set in ``out_dir``, made from its
+    ``annotations.json`` with the set's seed (as :func:`generate` makes
+    ``pseudo_annotations.json``) into :func:`pseudo_labels_name`; an existing file is reused.
+    Regenerating the set (``overwrite``) removes these files with the rest of its output."""
+    out = Path(out_dir)
+    path = out / pseudo_labels_name(config)
+    if path.is_file():
+        return path
+    if not (out / MANIFEST).is_file():
+        raise InputNotFoundError(f"{out}: no finished synthetic data set (generate it first)")
+    seed = int(json.loads((out / MANIFEST).read_text())["params"]["seed"])
+    gt = WholeBodySet.load(out / ANNOTATIONS)
+    return perturb_labels(gt, seed, config=config).save(path)
 
 
 # ------------------------------------------------------------------------------ command line
