@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -232,3 +235,51 @@ def test_every_data_config_composes_with_every_jitter():
         box = jitter(np.array([10, 10, 50, 100.0]), np.random.default_rng(0), None)
         assert box.shape == (4,) and not np.allclose(box, [10, 10, 50, 100])
     assert data_config("sample", "~data/jitter").train.get("jitter") is None
+
+
+def test_synthetic_pseudo_options(tmp_path):
+    """data.pseudo: null by default; a preset or mapping gives the pseudo-labels of that
+    config, derived once into their own file and trained on; wrong or ignored settings refused."""
+    over = [f"data.root={tmp_path}", "data.train_images=2", "data.val_images=1",
+            "data.num_workers=0", "data.batch_size=2"]  # fmt: skip
+    assert data_config("synthetic").pseudo is None
+    preset = data_config("synthetic", "data/pseudo=teachers_measured").pseudo
+    assert set(preset.part_noise) == {"foot", "face", "lefthand", "righthand"}
+    dm = instantiate(data_config("synthetic", *over, "data.train_labels=pseudo",
+                                 "data/pseudo=teachers_measured"))  # fmt: skip
+    assert dm.pseudo.part_noise == dict(preset.part_noise) and dm.pseudo.p_small_toe_missing == 0
+    dm.prepare_data()
+    ann_file = Path(dm.sections["train"]["ann_file"])
+    assert ann_file.parent == dm.train_dir and ann_file.name.startswith("pseudo_annotations_")
+    stamp = ann_file.stat().st_mtime_ns
+    dm.prepare_data()  # found: not derived again
+    assert ann_file.stat().st_mtime_ns == stamp
+    dm.setup("fit")
+    assert dm.train_dataset.has_conf
+    other = SyntheticDataModule(tmp_path, 2, 1, train_labels="pseudo", pseudo={"noise": 0.1},
+                                spec=SPEC)  # fmt: skip
+    assert other.sections["train"]["ann_file"] != str(ann_file)
+
+    refusals = {
+        "data.pseudo is set but data.train_labels='exact'": {"pseudo": {"noise": 0.1}},
+        "data.pseudo.nosie: unknown field": {"pseudo": {"nosie": 0.1}, "train_labels": "pseudo"},
+        r"data.pseudo.noise: must be > 0": {"pseudo": {"noise": -1}, "train_labels": "pseudo"},
+        "data.pseudo.part_noise.hand: unknown part": {
+            "pseudo": {"part_noise": {"hand": 0.1}}, "train_labels": "pseudo"},
+    }  # fmt: skip
+    for message, kwargs in refusals.items():
+        with pytest.raises(DataConfigError, match=message):
+            SyntheticDataModule(tmp_path, spec=SPEC, **kwargs)
+
+
+def test_pseudo_with_exact_labels_stops_train_py_with_one_line(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), WANDB_MODE="offline")
+    args = ["+experiment=smoke", "data/pseudo=teachers_measured",
+            f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(root / "train.py"), *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "data.pseudo is set" in lines[0] and "data.train_labels" in lines[0]
+    assert "Traceback" not in proc.stderr

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -26,6 +26,9 @@ from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
 from fullbody.errors import InputNotFoundError, UserError
+
+if TYPE_CHECKING:
+    from fullbody.synthetic import PseudoConfig
 
 #: Keys of a ``train`` section passed on to :class:`TopDownDataset` (besides the paths).
 TRAIN_KEYS = frozenset(
@@ -225,6 +228,9 @@ class SyntheticDataModule(WholeBodyDataModule):
     (other seed, other folder) under ``root`` with :func:`fullbody.synthetic.generate`;
     a second run finds them and returns at once. ``train_labels``: ``exact`` trains on the
     generator's exact labels, ``pseudo`` on its simulated pseudo-labels (with confidences).
+    ``pseudo``: fields of :class:`fullbody.synthetic.PseudoConfig` for those pseudo-labels
+    (``None``: the generator's own); they are derived once from the exact labels into a file
+    named by the config's digest (:func:`fullbody.synthetic.derive_pseudo_labels`).
     ``generator``: fields of :class:`fullbody.synthetic.SceneConfig` (image size, people
     per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
     """
@@ -237,6 +243,7 @@ class SyntheticDataModule(WholeBodyDataModule):
         *,
         train_labels: str = "exact",
         generator: Mapping[str, Any] | None = None,
+        pseudo: Mapping[str, Any] | None = None,
         generate_workers: int = 1,
         data_seed: int = 0,
         train: Mapping[str, Any] | None = None,
@@ -244,11 +251,12 @@ class SyntheticDataModule(WholeBodyDataModule):
         test: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        prefix = kwargs.get("config_prefix", "data")
         if train_labels not in ("exact", "pseudo"):
             raise DataConfigError(
-                f"{kwargs.get('config_prefix', 'data')}.train_labels must be 'exact' or "
-                f"'pseudo', got {train_labels!r}"
+                f"{prefix}.train_labels must be 'exact' or 'pseudo', got {train_labels!r}"
             )
+        self.pseudo = None if pseudo is None else _pseudo_config(pseudo, prefix, train_labels)
         self.root = Path(os.path.expanduser(str(root)))
         self.train_images, self.val_images = int(train_images), int(val_images)
         self.train_labels = train_labels
@@ -258,6 +266,10 @@ class SyntheticDataModule(WholeBodyDataModule):
         self.train_dir = self.root / f"train_n{self.train_images}_s{self.data_seed}"
         self.val_dir = self.root / f"val_n{self.val_images}_s{self.data_seed + 1}"
         labels = "pseudo_annotations.json" if train_labels == "pseudo" else "annotations.json"
+        if self.pseudo is not None:
+            from fullbody.synthetic import pseudo_labels_name
+
+            labels = pseudo_labels_name(self.pseudo)
         train = {
             **dict(train or {}),
             "ann_file": str(self.train_dir / labels),
@@ -281,7 +293,7 @@ class SyntheticDataModule(WholeBodyDataModule):
 
     def prepare_data(self) -> None:
         """Generate the training and validation scenes unless they are there already."""
-        from fullbody.synthetic import SceneConfig, generate
+        from fullbody.synthetic import SceneConfig, derive_pseudo_labels, generate
 
         try:
             config = SceneConfig(**self.generator)
@@ -292,3 +304,23 @@ class SyntheticDataModule(WholeBodyDataModule):
             (self.val_dir, self.val_images, self.data_seed + 1, False),
         ):
             generate(out, n, seed, pseudo=pseudo, config=config, workers=self.generate_workers)
+        if self.pseudo is not None:
+            derive_pseudo_labels(self.train_dir, self.pseudo)
+
+
+def _pseudo_config(options: Mapping[str, Any], prefix: str, train_labels: str) -> PseudoConfig:
+    """The :class:`~fullbody.synthetic.PseudoConfig` of ``<prefix>.pseudo``, refused when it
+    is wrong or would be ignored (training on the exact labels)."""
+    from fullbody.synthetic import PseudoConfig
+
+    if train_labels != "pseudo":
+        raise DataConfigError(
+            f"{prefix}.pseudo is set but {prefix}.train_labels={train_labels!r} trains on the "
+            f"exact labels: set {prefix}.train_labels=pseudo or leave {prefix}.pseudo null"
+        )
+    if not isinstance(options, Mapping):
+        raise DataConfigError(f"{prefix}.pseudo must be a mapping of PseudoConfig fields")
+    try:
+        return PseudoConfig.from_options(options, f"{prefix}.pseudo")
+    except ValueError as e:
+        raise DataConfigError(str(e)) from None
