@@ -36,8 +36,9 @@ from fullbody.keypoints import PART_SLICES, part_sigmas
 
 #: A point is within the OKS tolerance when its OKS term reaches this.
 OKS_TOLERANCE = 0.5
-#: Fewest points a part's curve is fitted on: below, 5 % steps of the within-tolerance
-#: fraction are noise, and a curve that shifts weights on so little is left out instead.
+#: Fewest points a part's curve is fitted on: at 50 the part's within-tolerance fraction is
+#: known to about +-0.07 (one standard error at 0.5); on fewer, a curve that moves every
+#: training weight of the part would mostly fit noise, so the part is left out instead.
 MIN_POINTS = 50
 FORMAT = "fullbody.calibration_map"
 VERSION = 1
