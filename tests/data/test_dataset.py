@@ -86,6 +86,19 @@ def test_weights_of_pseudo_labels():
         keypoint_weights(v, conf, pseudo=True, pseudo_part_weights={"hands": 1})
 
 
+def test_unweighted_pseudo_labels_weigh_one_at_or_above_the_floor():
+    v = np.full(NUM_KEYPOINTS, 2.0)
+    v[0] = 0
+    conf = np.full(NUM_KEYPOINTS, 0.8)
+    conf[1], conf[2] = 0.2, 0.3
+    w = keypoint_weights(v, conf, pseudo=True, conf_floor=0.3, conf_weighting=False,
+                         pseudo_part_weights={"face": 0.5})  # fmt: skip
+    assert (w[0], w[1], w[2], w[3]) == (0, 0, 1, 1)  # unlabelled, below, at, above the floor
+    np.testing.assert_array_equal(w[PART_SLICES["face"]], 0.5)
+    weighted = keypoint_weights(v, conf, pseudo=True, conf_floor=0.3)
+    np.testing.assert_array_equal(w > 0, weighted > 0)  # the same points, other weights
+
+
 def test_normalizer_matches_float_arithmetic():
     img = np.random.default_rng(0).integers(0, 256, (31, 17, 3), dtype=np.uint8)
     ref = (img.astype(np.float64) / 255 - IMAGENET_MEAN) / IMAGENET_STD

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import WholeBodySet
+from fullbody.data.calibration import point_errors
 from fullbody.keypoints import part_sigmas
 from fullbody.pseudo.report import (
     calibration,
     calibration_bins,
     calibration_gap,
-    point_errors,
     save_reliability_plot,
 )
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fullbody.annotations import WholeBodySet
+from fullbody.data.calibration import read_calibration_map
 from fullbody.jsonio import AnnotationError
 from fullbody.pseudo.report import coverage, quality_report
 
@@ -104,7 +105,13 @@ def test_job_and_cli_write_the_report(sample_dir, sample_ann_file, tmp_path, cap
     assert table["calibration"]["face"]["n"] > 0 and "body" not in table["calibration"]
     assert job.calibration_plot == tmp_path / "pseudo.calibration.png"
     assert job.calibration_plot.is_file()
-    cli_out = tmp_path / "cli.json"
+    assert job.calibration_map_file == tmp_path / "pseudo.calibration_map.json"
+    fitted = read_calibration_map(job.calibration_map_file, "test")
+    assert fitted.parts["face"].n == table["calibration"]["face"]["n"] >= 50
+    assert set(fitted.parts) <= set(table["calibration"])
+    cli_out = tmp_path / "cli.report.json"
     assert main([str(out), str(sample_ann_file), "--out", str(cli_out)]) == 0
     assert json.loads(cli_out.read_text()) == json.loads(written.read_text())
+    cli_map = tmp_path / "cli.calibration_map.json"
+    assert json.loads(cli_map.read_text()) == json.loads(job.calibration_map_file.read_text())
     assert "wholebody" in capsys.readouterr().out

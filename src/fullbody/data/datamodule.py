@@ -11,17 +11,20 @@ the training device. The crop (input size, box padding) is the model's
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.spec import TopDownSpec, spec_of
+from fullbody.data.calibration import CalibrationMapError, fit_against, read_calibration_map
 from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
@@ -34,11 +37,14 @@ if TYPE_CHECKING:
 TRAIN_KEYS = frozenset(
     {
         "jitter", "flip_prob", "half_body_prob", "half_body_padding", "scale_factor",
-        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "pseudo_part_weights",
-        "min_keypoints",
+        "rotation_factor", "rotation_prob", "photometric", "conf_floor", "conf_weighting",
+        "pseudo_part_weights", "min_keypoints",
     }
 )  # fmt: skip
+#: Keys of a ``train`` section the module reads itself.
+OWN_TRAIN_KEYS = frozenset({"ann_file", "image_dir", "group_size", "conf_calibration"})
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 class DataConfigError(UserError, ValueError):
@@ -53,7 +59,9 @@ class WholeBodyDataModule(L.LightningDataModule):
             one image in a row, sharing a decode; 1 = plain shuffling) and augmentation/weight
             settings of :class:`TopDownDataset` (``jitter``, ``flip_prob``, ``half_body_prob``,
             ``scale_factor``, ``rotation_factor``, ``rotation_prob``, ``photometric``,
-            ``conf_floor``, ``pseudo_part_weights``, ...).
+            ``conf_floor``, ``conf_weighting``, ``pseudo_part_weights``, ...) and
+            ``conf_calibration`` (a map of :mod:`fullbody.data.calibration` applied to the
+            pseudo-labels' confidences first).
         val: ``ann_file``, ``image_dir`` and optionally ``det_file`` (COCO person results) with
             ``det_score_threshold``; without ``det_file`` the labels' boxes are used.
         test: like ``val``; ``None`` means the validation set.
@@ -96,11 +104,16 @@ class WholeBodyDataModule(L.LightningDataModule):
         self.reduced_decode = reduced_decode
         self.seed = int(seed)
         self.prefix = config_prefix
-        unknown = set(self.sections["train"]) - TRAIN_KEYS - {"ann_file", "image_dir", "group_size"}
+        unknown = set(self.sections["train"]) - TRAIN_KEYS - OWN_TRAIN_KEYS
         if unknown:
             raise DataConfigError(
                 f"{self._key('train', sorted(unknown)[0])}: unknown setting; expected one of "
-                f"{sorted(TRAIN_KEYS | {'ann_file', 'image_dir', 'group_size'})}"
+                f"{sorted(TRAIN_KEYS | OWN_TRAIN_KEYS)}"
+            )
+        weighting = self.sections["train"].get("conf_weighting", True)
+        if not isinstance(weighting, bool):
+            raise DataConfigError(
+                f"{self._key('train', 'conf_weighting')} must be true or false, got {weighting!r}"
             )
         self.train_dataset: TopDownDataset | None = None
         self.val_dataset: TopDownDataset | None = None
@@ -122,6 +135,33 @@ class WholeBodyDataModule(L.LightningDataModule):
         if not path.exists():
             raise InputNotFoundError(f"{key}: {path} does not exist (set {key} to the {kind})")
         return path
+
+    def _calibrated(self, ann: WholeBodySet) -> WholeBodySet:
+        """The training labels with ``train.conf_calibration``'s map applied to their
+        confidences (:mod:`fullbody.data.calibration`), or as they are without one; a map that
+        could not change the weights is refused rather than ignored."""
+        sec = self.sections["train"]
+        path = sec.get("conf_calibration")
+        if path in (None, ""):
+            return ann
+        key = self._key("train", "conf_calibration")
+        if not ann.has_conf:
+            raise CalibrationMapError(
+                f"{key}: {ann.path} holds labels without confidences (human labels), so the "
+                f"map {path} has nothing to recalibrate; set {key}=null or train on pseudo-labels"
+            )
+        if not sec.get("conf_weighting", True) and float(sec.get("conf_floor", 0.0)) <= 0:
+            raise CalibrationMapError(
+                f"{key}: with {self._key('train', 'conf_weighting')}=false and "
+                f"{self._key('train', 'conf_floor')}=0 every labelled point weighs 1 whatever its "
+                f"confidence, so the map {path} would change nothing; set a floor, weigh by "
+                f"confidence, or set {key}=null"
+            )
+        cmap = read_calibration_map(path, key)
+        out = ann.subset(np.arange(len(ann)))
+        out.conf = cmap.apply(ann.conf)
+        log.info("%s: confidences recalibrated by %s (%s)", ann.path, path, ", ".join(cmap.parts))
+        return out
 
     def _common(self) -> dict[str, Any]:
         return {"spec": self.spec, "reduced_decode": self.reduced_decode}
@@ -150,8 +190,10 @@ class WholeBodyDataModule(L.LightningDataModule):
         """Load the files a stage needs (fit: train + val; validate: val; test/predict: test)."""
         if stage in (None, "fit") and self.train_dataset is None:
             sec = self.sections["train"]
-            ann = WholeBodySet.load(
-                self._path("train", "ann_file", kind="training labels or pseudo-labels JSON")
+            ann = self._calibrated(
+                WholeBodySet.load(
+                    self._path("train", "ann_file", kind="training labels or pseudo-labels JSON")
+                )
             )
             kwargs = {k: v for k, v in sec.items() if k in TRAIN_KEYS}
             self.train_dataset = TopDownDataset(
@@ -233,6 +275,10 @@ class SyntheticDataModule(WholeBodyDataModule):
     named by the config's digest (:func:`fullbody.synthetic.derive_pseudo_labels`).
     ``generator``: fields of :class:`fullbody.synthetic.SceneConfig` (image size, people
     per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
+    ``calibration_images``: with pseudo-labels, fit a confidence recalibration on the first
+    that many training images' pseudo-labels against their exact labels (as a human-labelled
+    subset would be used), saved beside the labels (reused when there) and applied to all
+    training labels; 0 = none.
     """
 
     def __init__(
@@ -242,6 +288,7 @@ class SyntheticDataModule(WholeBodyDataModule):
         val_images: int = 50,
         *,
         train_labels: str = "exact",
+        calibration_images: int = 0,
         generator: Mapping[str, Any] | None = None,
         pseudo: Mapping[str, Any] | None = None,
         generate_workers: int = 1,
@@ -270,9 +317,15 @@ class SyntheticDataModule(WholeBodyDataModule):
             from fullbody.synthetic import pseudo_labels_name
 
             labels = pseudo_labels_name(self.pseudo)
+        #: The training labels file (the one place its name is chosen).
+        self.train_labels_file = self.train_dir / labels
+        train = dict(train or {})
+        self.calibration_file = self._calibration_setting(
+            int(calibration_images), train, prefix
+        )
         train = {
-            **dict(train or {}),
-            "ann_file": str(self.train_dir / labels),
+            **train,
+            "ann_file": str(self.train_labels_file),
             "image_dir": str(self.train_dir / "images"),
         }
         val = {
@@ -282,6 +335,29 @@ class SyntheticDataModule(WholeBodyDataModule):
         }
         super().__init__(train, val, test, **kwargs)
 
+    def _calibration_setting(self, n: int, train: dict[str, Any], prefix: str) -> Path | None:
+        """Check ``calibration_images``; with some, the map's path, set as the training
+        section's ``conf_calibration``."""
+        key = f"{prefix}.calibration_images"
+        if not 0 <= n <= self.train_images:
+            raise DataConfigError(f"{key} must be in [0, {self.train_images}], got {n}")
+        self.calibration_images = n
+        if not n:
+            return None
+        if self.train_labels != "pseudo":
+            raise DataConfigError(
+                f"{key}={n} needs {prefix}.train_labels=pseudo: exact labels have no "
+                "confidences to recalibrate"
+            )
+        if train.get("conf_calibration"):
+            raise DataConfigError(
+                f"{key}={n} fits its own map: leave {prefix}.train.conf_calibration unset"
+            )
+        stem = self.train_labels_file.name.removesuffix(".json")
+        path = self.train_labels_file.with_name(f"{stem}.calibration_n{n}.json")
+        train["conf_calibration"] = str(path)
+        return path
+
     def setup(self, stage: str | None = None) -> None:
         for d in (self.train_dir, self.val_dir):
             if not (d / "annotations.json").is_file():
@@ -289,6 +365,11 @@ class SyntheticDataModule(WholeBodyDataModule):
                     f"{d}: synthetic data not generated yet: call prepare_data() first (the "
                     f"Trainer does), or point {self.prefix}.root at a generated set"
                 )
+        if self.calibration_file is not None and not self.calibration_file.is_file():
+            raise InputNotFoundError(
+                f"{self.calibration_file}: the calibration map of {self.prefix}."
+                "calibration_images is not fitted yet: call prepare_data() first (the Trainer does)"
+            )
         super().setup(stage)
 
     def prepare_data(self) -> None:
@@ -306,6 +387,17 @@ class SyntheticDataModule(WholeBodyDataModule):
             generate(out, n, seed, pseudo=pseudo, config=config, workers=self.generate_workers)
         if self.pseudo is not None:
             derive_pseudo_labels(self.train_dir, self.pseudo)
+        if self.calibration_file is not None and not self.calibration_file.is_file():
+            self._fit_calibration(self.calibration_file)
+
+    def _fit_calibration(self, path: Path) -> None:
+        """Fit the confidence map on the first ``calibration_images`` training images (by id):
+        their pseudo-labels against their exact labels; written atomically to ``path``."""
+        labels = WholeBodySet.load(self.train_labels_file)
+        exact = WholeBodySet.load(self.train_dir / "annotations.json")
+        first = sorted(exact.images)[: self.calibration_images]
+        reference = exact.subset(np.flatnonzero(np.isin(exact.image_ids, first)))
+        fit_against(labels, reference, source=str(path)).save(path)
 
 
 def _pseudo_config(options: Mapping[str, Any], prefix: str, train_labels: str) -> PseudoConfig:

@@ -69,19 +69,21 @@ def keypoint_weights(
     *,
     pseudo: bool,
     conf_floor: float = 0.0,
+    conf_weighting: bool = True,
     pseudo_part_weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """Per-keypoint loss weights (..., 133) float32.
 
     Unlabelled points (v == 0) weigh 0. Human labels weigh 1. Pseudo-labels weigh the teacher's
-    confidence, 0 below ``conf_floor``, times their part's factor in ``pseudo_part_weights`` (keys from
-    :data:`fullbody.keypoints.PART_SLICES`; missing parts weigh 1).
+    confidence (1 without ``conf_weighting``), 0 below ``conf_floor``, times their part's factor
+    in ``pseudo_part_weights`` (keys from :data:`fullbody.keypoints.PART_SLICES`; missing parts
+    weigh 1).
     """
     labelled = np.asarray(visibility) > 0
     if not pseudo:
         return labelled.astype(np.float32)
     conf = np.asarray(conf, dtype=np.float64)
-    w = np.where(labelled & (conf >= conf_floor), conf, 0.0)
+    w = np.where(labelled & (conf >= conf_floor), conf if conf_weighting else 1.0, 0.0)
     if pseudo_part_weights:
         w = w * part_factors(pseudo_part_weights, "data.train.pseudo_part_weights")
     return w.astype(np.float32)
@@ -105,7 +107,8 @@ class TopDownDataset(Dataset):
         rotation_factor, rotation_prob: rotation in degrees, N(0, factor²) clipped to ±2 factor,
             applied with ``rotation_prob``.
         photometric: an albumentations transform applied to the uint8 RGB crop, or ``None``.
-        conf_floor, pseudo_part_weights: pseudo-label weight rules (:func:`keypoint_weights`).
+        conf_floor, conf_weighting, pseudo_part_weights: pseudo-label weight rules
+            (:func:`keypoint_weights`).
         min_keypoints: training people need at least this many points of positive weight.
         reduced_decode: decode large images at 1/2-1/8 size when the crop cannot show more.
         seed: with the epoch and the index, the seed of an item's augmentation.
@@ -134,6 +137,7 @@ class TopDownDataset(Dataset):
         rotation_prob: float = 0.6,
         photometric: Callable[..., Mapping[str, Any]] | None = None,
         conf_floor: float = 0.0,
+        conf_weighting: bool = True,
         pseudo_part_weights: Mapping[str, float] | None = None,
         min_keypoints: int = 1,
         reduced_decode: bool = True,
@@ -158,6 +162,7 @@ class TopDownDataset(Dataset):
             ann.conf,
             pseudo=ann.has_conf,
             conf_floor=conf_floor,
+            conf_weighting=conf_weighting,
             pseudo_part_weights=pseudo_part_weights,
         )
         self.source = ann.path

@@ -63,3 +63,4 @@ def run(cfg: DictConfig) -> None:
         print(format_table(job.report_table["metrics"]))
         print(format_calibration(job.report_table["calibration"]))
         print(f"report: {job.report_file}, reliability plot: {job.calibration_plot}")
+        print(f"calibration map (data.train.conf_calibration): {job.calibration_map_file}")

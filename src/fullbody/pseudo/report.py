@@ -17,6 +17,9 @@ The training loss weights points by teacher confidence, so confidence should pre
 (distance / sqrt(person area), OKS's scale) and the fraction within the OKS tolerance (the
 point's OKS term exp(-d^2 / (2 area (2 sigma)^2)) >= 0.5, official sigmas), on the points that
 both the pseudo-labels and the humans label; :func:`save_reliability_plot` draws it.
+:func:`save_calibration_map` fits the recalibration that training can apply
+(``data.train.conf_calibration``): per part, the monotone chance of landing within the tolerance
+given the confidence (:mod:`fullbody.data.calibration`).
 """
 
 from __future__ import annotations
@@ -29,15 +32,14 @@ from typing import Any
 import numpy as np
 
 from fullbody.annotations import PARTS, WholeBodySet
+from fullbody.data.calibration import OKS_TOLERANCE, CalibrationMap, fit_against, paired_points
 from fullbody.jsonio import AnnotationError, write_figure
-from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE, part_sigmas
+from fullbody.keypoints import KEYPOINT_PART, PART_SLICES, PART_SLICES_WITH_WHOLE
 from fullbody.pseudo.proposals import proposal_quality, propose
 
 Metric = Callable[[WholeBodySet, Any], dict[str, float]]
 #: Confidence bin edges of the calibration: five equal bins over [0, 1] (the last one closed).
 CALIBRATION_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-#: A point is within the OKS tolerance when its OKS term reaches this.
-OKS_TOLERANCE = 0.5
 
 
 def as_predictions(labels: WholeBodySet) -> Any:
@@ -78,20 +80,6 @@ def coverage(labels: WholeBodySet, human: WholeBodySet) -> dict[str, dict[str, i
         }
         for j, part in enumerate(PARTS)
     }
-
-
-def point_errors(
-    pred: np.ndarray, gt: np.ndarray, area: np.ndarray, sigmas: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised error and OKS term of aligned points.
-
-    ``pred``, ``gt``: (..., K, >=2) positions; ``area``: the ground-truth areas, broadcastable
-    to (..., K) (e.g. (N, 1)); ``sigmas``: (K,). Error = distance / sqrt(area); OKS term =
-    exp(-d^2 / (2 area (2 sigma)^2)), cocoeval's per-point arithmetic.
-    """
-    d2 = ((np.asarray(pred, float)[..., :2] - np.asarray(gt, float)[..., :2]) ** 2).sum(-1)
-    area = np.maximum(np.asarray(area, float), np.spacing(1))
-    return np.sqrt(d2 / area), np.exp(-d2 / (2 * np.asarray(sigmas, float)) ** 2 / area / 2)
 
 
 def calibration_bins(
@@ -146,22 +134,29 @@ def calibration(
     """Per part: the confidence bins (:func:`calibration_bins`) of the points labelled both in
     ``labels`` and in ``human`` (people matched by annotation id, crowd regions left out), the
     point count and :func:`calibration_gap`. The body is left out when it is the human label."""
-    row = {int(a): i for i, a in enumerate(labels.ann_ids)}
-    keep = np.flatnonzero(~human.iscrowd.astype(bool))
-    lab_rows = np.array([row[int(a)] for a in human.ann_ids[keep]], dtype=np.int64)
-    pred, gt = labels.keypoints[lab_rows], human.keypoints[keep]
-    conf, area = labels.conf[lab_rows], human.areas[keep][:, None]
     out = {}
-    for part, sl in PART_SLICES.items():
-        both = (pred[:, sl, 2] > 0) & (gt[:, sl, 2] > 0)
-        p, g = pred[:, sl][both], gt[:, sl][both]
-        if part == "body" and np.array_equal(p[:, :2], g[:, :2]):
-            continue  # copied from the humans: nothing to calibrate
-        sig = np.broadcast_to(part_sigmas(part), both.shape)[both]
-        err, term = point_errors(p, g, np.broadcast_to(area, both.shape)[both], sig)
-        bins = calibration_bins(conf[:, sl][both], err, term >= OKS_TOLERANCE, edges)
-        out[part] = {"n": int(both.sum()), "gap": calibration_gap(bins), "bins": bins}
+    for part, (conf, err, term) in paired_points(labels, human).items():
+        bins = calibration_bins(conf, err, term >= OKS_TOLERANCE, edges)
+        out[part] = {"n": int(conf.size), "gap": calibration_gap(bins), "bins": bins}
     return out
+
+
+def calibration_map_path(report: str | os.PathLike) -> Path:
+    """Where the calibration map of a report ``<stem>.report.json`` goes:
+    ``<stem>.calibration_map.json`` beside it."""
+    report = Path(report)
+    stem = report.name.removesuffix(".json").removesuffix(".report")
+    return report.with_name(stem + ".calibration_map.json")
+
+
+def save_calibration_map(
+    labels: WholeBodySet, human: WholeBodySet, path: str | os.PathLike
+) -> CalibrationMap:
+    """Fit the confidence recalibration of ``labels`` against ``human``
+    (:func:`fullbody.data.calibration.fit_against`) and write it atomically to ``path``."""
+    fitted = fit_against(labels, human, source=str(path))
+    fitted.save(path)
+    return fitted
 
 
 def format_calibration(table: Mapping[str, Mapping[str, Any]]) -> str:
@@ -258,16 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("human", type=Path, help="COCO-WholeBody JSON with human labels")
     ap.add_argument("--out", type=Path, default=None, help="default: <pseudo stem>.report.json")
     args = ap.parse_args(argv)
-    table = quality_report(WholeBodySet.load(args.pseudo), WholeBodySet.load(args.human))
+    labels, human = WholeBodySet.load(args.pseudo), WholeBodySet.load(args.human)
+    table = quality_report(labels, human)
     out = args.out or args.pseudo.with_name(args.pseudo.stem + ".report.json")
     write_json_atomic(table, out)
     plot = save_reliability_plot(
         table["calibration"], out.with_name(out.name.removesuffix(".json") + ".calibration.png")
     )
+    cmap = calibration_map_path(out)
+    save_calibration_map(labels, human, cmap)
     print(format_table(table["metrics"]))
     print(json.dumps(table["coverage"]))
     print(format_calibration(table["calibration"]))
-    print(f"report: {out}, reliability plot: {plot}")
+    print(f"report: {out}, reliability plot: {plot}, calibration map: {cmap}")
     return 0
 
 

@@ -16,7 +16,8 @@ When every shard is there they are merged, in shard order, into the output file 
 atomically; an existing output is never replaced unless ``overwrite``), and the shard folder is
 removed unless ``keep_shards``. With ``report``, the output is then scored against the input's
 human whole-body labels (:mod:`fullbody.pseudo.report`) into ``<out stem>.report.json``, with
-the confidence calibration's reliability plot in ``<out stem>.calibration.png``.
+the confidence calibration's reliability plot in ``<out stem>.calibration.png`` and the fitted
+recalibration (``data.train.conf_calibration``) in ``<out stem>.calibration_map.json``.
 Shards depend only on their images, so the output is the same byte for byte however the work
 was split, interrupted or resumed.
 """
@@ -239,6 +240,9 @@ class PseudoLabeller:
         #: Where ``report=True`` writes the quality report, and what it held (after :meth:`run`).
         self.report_file = self.out_file.with_name(self.out_file.stem + ".report.json")
         self.calibration_plot = self.out_file.with_name(self.out_file.stem + ".calibration.png")
+        self.calibration_map_file = self.out_file.with_name(
+            self.out_file.stem + ".calibration_map.json"
+        )
         self.report_table: dict[str, Any] | None = None
         #: Images left out by ``skip_bad_images`` (id, file_name, error), and where they are listed.
         self.skipped: list[dict[str, Any]] = []
@@ -365,7 +369,11 @@ class PseudoLabeller:
         if not self.keep_shards:
             shutil.rmtree(self.shard_dir)
         if self.report:
-            from fullbody.pseudo.report import quality_report, save_reliability_plot
+            from fullbody.pseudo.report import (
+                quality_report,
+                save_calibration_map,
+                save_reliability_plot,
+            )
 
             self.report_table = quality_report(out, kept)
             if self.skipped:
@@ -373,6 +381,7 @@ class PseudoLabeller:
             with self._writing(self.report_file):
                 write_json_atomic(self.report_table, self.report_file)
                 save_reliability_plot(self.report_table["calibration"], self.calibration_plot)
+                save_calibration_map(out, kept, self.calibration_map_file)
         return out
 
     @contextlib.contextmanager
