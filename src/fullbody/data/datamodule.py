@@ -227,6 +227,10 @@ class SyntheticDataModule(WholeBodyDataModule):
     generator's exact labels, ``pseudo`` on its simulated pseudo-labels (with confidences).
     ``generator``: fields of :class:`fullbody.synthetic.SceneConfig` (image size, people
     per image, ...); folders are named by size and seed, so change ``root`` with the scenes.
+    ``test_images`` > 0 adds a held-out test set of that many scenes of ``test_seed`` (default
+    ``data_seed + 8``: the scenes of ``data.data_seed=7 data.val_images=200`` in ``eval.py``
+    when 200), scored with exact labels and never used to pick a checkpoint; 0 tests on the
+    validation set.
     """
 
     def __init__(
@@ -239,6 +243,8 @@ class SyntheticDataModule(WholeBodyDataModule):
         generator: Mapping[str, Any] | None = None,
         generate_workers: int = 1,
         data_seed: int = 0,
+        test_images: int = 0,
+        test_seed: int | None = None,
         train: Mapping[str, Any] | None = None,
         val: Mapping[str, Any] | None = None,
         test: Mapping[str, Any] | None = None,
@@ -257,6 +263,29 @@ class SyntheticDataModule(WholeBodyDataModule):
         self.data_seed = int(data_seed)
         self.train_dir = self.root / f"train_n{self.train_images}_s{self.data_seed}"
         self.val_dir = self.root / f"val_n{self.val_images}_s{self.data_seed + 1}"
+        prefix = kwargs.get("config_prefix", "data")
+        self.test_images = int(test_images)
+        self.test_seed = self.data_seed + 8 if test_seed is None else int(test_seed)
+        self.test_dir: Path | None = None
+        if self.test_images > 0:
+            if test is not None:
+                raise DataConfigError(
+                    f"{prefix}.test_images and {prefix}.test are both set: generate the "
+                    f"held-out scenes or name a test set, not both"
+                )
+            if self.test_seed in (self.data_seed, self.data_seed + 1):
+                raise DataConfigError(
+                    f"{prefix}.test_seed={self.test_seed} is the seed of the training or "
+                    f"validation scenes ({prefix}.data_seed={self.data_seed}): held-out scenes "
+                    f"need another seed"
+                )
+            self.test_dir = self.root / f"val_n{self.test_images}_s{self.test_seed}"
+            test = {
+                "ann_file": str(self.test_dir / "annotations.json"),
+                "image_dir": str(self.test_dir / "images"),
+            }
+        elif self.test_images < 0:
+            raise DataConfigError(f"{prefix}.test_images must be >= 0, got {test_images}")
         labels = "pseudo_annotations.json" if train_labels == "pseudo" else "annotations.json"
         train = {
             **dict(train or {}),
@@ -270,8 +299,18 @@ class SyntheticDataModule(WholeBodyDataModule):
         }
         super().__init__(train, val, test, **kwargs)
 
+    def _generated_dirs(self) -> list[tuple[Path, int, int, bool]]:
+        """(folder, images, seed, with pseudo-labels) of every set this module generates."""
+        dirs = [
+            (self.train_dir, self.train_images, self.data_seed, True),
+            (self.val_dir, self.val_images, self.data_seed + 1, False),
+        ]
+        if self.test_dir is not None:
+            dirs.append((self.test_dir, self.test_images, self.test_seed, False))
+        return dirs
+
     def setup(self, stage: str | None = None) -> None:
-        for d in (self.train_dir, self.val_dir):
+        for d, *_ in self._generated_dirs():
             if not (d / "annotations.json").is_file():
                 raise InputNotFoundError(
                     f"{d}: synthetic data not generated yet: call prepare_data() first (the "
@@ -287,8 +326,5 @@ class SyntheticDataModule(WholeBodyDataModule):
             config = SceneConfig(**self.generator)
         except TypeError as e:
             raise DataConfigError(f"{self.prefix}.generator: {e}") from None
-        for out, n, seed, pseudo in (
-            (self.train_dir, self.train_images, self.data_seed, True),
-            (self.val_dir, self.val_images, self.data_seed + 1, False),
-        ):
+        for out, n, seed, pseudo in self._generated_dirs():
             generate(out, n, seed, pseudo=pseudo, config=config, workers=self.generate_workers)
