@@ -283,3 +283,34 @@ def test_pseudo_with_exact_labels_stops_train_py_with_one_line(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert "data.pseudo is set" in lines[0] and "data.train_labels" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_synthetic_held_out_test_set(tmp_path):
+    """test_images adds generated scenes of another seed as the test set, with their own boxes
+    under a simulated detector; overlapping seeds and a second test set are refused."""
+    from fullbody.data.jitter import UniformJitter
+    from fullbody.data.simulated_detections import SimulatedDetectorDataModule
+
+    over = [f"data.root={tmp_path}", "data.train_images=2", "data.val_images=2",
+            "data.num_workers=0", "data.batch_size=2", "data.test_images=3"]  # fmt: skip
+    dm = instantiate(data_config("synthetic", *over))
+    dm.prepare_data()
+    dm.setup("test")
+    assert dm.test_dir == tmp_path / "val_n3_s8"  # data_seed + 8
+    assert len(dm.test_annotations.images) == 3 and dm.val_annotations is None
+    dm.setup("fit")
+    boxes = [tuple(np.round(b, 3)) for b in dm.test_annotations.bboxes]
+    assert not set(boxes) & {tuple(np.round(b, 3)) for b in dm.val_annotations.bboxes}
+
+    sim = SimulatedDetectorDataModule(
+        tmp_path, 2, 2, test_images=3, det_jitter=UniformJitter(), spec=SPEC, num_workers=0
+    )
+    sim.setup("test")
+    assert Path(sim.sections["test"]["det_file"]).parent == tmp_path / "val_n3_s8"
+    assert Path(sim.sections["val"]["det_file"]).parent == tmp_path / "val_n2_s1"
+
+    with pytest.raises(DataConfigError, match="data.test_seed=1 is the seed of the training"):
+        SyntheticDataModule(tmp_path, test_images=3, test_seed=1, spec=SPEC)
+    with pytest.raises(DataConfigError, match="data.test_images and data.test are both set"):
+        SyntheticDataModule(tmp_path, test_images=3, test={"ann_file": "x"}, spec=SPEC)

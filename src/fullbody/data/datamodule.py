@@ -279,6 +279,11 @@ class SyntheticDataModule(WholeBodyDataModule):
     that many training images' pseudo-labels against their exact labels (as a human-labelled
     subset would be used), saved beside the labels (reused when there) and applied to all
     training labels; 0 = none.
+
+    ``test_images`` > 0 adds a held-out test set of that many scenes of ``test_seed`` (default
+    ``data_seed + 8``: the scenes of ``data.data_seed=7 data.val_images=200`` in ``eval.py``
+    when 200), scored with exact labels and never used to pick a checkpoint; 0 tests on the
+    validation set.
     """
 
     def __init__(
@@ -293,6 +298,8 @@ class SyntheticDataModule(WholeBodyDataModule):
         pseudo: Mapping[str, Any] | None = None,
         generate_workers: int = 1,
         data_seed: int = 0,
+        test_images: int = 0,
+        test_seed: int | None = None,
         train: Mapping[str, Any] | None = None,
         val: Mapping[str, Any] | None = None,
         test: Mapping[str, Any] | None = None,
@@ -312,6 +319,28 @@ class SyntheticDataModule(WholeBodyDataModule):
         self.data_seed = int(data_seed)
         self.train_dir = self.root / f"train_n{self.train_images}_s{self.data_seed}"
         self.val_dir = self.root / f"val_n{self.val_images}_s{self.data_seed + 1}"
+        self.test_images = int(test_images)
+        self.test_seed = self.data_seed + 8 if test_seed is None else int(test_seed)
+        self.test_dir: Path | None = None
+        if self.test_images > 0:
+            if test is not None:
+                raise DataConfigError(
+                    f"{prefix}.test_images and {prefix}.test are both set: generate the "
+                    f"held-out scenes or name a test set, not both"
+                )
+            if self.test_seed in (self.data_seed, self.data_seed + 1):
+                raise DataConfigError(
+                    f"{prefix}.test_seed={self.test_seed} is the seed of the training or "
+                    f"validation scenes ({prefix}.data_seed={self.data_seed}): held-out scenes "
+                    f"need another seed"
+                )
+            self.test_dir = self.root / f"val_n{self.test_images}_s{self.test_seed}"
+            test = {
+                "ann_file": str(self.test_dir / "annotations.json"),
+                "image_dir": str(self.test_dir / "images"),
+            }
+        elif self.test_images < 0:
+            raise DataConfigError(f"{prefix}.test_images must be >= 0, got {test_images}")
         labels = "pseudo_annotations.json" if train_labels == "pseudo" else "annotations.json"
         if self.pseudo is not None:
             from fullbody.synthetic import pseudo_labels_name
@@ -320,9 +349,7 @@ class SyntheticDataModule(WholeBodyDataModule):
         #: The training labels file (the one place its name is chosen).
         self.train_labels_file = self.train_dir / labels
         train = dict(train or {})
-        self.calibration_file = self._calibration_setting(
-            int(calibration_images), train, prefix
-        )
+        self.calibration_file = self._calibration_setting(int(calibration_images), train, prefix)
         train = {
             **train,
             "ann_file": str(self.train_labels_file),
@@ -358,8 +385,18 @@ class SyntheticDataModule(WholeBodyDataModule):
         train["conf_calibration"] = str(path)
         return path
 
+    def _generated_dirs(self) -> list[tuple[Path, int, int, bool]]:
+        """(folder, images, seed, with pseudo-labels) of every set this module generates."""
+        dirs = [
+            (self.train_dir, self.train_images, self.data_seed, True),
+            (self.val_dir, self.val_images, self.data_seed + 1, False),
+        ]
+        if self.test_dir is not None:
+            dirs.append((self.test_dir, self.test_images, self.test_seed, False))
+        return dirs
+
     def setup(self, stage: str | None = None) -> None:
-        for d in (self.train_dir, self.val_dir):
+        for d, *_ in self._generated_dirs():
             if not (d / "annotations.json").is_file():
                 raise InputNotFoundError(
                     f"{d}: synthetic data not generated yet: call prepare_data() first (the "
@@ -380,10 +417,7 @@ class SyntheticDataModule(WholeBodyDataModule):
             config = SceneConfig(**self.generator)
         except TypeError as e:
             raise DataConfigError(f"{self.prefix}.generator: {e}") from None
-        for out, n, seed, pseudo in (
-            (self.train_dir, self.train_images, self.data_seed, True),
-            (self.val_dir, self.val_images, self.data_seed + 1, False),
-        ):
+        for out, n, seed, pseudo in self._generated_dirs():
             generate(out, n, seed, pseudo=pseudo, config=config, workers=self.generate_workers)
         if self.pseudo is not None:
             derive_pseudo_labels(self.train_dir, self.pseudo)

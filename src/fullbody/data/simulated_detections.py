@@ -78,6 +78,7 @@ class SimulatedDetectorDataModule(SyntheticDataModule):
 
     ``det_jitter``: the box jitter that turns each validation person's ground-truth box into
     its "detection" (``None``: the labels' boxes, as the plain module); ``det_seed``: its seed.
+    The held-out test scenes (``test_images``) get their detections the same way.
     The boxes are written once next to the validation scenes (see
     :func:`write_simulated_detections`) and used as ``val.det_file``.
     """
@@ -94,8 +95,9 @@ class SimulatedDetectorDataModule(SyntheticDataModule):
         self.det_seed = int(det_seed)
 
     def setup(self, stage: str | None = None) -> None:
-        labels = self.val_dir / "annotations.json"
-        if self.det_jitter is not None and labels.is_file():
-            path = write_simulated_detections(labels, self.det_jitter, self.det_seed)
-            self.sections["val"]["det_file"] = str(path)
+        for split, folder in (("val", self.val_dir), ("test", self.test_dir)):
+            labels = None if folder is None else folder / "annotations.json"
+            if self.det_jitter is not None and labels is not None and labels.is_file():
+                path = write_simulated_detections(labels, self.det_jitter, self.det_seed)
+                self.sections[split]["det_file"] = str(path)
         super().setup(stage)
