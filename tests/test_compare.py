@@ -224,3 +224,35 @@ def test_overwrite_replaces_the_jobs_of_an_earlier_sweep(tmp_path: Path) -> None
         rows = list(csv.DictReader(f))
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert all(r["wholebody/AP"] == "" for r in rows)
+
+
+def test_variants_over_seeds_get_mean_and_spread(tmp_path: Path) -> None:
+    """Runs that differ only in their seed are one variant: mean and sample spread per part
+    in sweep_summary_variants.csv and atop the Markdown; failed runs are left out."""
+    root = tmp_path / "sweep"
+    root.mkdir()
+    runs = [("0", "exact", 1, 0.40), ("1", "exact", 2, 0.50), ("2", "pseudo", 1, 0.30),
+            ("3", "pseudo", 2, 0.34), ("4", "pseudo", 3, None)]  # fmt: skip
+    for job, labels, seed, base in runs:
+        info = {"overrides": ["+experiment=x", f"+ablation/labels={labels}", f"seed={seed}"],
+                "status": "completed" if base is not None else "failed"}  # fmt: skip
+        _run(root / job, info, None if base is None else _metrics(base))
+    summarize([root], root)
+    with open(root / "sweep_summary_variants.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["overrides"], r["runs"], r["jobs"]) for r in rows] == [
+        ("+ablation/labels=exact", "2", "0 1"),
+        ("+ablation/labels=pseudo", "2", "2 3"),
+    ]
+    assert float(rows[0]["body/AP"]) == pytest.approx(0.45)
+    assert float(rows[0]["body/AP_sd"]) == pytest.approx(0.0707, abs=1e-4)  # sample sd of .4, .5
+    assert float(rows[1]["foot/AP"]) == pytest.approx(0.33)
+    text = (root / "sweep_summary.md").read_text()
+    assert "| `+ablation/labels=exact` | 2 | 0.450 ± 0.071 |" in text
+    assert text.index("Per variant") < text.index("Per run")
+
+
+def test_a_sweep_without_repeats_has_no_variant_table(sweep: Path) -> None:
+    summarize([sweep], sweep)
+    assert not (sweep / "sweep_summary_variants.csv").exists()
+    assert "Per variant" not in (sweep / "sweep_summary.md").read_text()

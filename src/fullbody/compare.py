@@ -226,6 +226,80 @@ def to_markdown(rows: Sequence[RunRow], metric: str = "wholebody") -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Override keys that repeat a variant rather than define one (:func:`variants`).
+REPEAT_KEYS = ("seed",)
+
+
+@dataclass
+class Variant:
+    """The runs of a sweep that differ only in a repeat key (the seed): their AP mean and spread."""
+
+    overrides: list[str]
+    jobs: list[str]
+    mean: dict[str, float | None]
+    spread: dict[str, float | None]  # sample standard deviation (None below 2 runs)
+
+
+def variants(rows: Sequence[RunRow], repeat_keys: Sequence[str] = REPEAT_KEYS) -> list[Variant]:
+    """Group completed runs by their overrides without the repeat keys (``seed=...``), in the
+    order each variant first appears: per AP column the mean and the sample standard deviation
+    over the runs that have it."""
+    _, own = varying_overrides(rows)
+    groups: dict[tuple[str, ...], list[RunRow]] = {}
+    for r, mine in zip(rows, own):
+        if r.status != "completed" or not r.ap:
+            continue
+        key = tuple(o for o in mine if o.lstrip("+~").split("=", 1)[0] not in repeat_keys)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, members in groups.items():
+        mean: dict[str, float | None] = {}
+        spread: dict[str, float | None] = {}
+        for col in AP_COLUMNS:
+            vals = [m.ap[col] for m in members if m.ap.get(col) is not None]
+            mean[col] = sum(vals) / len(vals) if vals else None  # type: ignore[arg-type]
+            spread[col] = (
+                math.sqrt(sum((v - mean[col]) ** 2 for v in vals) / (len(vals) - 1))  # type: ignore[operator]
+                if len(vals) > 1
+                else None
+            )
+        out.append(Variant(list(key), [m.job for m in members], mean, spread))
+    return out
+
+
+def variants_csv(groups: Sequence[Variant]) -> str:
+    """:func:`variants` as CSV: overrides, runs, jobs, then ``<part>/AP`` mean and ``_sd``."""
+    buf = io.StringIO()
+    cols = ["overrides", "runs", "jobs"]
+    for col in AP_COLUMNS:
+        cols += [col, f"{col}_sd"]
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    for g in groups:
+        row: dict[str, Any] = {"overrides": " ".join(g.overrides), "runs": len(g.jobs),
+                               "jobs": " ".join(g.jobs)}  # fmt: skip
+        for col in AP_COLUMNS:
+            row[col] = "" if g.mean[col] is None else f"{g.mean[col]:.4f}"
+            row[f"{col}_sd"] = "" if g.spread[col] is None else f"{g.spread[col]:.4f}"
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def variants_markdown(groups: Sequence[Variant]) -> str:
+    """:func:`variants` as a Markdown table of ``mean ± sd`` per part."""
+    lines = [
+        "| variant | runs | " + " | ".join(EVAL_PARTS) + " |",
+        "|---|---:|" + "---:|" * len(EVAL_PARTS),
+    ]
+    for g in groups:
+        cells = [" ".join(f"`{o}`" for o in g.overrides) or "(defaults)", str(len(g.jobs))]
+        for col in AP_COLUMNS:
+            m, sd = g.mean[col], g.spread[col]
+            cells.append("–" if m is None else f"{m:.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(rows: Sequence[RunRow], metric: str = "wholebody", title: str = "") -> Any:
     """Grouped bars: per job, one bar per part (AP); ``metric``'s bars outlined and opaque."""
     import matplotlib
@@ -266,11 +340,21 @@ def plot(rows: Sequence[RunRow], metric: str = "wholebody", title: str = "") -> 
 def write_summary(
     rows: Sequence[RunRow], out_dir: str | os.PathLike, metric: str = "wholebody", title: str = ""
 ) -> list[Path]:
-    """Write ``sweep_summary.csv``, ``.md`` and ``.png`` into ``out_dir`` (each atomically)."""
+    """Write ``sweep_summary.csv``, ``.md`` and ``.png`` into ``out_dir`` (each atomically);
+    when runs repeat a variant over seeds, also ``sweep_summary_variants.csv`` (mean and
+    spread per variant, :func:`variants`), and the Markdown shows both tables."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for suffix, text in ((".csv", to_csv(rows)), (".md", to_markdown(rows, metric))):
+    markdown = to_markdown(rows, metric)
+    groups = variants(rows)
+    if any(len(g.jobs) > 1 for g in groups):
+        markdown = (
+            f"Per variant, mean ± sample standard deviation over its seeds:\n\n"
+            f"{variants_markdown(groups)}\nPer run:\n\n{markdown}"
+        )
+        paths.append(write_atomic(variants_csv(groups), out / f"{SUMMARY_STEM}_variants.csv"))
+    for suffix, text in ((".csv", to_csv(rows)), (".md", markdown)):
         paths.append(write_atomic(text, out / f"{SUMMARY_STEM}{suffix}"))
     return [*paths, write_figure(plot(rows, metric, title), out / f"{SUMMARY_STEM}.png")]
 
