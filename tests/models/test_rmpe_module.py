@@ -120,7 +120,7 @@ def test_both_options_run_in_a_fast_dev_run_of_the_ablation(tmp_path):
 
     from fullbody.jobs.train import train
 
-    overrides = ["+experiment=rmpe_ablation", "model.stn=true", "debug=fast_dev_run",
+    overrides = ["+experiment=ablation_rmpe", "model.stn=true", "debug=fast_dev_run",
                  "data.train_images=3", "data.val_images=2", "data.batch_size=4",
                  "data.num_workers=0", "model.head_channels=32"]  # fmt: skip
     cfg = run_config("train", overrides, output_dir=tmp_path / "run", data_dir=tmp_path / "data")
@@ -137,7 +137,7 @@ def test_ablation_sweeps_baseline_against_rmpe(tmp_path):
     from hydra.utils import instantiate
 
     for stn in (False, True):
-        overrides = ["+experiment=rmpe_ablation", f"model.stn={str(stn).lower()}"]
+        overrides = ["+experiment=ablation_rmpe", f"model.stn={str(stn).lower()}"]
         cfg = compose_config("train", overrides, output_dir=tmp_path)
         assert cfg.model.parallel_sppe is stn
         assert cfg.data._target_.endswith("SimulatedDetectorDataModule")

@@ -9,7 +9,7 @@ person-results file — exactly what ``data.val.det_file`` takes.
 
 :class:`SimulatedDetectorDataModule` is the synthetic data module evaluated that way: its
 ``det_jitter`` boxes replace the labels' boxes for validation and test
-(``conf/experiment/rmpe_ablation.yaml`` uses it).
+(``conf/experiment/ablation_rmpe.yaml`` uses it).
 """
 
 from __future__ import annotations
