@@ -208,10 +208,16 @@ def test_synthetic_config(tmp_path):
 
 
 def test_default_jitter_is_alphaposes_dpg_with_the_published_numbers():
-    """The data configs train with AlphaPose's DPG jitter unless a detector fit is given."""
+    """The COCO data configs train with AlphaPose's DPG jitter unless a detector fit is given;
+    the synthetic scenes (scored on their labels' boxes) with none unless asked."""
     from fullbody.data.jitter import DPGJitter
 
-    for name in ("coco_wholebody", "sample", "synthetic"):
+    assert data_config("synthetic").train.get("jitter") is None
+    assert data_config("synthetic").train.photometric is None
+    assert isinstance(
+        instantiate(data_config("synthetic", "data/jitter=dpg").train.jitter), DPGJitter
+    )
+    for name in ("coco_wholebody", "sample"):
         jitter = instantiate(data_config(name).train.jitter)
         assert isinstance(jitter, DPGJitter)
         assert (jitter.crop_prob, jitter.crop_range) == (0.15, (0.85, 1.0))
