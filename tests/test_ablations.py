@@ -76,7 +76,7 @@ def test_each_ablation_sweeps_its_variants_over_two_seeds(name, tmp_path):
         cfg = _with_hydra([exp, f"+ablation/{name}={variant}"])
         for key, value in pairs:
             assert _get(cfg, key) == value, (variant, key)
-        assert cfg.trainer.max_steps == 1500 and cfg.data.test_images == 200
+        assert cfg.trainer.max_steps == 1000 and cfg.data.test_images == 200
         assert str(cfg.hydra.mode).endswith("MULTIRUN")
 
 
