@@ -252,6 +252,18 @@ def test_variants_over_seeds_get_mean_and_spread(tmp_path: Path) -> None:
     assert text.index("Per variant") < text.index("Per run")
 
 
+def test_a_sweep_under_way_names_its_one_variant(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    root.mkdir()
+    for job, seed in (("0", 1), ("1", 2)):
+        info = {"overrides": ["+ablation/labels=exact", f"seed={seed}"], "status": "completed"}
+        _run(root / job, info, _metrics(0.4))
+    _run(root / "2", {"overrides": ["+ablation/labels=pseudo", "seed=1"], "status": "running"},
+         None)  # fmt: skip
+    summarize([root], root)
+    assert "| `+ablation/labels=exact` | 2 |" in (root / "sweep_summary.md").read_text()
+
+
 def test_a_sweep_without_repeats_has_no_variant_table(sweep: Path) -> None:
     summarize([sweep], sweep)
     assert not (sweep / "sweep_summary_variants.csv").exists()

@@ -244,13 +244,17 @@ def variants(rows: Sequence[RunRow], repeat_keys: Sequence[str] = REPEAT_KEYS) -
     """Group completed runs by their overrides without the repeat keys (``seed=...``), in the
     order each variant first appears: per AP column the mean and the sample standard deviation
     over the runs that have it."""
+
+    def defining(overrides: list[str]) -> tuple[str, ...]:
+        return tuple(o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in repeat_keys)
+
     _, own = varying_overrides(rows)
+    done = [(r, mine) for r, mine in zip(rows, own) if r.status == "completed" and r.ap]
+    # One variant so far (a sweep under way): name it by all its overrides, not by none.
+    single = len({defining(mine) for _, mine in done}) == 1
     groups: dict[tuple[str, ...], list[RunRow]] = {}
-    for r, mine in zip(rows, own):
-        if r.status != "completed" or not r.ap:
-            continue
-        key = tuple(o for o in mine if o.lstrip("+~").split("=", 1)[0] not in repeat_keys)
-        groups.setdefault(key, []).append(r)
+    for r, mine in done:
+        groups.setdefault(defining(r.overrides if single else mine), []).append(r)
     out = []
     for key, members in groups.items():
         mean: dict[str, float | None] = {}

@@ -231,7 +231,7 @@ def test_every_data_config_composes_with_every_jitter():
     names = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if not p.stem.startswith("_"))
     assert names == ["coco_wholebody", "sample", "synthetic"]
     for name in names:
-        cfg = data_config(name)
+        cfg = data_config(name, "data/jitter=dpg")
         assert cfg.batch_size > 0 and cfg.train.jitter._target_.endswith("DPGJitter")
         assert np.isclose(cfg.spec.input_size[1] / cfg.spec.input_size[0], 0.75)
     kinds = {p.stem for p in (CONF / "data" / "jitter").glob("*.yaml")}

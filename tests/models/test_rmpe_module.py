@@ -121,15 +121,17 @@ def test_both_options_run_in_a_fast_dev_run_of_the_ablation(tmp_path):
     from fullbody.jobs.train import train
 
     overrides = ["+experiment=ablation_rmpe", "model.stn=true", "debug=fast_dev_run",
-                 "data.train_images=3", "data.val_images=2", "data.batch_size=4",
+                 "data.train_images=3", "data.val_images=2", "data.test_images=2",
+                 "data.batch_size=4",
                  "data.num_workers=0", "model.head_channels=32"]  # fmt: skip
     cfg = run_config("train", overrides, output_dir=tmp_path / "run", data_dir=tmp_path / "data")
     assert cfg.model.stn and cfg.model.parallel_sppe
     metrics = train(cfg)
     assert "test/wholebody/AP" in metrics
     assert metrics["train/loss_parallel_sppe"] > 0 and "train/stn/scale" in metrics
-    dets = list((tmp_path / "data").glob("synthetic/val_*/simulated_detections_*.json"))
-    assert len(dets) == 1  # evaluated on the simulated detector's boxes
+    dets = sorted((tmp_path / "data").glob("synthetic/val_*/simulated_detections_*.json"))
+    # validated and tested (held-out scenes) on the simulated detector's boxes
+    assert [d.parent.name for d in dets] == ["val_n2_s1", "val_n2_s8"]
 
 
 def test_ablation_sweeps_baseline_against_rmpe(tmp_path):
