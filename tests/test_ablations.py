@@ -73,7 +73,8 @@ def test_each_ablation_sweeps_its_variants_over_two_seeds(name, tmp_path):
     assert {p.stem for p in (CONF / "ablation" / name).glob("*.yaml")} == set(variants)
     assert len(str(params.seed).split(",")) >= 2
     for variant, pairs in EXPECTED[name].items():
-        cfg = _with_hydra([exp, f"+ablation/{name}={variant}"])
+        # The order a multirun job composes in: the sweep's parameters, then the command line.
+        cfg = _with_hydra([f"+ablation/{name}={variant}", "seed=1", exp])
         for key, value in pairs:
             assert _get(cfg, key) == value, (variant, key)
         assert cfg.trainer.max_steps == 1000 and cfg.data.test_images == 200

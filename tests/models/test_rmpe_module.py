@@ -120,7 +120,7 @@ def test_both_options_run_in_a_fast_dev_run_of_the_ablation(tmp_path):
 
     from fullbody.jobs.train import train
 
-    overrides = ["+experiment=ablation_rmpe", "model.stn=true", "debug=fast_dev_run",
+    overrides = ["+ablation/rmpe=sstn_psppe", "+experiment=ablation_rmpe", "debug=fast_dev_run",
                  "data.train_images=3", "data.val_images=2", "data.test_images=2",
                  "data.batch_size=4",
                  "data.num_workers=0", "model.head_channels=32"]  # fmt: skip
@@ -135,15 +135,16 @@ def test_both_options_run_in_a_fast_dev_run_of_the_ablation(tmp_path):
 
 
 def test_ablation_sweeps_baseline_against_rmpe(tmp_path):
-    """``model.stn=false,true`` compares the plain network with SSTN + parallel SPPE."""
+    """Its variants build the plain network, SSTN + parallel SPPE, and SSTN alone."""
     from hydra.utils import instantiate
 
-    for stn in (False, True):
-        overrides = ["+experiment=ablation_rmpe", f"model.stn={str(stn).lower()}"]
+    for variant, stn, psppe in (("plain", False, False), ("sstn_psppe", True, True),
+                                ("sstn", True, False)):  # fmt: skip
+        overrides = [f"+ablation/rmpe={variant}", "+experiment=ablation_rmpe"]
         cfg = compose_config("train", overrides, output_dir=tmp_path)
-        assert cfg.model.parallel_sppe is stn
+        assert (cfg.model.stn, cfg.model.parallel_sppe) == (stn, psppe)
         assert cfg.data._target_.endswith("SimulatedDetectorDataModule")
         assert cfg.data.train.jitter.scale == cfg.data.det_jitter.scale > 1
         model = instantiate(cfg.model, _convert_="all")
         assert isinstance(model.net, STNPoseNet) is stn
-        assert (model.parallel_sppe is not None) is stn
+        assert (model.parallel_sppe is not None) is psppe
