@@ -11,7 +11,7 @@ from helpers.configs import compose_config, run_config
 from fullbody.codecs.spec import TopDownSpec
 from fullbody.keypoints import NUM_KEYPOINTS
 from fullbody.models.module import PoseModule
-from fullbody.models.stn import STNPoseNet
+from fullbody.models.stn import LOC_LR_MULT, STNPoseNet
 
 K = NUM_KEYPOINTS
 SMALL = {
@@ -148,3 +148,31 @@ def test_ablation_sweeps_baseline_against_rmpe(tmp_path):
         model = instantiate(cfg.model, _convert_="all")
         assert isinstance(model.net, STNPoseNet) is stn
         assert (model.parallel_sppe is not None) is psppe
+
+
+def test_localisation_network_learns_at_its_own_rate() -> None:
+    """``stn_kwargs.lr_mult`` puts the localisation network in a parameter group of its own at
+    that fraction of the learning rate (the schedule scales both); every parameter is in one
+    group; a rate that is not positive is refused."""
+    from types import SimpleNamespace
+
+    from fullbody.errors import ConfigError
+
+    m = PoseModule(**SMALL, stn=True, stn_kwargs={"lr_mult": 0.1, "max_rotation": 20.0})
+    dm = SimpleNamespace(train_dataloader=lambda: list(range(4)))
+    trainer = SimpleNamespace(datamodule=dm, limit_train_batches=1.0, accumulate_grad_batches=1,
+                              max_epochs=2, max_steps=-1)  # fmt: skip
+    object.__setattr__(m, "_trainer", trainer)
+    conf = m.configure_optimizers()
+    rest, loc = conf["optimizer"].param_groups
+    assert {id(p) for p in loc["params"]} == {id(p) for p in m.net.localisation.parameters()}
+    assert len(rest["params"]) + len(loc["params"]) == len(list(m.parameters()))
+    assert loc["lr"] == pytest.approx(0.1 * rest["lr"])
+    conf["lr_scheduler"]["scheduler"].step()
+    rest, loc = conf["optimizer"].param_groups
+    assert loc["lr"] == pytest.approx(0.1 * rest["lr"]) and rest["lr"] > 0
+    assert m.net.affine.max_rotation == pytest.approx(torch.pi / 9)  # the other kwargs still apply
+    assert PoseModule(**SMALL, stn=True).stn_lr_mult == LOC_LR_MULT < 1
+    for bad in (0.0, -1.0):
+        with pytest.raises(ConfigError, match="model.stn_kwargs.lr_mult"):
+            PoseModule(**SMALL, stn=True, stn_kwargs={"lr_mult": bad})

@@ -43,20 +43,28 @@ from fullbody.models.schedule import (
     set_rng_states,
     stepping_batches,
 )
-from fullbody.models.stn import ParallelSPPE, STNOutput, STNPoseNet, stn_statistics
+from fullbody.models.stn import (
+    LOC_LR_MULT,
+    ParallelSPPE,
+    STNOutput,
+    STNPoseNet,
+    stn_statistics,
+)
 
 
 def adam(
-    params: Iterable[nn.Parameter],
+    params: Iterable[nn.Parameter] | Iterable[dict[str, Any]],
     lr: float,
     weight_decay: float = 0.0,
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Adam:
     """Adam as the student trains with it: the fused kernel (one pass over all parameters)
     where the parameters live on the CPU or a CUDA GPU: on a CPU an order of magnitude faster
-    than the per-tensor loop PyTorch picks off CUDA (docs/results.md)."""
+    than the per-tensor loop PyTorch picks off CUDA (docs/results.md). ``params``: parameters
+    or parameter groups (a group's own ``lr`` wins over ``lr``)."""
     params = list(params)
-    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    tensors = [t for g in params for t in (g["params"] if isinstance(g, dict) else [g])]
+    fused = all(p.device.type in ("cpu", "cuda") for p in tensors)
     return torch.optim.Adam(
         params, lr=lr, weight_decay=weight_decay, betas=betas, fused=True if fused else None
     )
@@ -86,6 +94,8 @@ class PoseModule(L.LightningModule):
         stn, stn_kwargs: RMPE's symmetric spatial transformer around the network
             (:class:`fullbody.models.stn.STNPoseNet` and its bounds); heatmaps stay in the
             input crop's frame, so decoding and evaluation are unchanged (docs/rmpe.md).
+            ``stn_kwargs.lr_mult`` scales the localisation network's learning rate
+            (default :data:`fullbody.models.stn.LOC_LR_MULT`).
         parallel_sppe, parallel_sppe_weight, parallel_sppe_ckpt, parallel_sppe_recentre:
             RMPE's frozen parallel SPPE (training only; needs ``stn``): a heatmap loss on the
             transformed crop against the labels re-centred there, times the weight; the frozen
@@ -166,8 +176,12 @@ class PoseModule(L.LightningModule):
                 f"stride of "
                 f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
             )
+        stn_kwargs = dict(stn_kwargs or {})
+        self.stn_lr_mult = float(stn_kwargs.pop("lr_mult", LOC_LR_MULT))
+        if not self.stn_lr_mult > 0:
+            raise ConfigError(f"model.stn_kwargs.lr_mult={self.stn_lr_mult}: must be > 0")
         if stn:
-            self.net = STNPoseNet(self.net, **(stn_kwargs or {}))
+            self.net = STNPoseNet(self.net, **stn_kwargs)
         self.codec = self.spec.codec()
         self.parallel_sppe: ParallelSPPE | None = None
         if parallel_sppe:
@@ -322,7 +336,15 @@ class PoseModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = adam(self.parameters(), hp.lr, hp.weight_decay, tuple(hp.betas))
+        params: list[Any] = list(self.parameters())
+        if isinstance(self.net, STNPoseNet) and self.stn_lr_mult != 1.0:
+            loc = list(self.net.localisation.parameters())
+            ids = {id(p) for p in loc}
+            params = [
+                {"params": [p for p in params if id(p) not in ids]},
+                {"params": loc, "lr": hp.lr * self.stn_lr_mult},
+            ]
+        optimizer = adam(params, hp.lr, hp.weight_decay, tuple(hp.betas))
         total = stepping_batches(self.trainer)  # None: the time budget fixes it later
         epochs = self.trainer.max_epochs
         per_epoch = epoch_steps(self.trainer) or (

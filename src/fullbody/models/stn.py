@@ -194,6 +194,13 @@ class LocalisationNet(nn.Module):
             return self.out(hidden.float())
 
 
+#: The localisation network's learning rate as a fraction of the pose network's
+#: (``model.stn_kwargs.lr_mult``): at the full rate of the default recipe its bounded outputs ran
+#: to their limits (30 degrees, scale 1.5) within a few hundred steps and stayed there, since
+#: tanh's gradient vanishes at the bounds (docs/ablations.md).
+LOC_LR_MULT = 0.1
+
+
 class BoundedAffine(nn.Module):
     """Raw (B,5) parameters -> bounded normalised affine ``theta`` (identity at zero)."""
 
