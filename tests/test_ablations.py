@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,22 @@ def test_the_labels_ablation_runs_as_one_command(tmp_path):
     assert (tmp_path / "data" / "synthetic" / "val_n2_s8" / "annotations.json").is_file()
     derived = list((tmp_path / "data" / "synthetic" / "train_n3_s0").glob("pseudo_annotations_*"))
     assert len(derived) == 1  # the measured teachers' labels, made once for both seeds
+
+
+def test_every_table_on_the_results_page_is_its_sweeps_summary():
+    """docs/ablations.md: each variant table, marked with the summary it copies, holds that
+    file's means and spreads (3 decimals), every variant of it, in its order."""
+    page = (ROOT / "docs" / "ablations.md").read_text()
+    marks = re.findall(r"<!-- table: (\S+) -->\n((?:\|.*\n)+)", page)
+    assert len(marks) >= 4
+    for source, table in marks:
+        with open(ROOT / "docs" / source) as f:
+            rows = list(csv.DictReader(f))
+        lines = table.strip().splitlines()[2:]
+        assert len(lines) == len(rows), source
+        for line, row in zip(lines, rows, strict=True):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[0] == f"`{row['overrides'].split('=')[-1]}`" and cells[1] == row["runs"]
+            parts = ("body", "foot", "face", "lefthand", "righthand", "wholebody")
+            want = [f"{float(row[p + '/AP']):.3f} ± {float(row[p + '/AP_sd']):.3f}" for p in parts]
+            assert cells[2:] == want, (source, cells[0])
