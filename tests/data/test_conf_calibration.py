@@ -151,12 +151,15 @@ def test_refusals_of_the_map_option(tmp_path):
     path = _curve_map().save(tmp_path / "m.json")
     with pytest.raises(CalibrationMapError, match=rf"^{OPTION}: .*ann.json holds labels without"):
         _module(human_file, human_dir, conf_calibration=str(path)).setup("fit")
-    unweighted = _module(ann_file, image_dir, conf_calibration=str(path), conf_weighting=False)
+    # Refused at construction (before a logger or a trainer starts): settings it cannot act
+    # under, a missing or malformed map.
     with pytest.raises(CalibrationMapError, match=r"conf_floor=0 .* would change nothing"):
-        unweighted.setup("fit")
-    missing = _module(ann_file, image_dir, conf_calibration=str(tmp_path / "none.json"))
+        _module(ann_file, image_dir, conf_calibration=str(path), conf_weighting=False)
     with pytest.raises(CalibrationMapError, match=rf"^{OPTION}: .*none.json: no such file"):
-        missing.setup("fit")
+        _module(ann_file, image_dir, conf_calibration=str(tmp_path / "none.json"))
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    with pytest.raises(CalibrationMapError, match=rf"^{OPTION}: .*bad.json: not a calibration"):
+        _module(ann_file, image_dir, conf_calibration=str(tmp_path / "bad.json"))
     with pytest.raises(DataConfigError, match=r"conf_weighting must be true or false"):
         _module(ann_file, image_dir, conf_weighting="no")
     floored = _module(ann_file, image_dir, conf_calibration=str(path), conf_weighting=False,

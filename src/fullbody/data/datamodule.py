@@ -115,6 +115,7 @@ class WholeBodyDataModule(L.LightningDataModule):
             raise DataConfigError(
                 f"{self._key('train', 'conf_weighting')} must be true or false, got {weighting!r}"
             )
+        self._check_calibration(weighting)
         self.train_dataset: TopDownDataset | None = None
         self.val_dataset: TopDownDataset | None = None
         self.test_dataset: TopDownDataset | None = None
@@ -122,6 +123,29 @@ class WholeBodyDataModule(L.LightningDataModule):
         self.test_annotations: WholeBodySet | None = None
 
     # ------------------------------------------------------------------ config helpers
+    def _calibration_made_here(self) -> bool:
+        """Whether ``train.conf_calibration`` names a map this module writes in
+        ``prepare_data`` (so it is not there to read at construction)."""
+        return False
+
+    def _check_calibration(self, weighting: bool) -> None:
+        """Refuse a ``train.conf_calibration`` that could not act, or a map that is missing or
+        malformed, at construction: before a logger or a trainer starts."""
+        sec = self.sections["train"]
+        path = sec.get("conf_calibration")
+        if path in (None, ""):
+            return
+        key = self._key("train", "conf_calibration")
+        if not weighting and float(sec.get("conf_floor", 0.0)) <= 0:
+            raise CalibrationMapError(
+                f"{key}: with {self._key('train', 'conf_weighting')}=false and "
+                f"{self._key('train', 'conf_floor')}=0 every labelled point weighs 1 whatever its "
+                f"confidence, so the map {path} would change nothing; set a floor, weigh by "
+                f"confidence, or set {key}=null"
+            )
+        if not self._calibration_made_here():
+            read_calibration_map(path, key)
+
     def _key(self, split: str, name: str) -> str:
         return f"{self.prefix}.{split}.{name}" if self.prefix else f"{split}.{name}"
 
@@ -149,13 +173,6 @@ class WholeBodyDataModule(L.LightningDataModule):
             raise CalibrationMapError(
                 f"{key}: {ann.path} holds labels without confidences (human labels), so the "
                 f"map {path} has nothing to recalibrate; set {key}=null or train on pseudo-labels"
-            )
-        if not sec.get("conf_weighting", True) and float(sec.get("conf_floor", 0.0)) <= 0:
-            raise CalibrationMapError(
-                f"{key}: with {self._key('train', 'conf_weighting')}=false and "
-                f"{self._key('train', 'conf_floor')}=0 every labelled point weighs 1 whatever its "
-                f"confidence, so the map {path} would change nothing; set a floor, weigh by "
-                f"confidence, or set {key}=null"
             )
         cmap = read_calibration_map(path, key)
         out = ann.subset(np.arange(len(ann)))
@@ -361,6 +378,9 @@ class SyntheticDataModule(WholeBodyDataModule):
             "image_dir": str(self.val_dir / "images"),
         }
         super().__init__(train, val, test, **kwargs)
+
+    def _calibration_made_here(self) -> bool:
+        return self.calibration_file is not None
 
     def _calibration_setting(self, n: int, train: dict[str, Any], prefix: str) -> Path | None:
         """Check ``calibration_images``; with some, the map's path, set as the training
