@@ -24,7 +24,12 @@ from torch.utils.data import DataLoader
 
 from fullbody.annotations import WholeBodySet
 from fullbody.codecs.spec import TopDownSpec, spec_of
-from fullbody.data.calibration import CalibrationMapError, fit_against, read_calibration_map
+from fullbody.data.calibration import (
+    CalibrationMap,
+    CalibrationMapError,
+    fit_against,
+    read_calibration_map,
+)
 from fullbody.data.dataset import TopDownDataset
 from fullbody.data.detections import PersonDetections
 from fullbody.data.sampler import ImageGroupedSampler
@@ -115,7 +120,8 @@ class WholeBodyDataModule(L.LightningDataModule):
             raise DataConfigError(
                 f"{self._key('train', 'conf_weighting')} must be true or false, got {weighting!r}"
             )
-        self._check_calibration(weighting)
+        #: The training labels' confidence map, read at construction when it is there already.
+        self._calibration_map: CalibrationMap | None = self._check_calibration(weighting)
         self.train_dataset: TopDownDataset | None = None
         self.val_dataset: TopDownDataset | None = None
         self.test_dataset: TopDownDataset | None = None
@@ -128,13 +134,14 @@ class WholeBodyDataModule(L.LightningDataModule):
         ``prepare_data`` (so it is not there to read at construction)."""
         return False
 
-    def _check_calibration(self, weighting: bool) -> None:
+    def _check_calibration(self, weighting: bool) -> CalibrationMap | None:
         """Refuse a ``train.conf_calibration`` that could not act, or a map that is missing or
-        malformed, at construction: before a logger or a trainer starts."""
+        malformed, at construction: before a logger or a trainer starts. Returns the map, or
+        None without one or when this module writes it later."""
         sec = self.sections["train"]
         path = sec.get("conf_calibration")
         if path in (None, ""):
-            return
+            return None
         key = self._key("train", "conf_calibration")
         if not weighting and float(sec.get("conf_floor", 0.0)) <= 0:
             raise CalibrationMapError(
@@ -143,8 +150,7 @@ class WholeBodyDataModule(L.LightningDataModule):
                 f"confidence, so the map {path} would change nothing; set a floor, weigh by "
                 f"confidence, or set {key}=null"
             )
-        if not self._calibration_made_here():
-            read_calibration_map(path, key)
+        return None if self._calibration_made_here() else read_calibration_map(path, key)
 
     def _key(self, split: str, name: str) -> str:
         return f"{self.prefix}.{split}.{name}" if self.prefix else f"{split}.{name}"
@@ -174,7 +180,7 @@ class WholeBodyDataModule(L.LightningDataModule):
                 f"{key}: {ann.path} holds labels without confidences (human labels), so the "
                 f"map {path} has nothing to recalibrate; set {key}=null or train on pseudo-labels"
             )
-        cmap = read_calibration_map(path, key)
+        cmap = self._calibration_map or read_calibration_map(path, key)
         out = ann.subset(np.arange(len(ann)))
         out.conf = cmap.apply(ann.conf)
         log.info("%s: confidences recalibrated by %s (%s)", ann.path, path, ", ".join(cmap.parts))

@@ -337,7 +337,7 @@ class PoseModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         params: list[Any] = list(self.parameters())
-        if isinstance(self.net, STNPoseNet) and self.stn_lr_mult != 1.0:
+        if isinstance(self.net, STNPoseNet):
             loc = list(self.net.localisation.parameters())
             ids = {id(p) for p in loc}
             params = [
