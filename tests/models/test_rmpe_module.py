@@ -153,7 +153,7 @@ def test_ablation_sweeps_baseline_against_rmpe(tmp_path):
 def test_localisation_network_learns_at_its_own_rate() -> None:
     """``stn_kwargs.lr_mult`` puts the localisation network in a parameter group of its own at
     that fraction of the learning rate (the schedule scales both); every parameter is in one
-    group; a rate that is not positive is refused."""
+    group; a rate that is not a positive number is refused."""
     from types import SimpleNamespace
 
     from fullbody.errors import ConfigError
@@ -173,6 +173,6 @@ def test_localisation_network_learns_at_its_own_rate() -> None:
     assert loc["lr"] == pytest.approx(0.1 * rest["lr"]) and rest["lr"] > 0
     assert m.net.affine.max_rotation == pytest.approx(torch.pi / 9)  # the other kwargs still apply
     assert PoseModule(**SMALL, stn=True).stn_lr_mult == LOC_LR_MULT < 1
-    for bad in (0.0, -1.0):
+    for bad in (0.0, -1.0, "fast", None, True):
         with pytest.raises(ConfigError, match="model.stn_kwargs.lr_mult"):
             PoseModule(**SMALL, stn=True, stn_kwargs={"lr_mult": bad})

@@ -177,9 +177,10 @@ class PoseModule(L.LightningModule):
                 f"{backbone}'s last stage (e.g. 256x192, 128x96, 384x288)"
             )
         stn_kwargs = dict(stn_kwargs or {})
-        self.stn_lr_mult = float(stn_kwargs.pop("lr_mult", LOC_LR_MULT))
-        if not self.stn_lr_mult > 0:
-            raise ConfigError(f"model.stn_kwargs.lr_mult={self.stn_lr_mult}: must be > 0")
+        lr_mult = stn_kwargs.pop("lr_mult", LOC_LR_MULT)
+        if isinstance(lr_mult, bool) or not isinstance(lr_mult, int | float) or not lr_mult > 0:
+            raise ConfigError(f"model.stn_kwargs.lr_mult={lr_mult!r}: must be a number > 0")
+        self.stn_lr_mult = float(lr_mult)
         if stn:
             self.net = STNPoseNet(self.net, **stn_kwargs)
         self.codec = self.spec.codec()
